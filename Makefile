@@ -1,0 +1,25 @@
+# The two commands a newcomer needs:
+#   make run   start Medic on the embedded default (SQLite, no external services)
+#   make test  run the whole test suite (starts throwaway PostgreSQL and Redis itself)
+.PHONY: run test lint format bench-ingest schema
+
+PYTHON ?= python3
+PORT ?= 8000
+
+run:
+	@PORT=$(PORT) PYTHON=$(PYTHON) bash scripts/run.sh
+
+test:
+	@PYTHON=$(PYTHON) bash scripts/test.sh $(ARGS)
+
+lint:
+	.venv/bin/ruff check . && .venv/bin/ruff format --check .
+
+format:
+	.venv/bin/ruff format . && .venv/bin/ruff check --fix .
+
+schema:
+	MEDIC_EMBEDDED=1 .venv/bin/python manage.py spectacular --validate --fail-on-warn --file var/openapi.yaml
+
+bench-ingest:
+	@PYTHON=$(PYTHON) bash bench/ingest/run.sh

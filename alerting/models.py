@@ -1,0 +1,144 @@
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class Team(models.Model):
+    """A team; services reference it by name (the v1 ``team`` string)."""
+
+    name = models.CharField(max_length=100, unique=True)
+    slack_channel_id = models.CharField(max_length=64, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class AlertState(models.TextChoices):
+    OPEN = "open", "open"
+    RESOLVED = "resolved", "resolved"
+
+
+class AlertReason(models.TextChoices):
+    MISSED_HEARTBEAT = "missed_heartbeat", "heartbeats stopped"
+    NEVER_REPORTED = "never_reported", "never sent a heartbeat"
+
+
+class Alert(models.Model):
+    service = models.ForeignKey(
+        "heartbeats.Service", on_delete=models.CASCADE, related_name="alerts"
+    )
+    # Stable per service: one incident at a time, and the PagerDuty dedup key (v1: medic-{name}).
+    dedup_key = models.CharField(max_length=300)
+    state = models.CharField(max_length=10, choices=AlertState.choices, default=AlertState.OPEN)
+    reason = models.CharField(max_length=32, choices=AlertReason.choices)
+    priority = models.CharField(max_length=2)
+    summary = models.CharField(max_length=500)
+    opened_at = models.DateTimeField(default=timezone.now)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    # How many notification rounds went out (v1 ``alert_cycle``).
+    notify_count = models.PositiveIntegerField(default=0)
+    last_notified_at = models.DateTimeField(null=True, blank=True)
+    next_notify_at = models.DateTimeField(null=True, blank=True)
+    # True while notifications were held back (mute, maintenance): sent once the hold lifts.
+    suppressed = models.BooleanField(default=False)
+    external_reference_id = models.CharField(max_length=300, blank=True, default="")
+    # Id in the v1 database for imported rows: makes the import idempotent.
+    v1_id = models.BigIntegerField(null=True, blank=True, unique=True)
+
+    class Meta:
+        ordering = ["-opened_at", "-id"]
+        constraints = [
+            # The database, not the sweep, guarantees "exactly one open alert per service": two
+            # concurrent sweepers cannot both insert one.
+            models.UniqueConstraint(
+                fields=["service"], condition=Q(state="open"), name="alert_one_open_per_service"
+            )
+        ]
+        indexes = [
+            models.Index(
+                fields=["next_notify_at"], name="alert_renotify_idx", condition=Q(state="open")
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"alert {self.pk} {self.dedup_key} ({self.state})"
+
+
+class Channel(models.TextChoices):
+    SLACK = "slack", "Slack"
+    PAGERDUTY = "pagerduty", "PagerDuty"
+    WEBHOOK = "webhook", "Webhook"
+
+
+class NotificationEvent(models.TextChoices):
+    TRIGGER = "trigger", "alert opened"
+    RENOTIFY = "renotify", "still down"
+    RESOLVE = "resolve", "recovered"
+
+
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending", "pending"
+    RETRYING = "retrying", "retrying"
+    SUCCEEDED = "succeeded", "succeeded"
+    FAILED = "failed", "failed"
+    SUPPRESSED = "suppressed", "suppressed"
+
+
+class Delivery(models.Model):
+    """One notification of one alert event to one target. Written before anything is sent."""
+
+    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="deliveries")
+    event = models.CharField(max_length=10, choices=NotificationEvent.choices)
+    channel = models.CharField(max_length=10, choices=Channel.choices)
+    # Human-readable destination (channel id, "PagerDuty routing key …abcd", URL host).
+    target = models.CharField(max_length=300)
+    status = models.CharField(
+        max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    response_code = models.PositiveIntegerField(null=True, blank=True)
+    error = models.CharField(max_length=1000, blank=True, default="")
+    suppressed_reason = models.CharField(max_length=200, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        verbose_name_plural = "deliveries"
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"],
+                name="delivery_pending_idx",
+                condition=Q(status__in=["pending", "retrying"]),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.channel} {self.event} for alert {self.alert_id}: {self.status}"
+
+
+class DeliveryAttempt(models.Model):
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempt_rows")
+    number = models.PositiveIntegerField()
+    started_at = models.DateTimeField(default=timezone.now)
+    duration_ms = models.PositiveIntegerField(default=0)
+    status_code = models.PositiveIntegerField(null=True, blank=True)
+    response_body = models.CharField(max_length=2000, blank=True, default="")
+    error = models.CharField(max_length=1000, blank=True, default="")
+
+    class Meta:
+        ordering = ["delivery_id", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["delivery", "number"], name="attempt_number_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"attempt {self.number} of delivery {self.delivery_id}"

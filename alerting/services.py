@@ -1,0 +1,212 @@
+"""Alert lifecycle and the deliveries it causes.
+
+Every notification is a ``Delivery`` row written in the same transaction as the alert change that
+caused it; the Celery task that sends it is enqueued only after commit. A lost task is therefore
+never a lost notification: the sweep re-enqueues deliveries whose next attempt is overdue.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from alerting.models import (
+    Alert,
+    AlertReason,
+    AlertState,
+    Channel,
+    Delivery,
+    DeliveryStatus,
+    NotificationEvent,
+    Team,
+)
+from medic.enqueue import enqueue_on_commit
+from medic.metrics import ALERTS_OPENED, ALERTS_RESOLVED, NOTIFICATIONS
+
+logger = logging.getLogger(__name__)
+
+
+def dedup_key_for(heartbeat_name: str) -> str:
+    return f"medic-{heartbeat_name}"
+
+
+def renotify_delay(service) -> timedelta:
+    minutes = settings.MEDIC_RENOTIFY_MINUTES or service.alert_interval
+    return timedelta(minutes=minutes)
+
+
+# --- Targets ----------------------------------------------------------------------------------
+
+
+def targets_for(*, service, event: str) -> list[tuple[str, str]]:
+    """(channel, destination) pairs for an alert event on ``service``.
+
+    Slack goes to the team's channel, else the default channel. PagerDuty gets trigger and
+    resolve only: it owns escalation and re-paging, so Medic never re-triggers it.
+    """
+    targets: list[tuple[str, str]] = []
+    if settings.SLACK_BOT_TOKEN:
+        team = Team.objects.filter(name=service.team).only("slack_channel_id").first()
+        channel = (team.slack_channel_id if team else "") or settings.SLACK_DEFAULT_CHANNEL
+        if channel:
+            targets.append((Channel.SLACK, channel))
+        else:
+            logger.warning(
+                "no Slack channel for service",
+                extra={"service": service.heartbeat_name, "team": service.team},
+            )
+    if settings.PAGERDUTY_ROUTING_KEY and event != NotificationEvent.RENOTIFY:
+        targets.append((Channel.PAGERDUTY, f"routing key …{settings.PAGERDUTY_ROUTING_KEY[-4:]}"))
+    return targets
+
+
+def deliveries_create(
+    *, alert: Alert, event: str, suppressed_reason: str = "", now: datetime | None = None
+) -> list[int]:
+    """Write one Delivery per target; enqueue sending after commit unless suppressed."""
+    now = now or timezone.now()
+    ids: list[int] = []
+    for channel, destination in targets_for(service=alert.service, event=event):
+        delivery = Delivery.objects.create(
+            alert=alert,
+            event=event,
+            channel=channel,
+            target=destination,
+            status=DeliveryStatus.SUPPRESSED if suppressed_reason else DeliveryStatus.PENDING,
+            suppressed_reason=suppressed_reason,
+            created_at=now,
+            next_attempt_at=None if suppressed_reason else now,
+            completed_at=now if suppressed_reason else None,
+        )
+        if suppressed_reason:
+            NOTIFICATIONS.labels(channel=channel, outcome="suppressed").inc()
+        else:
+            ids.append(delivery.pk)
+    if ids:
+        from alerting.tasks import deliver
+
+        for delivery_id in ids:
+            enqueue_on_commit(deliver, delivery_id)
+    return ids
+
+
+def hold_reason(service, now: datetime) -> str:
+    """Why notifications for ``service`` are held back right now ('' when they are not)."""
+    if not service.active:
+        return "service inactive"
+    if service.muted and (service.mute_until is None or service.mute_until > now):
+        until = f" until {service.mute_until:%Y-%m-%d %H:%M} UTC" if service.mute_until else ""
+        return f"muted{until}" + (f": {service.mute_reason}" if service.mute_reason else "")
+    return ""
+
+
+# --- Lifecycle --------------------------------------------------------------------------------
+
+
+def alert_open(*, service, now: datetime | None = None) -> Alert | None:
+    """Open the incident for a service that just went down (caller holds the service row lock).
+
+    Returns None when an alert is already open (the unique constraint is the final word).
+    """
+    now = now or timezone.now()
+    reason = (
+        AlertReason.MISSED_HEARTBEAT if service.last_heartbeat_at else AlertReason.NEVER_REPORTED
+    )
+    if service.last_heartbeat_at:
+        summary = (
+            f"{service.service_name or service.heartbeat_name}: no heartbeat since "
+            f"{service.last_heartbeat_at:%Y-%m-%d %H:%M:%S} UTC"
+        )
+    else:
+        summary = f"{service.service_name or service.heartbeat_name}: never sent a heartbeat"
+    held = hold_reason(service, now)
+    try:
+        with transaction.atomic():
+            alert = Alert.objects.create(
+                service=service,
+                dedup_key=dedup_key_for(service.heartbeat_name),
+                external_reference_id=dedup_key_for(service.heartbeat_name),
+                reason=reason,
+                priority=service.priority,
+                summary=summary,
+                opened_at=now,
+                suppressed=bool(held),
+                notify_count=0 if held else 1,
+                last_notified_at=None if held else now,
+                next_notify_at=now + renotify_delay(service),
+            )
+    except IntegrityError:
+        return None
+    ALERTS_OPENED.labels(reason=reason).inc()
+    deliveries_create(alert=alert, event=NotificationEvent.TRIGGER, suppressed_reason=held, now=now)
+    return alert
+
+
+def alert_renotify(*, alert: Alert, now: datetime | None = None) -> None:
+    """Repeat an open alert (caller holds the alert row lock)."""
+    now = now or timezone.now()
+    service = alert.service
+    alert.next_notify_at = now + renotify_delay(service)
+    if hold_reason(service, now) or alert.suppressed:
+        alert.save(update_fields=["next_notify_at"])
+        return
+    alert.notify_count += 1
+    alert.last_notified_at = now
+    alert.save(update_fields=["next_notify_at", "notify_count", "last_notified_at"])
+    deliveries_create(alert=alert, event=NotificationEvent.RENOTIFY, now=now)
+
+
+def alert_resolve(*, alert: Alert, now: datetime | None = None, notify: bool = True) -> None:
+    now = now or timezone.now()
+    alert.state = AlertState.RESOLVED
+    alert.resolved_at = now
+    alert.next_notify_at = None
+    alert.save(update_fields=["state", "resolved_at", "next_notify_at"])
+    ALERTS_RESOLVED.inc()
+    # Nobody was told about a suppressed alert, so nobody is told it is over.
+    if notify and not alert.suppressed:
+        deliveries_create(alert=alert, event=NotificationEvent.RESOLVE, now=now)
+
+
+def alert_resolve_for_service(*, service_id: int, now: datetime | None = None) -> Alert | None:
+    with transaction.atomic():
+        alert = (
+            Alert.objects.select_for_update()
+            .select_related("service")
+            .filter(service_id=service_id, state=AlertState.OPEN)
+            .first()
+        )
+        if alert is not None:
+            alert_resolve(alert=alert, now=now)
+    return alert
+
+
+def alert_close_for_service(*, service_id: int) -> None:
+    """A retired (inactive) service's incident is closed; channels that heard of it hear it end."""
+    alert_resolve_for_service(service_id=service_id)
+
+
+def alert_release_held(*, service) -> Alert | None:
+    """Send the notifications of an open alert that was held back (mute or window ended)."""
+    now = timezone.now()
+    if hold_reason(service, now):
+        return None
+    alert = (
+        Alert.objects.select_for_update()
+        .select_related("service")
+        .filter(service=service, state=AlertState.OPEN, suppressed=True)
+        .first()
+    )
+    if alert is None:
+        return None
+    alert.suppressed = False
+    alert.notify_count += 1
+    alert.last_notified_at = now
+    alert.next_notify_at = now + renotify_delay(service)
+    alert.save(update_fields=["suppressed", "notify_count", "last_notified_at", "next_notify_at"])
+    deliveries_create(alert=alert, event=NotificationEvent.TRIGGER, now=now)
+    return alert

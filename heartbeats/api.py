@@ -1,0 +1,320 @@
+"""v2 API for services and heartbeats. Thin: serializers validate, services write."""
+
+from __future__ import annotations
+
+from django.db.models import Q
+from django.utils.dateparse import parse_datetime
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from heartbeats import services as svc
+from heartbeats.models import Heartbeat, HeartbeatSource, Priority, Service, ServiceStatus
+from medic.durations import parse_duration
+from medic.errors import InvalidInput
+from medic.models import actor_label
+from medic.pagination import CursorPage, NumberedPage
+
+
+class ServiceSerializer(serializers.ModelSerializer):
+    status = serializers.CharField(read_only=True)
+    down = serializers.BooleanField(read_only=True)
+
+    class Meta:
+        model = Service
+        fields = [
+            "id",
+            "heartbeat_name",
+            "service_name",
+            "active",
+            "alert_interval",
+            "threshold",
+            "grace_period_seconds",
+            "team",
+            "priority",
+            "runbook",
+            "status",
+            "down",
+            "muted",
+            "mute_until",
+            "mute_reason",
+            "muted_by",
+            "last_heartbeat_at",
+            "last_status",
+            "next_deadline_at",
+            "date_added",
+            "date_modified",
+        ]
+        read_only_fields = [
+            "id",
+            "status",
+            "down",
+            "muted",
+            "mute_until",
+            "mute_reason",
+            "muted_by",
+            "last_heartbeat_at",
+            "last_status",
+            "next_deadline_at",
+            "date_added",
+            "date_modified",
+        ]
+        extra_kwargs = {
+            "alert_interval": {"min_value": 0.1, "help_text": "Minutes between expected beats."},
+            "threshold": {"min_value": 1},
+            "grace_period_seconds": {"min_value": 0, "max_value": 7 * 86400},
+            "service_name": {"required": False, "allow_blank": True},
+        }
+        # Uniqueness is case-insensitive and enforced by the service layer (409).
+        validators: list = []
+
+    def get_fields(self):
+        fields = super().get_fields()
+        fields["heartbeat_name"].validators = []
+        return fields
+
+
+class ServiceUpdateSerializer(ServiceSerializer):
+    class Meta(ServiceSerializer.Meta):
+        read_only_fields = [*ServiceSerializer.Meta.read_only_fields, "heartbeat_name"]
+
+
+class HeartbeatSerializer(serializers.ModelSerializer):
+    service = serializers.IntegerField(source="service_id", read_only=True)
+    heartbeat_name = serializers.CharField(source="service.heartbeat_name", read_only=True)
+
+    class Meta:
+        model = Heartbeat
+        fields = ["id", "service", "heartbeat_name", "time", "status", "message", "source"]
+
+
+class HeartbeatIn(serializers.Serializer):
+    status = serializers.CharField(required=False, default="UP", max_length=32, allow_blank=False)
+    message = serializers.CharField(required=False, default="", max_length=1000, allow_blank=True)
+
+
+class MuteIn(serializers.Serializer):
+    reason = serializers.CharField(required=False, default="", max_length=500, allow_blank=True)
+    duration = serializers.JSONField(
+        required=False,
+        help_text="Seconds, or a string like 30m, 2h, 1d, 1h30m. Default 24h.",
+    )
+
+    def validate_duration(self, value):
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from exc
+
+
+def _actor(request) -> str:
+    return actor_label(request.auth)
+
+
+def _parse_time(request, name: str):
+    raw = request.query_params.get(name)
+    if raw is None:
+        return None
+    value = parse_datetime(raw.replace(" ", "+"))
+    if value is None or value.tzinfo is None:
+        raise InvalidInput(
+            fields={name: ["Use an ISO-8601 time with an offset, e.g. 2026-11-27T08:00:00Z."]}
+        )
+    return value
+
+
+class ServiceListCreate(APIView):
+    @extend_schema(
+        operation_id="services_list",
+        parameters=[
+            OpenApiParameter("status", str, enum=ServiceStatus.values),
+            OpenApiParameter("team", str),
+            OpenApiParameter("priority", str, enum=Priority.values),
+            OpenApiParameter("active", bool),
+            OpenApiParameter("muted", bool),
+            OpenApiParameter("search", str, description="Substring of either name."),
+            OpenApiParameter("page", int),
+            OpenApiParameter("limit", int),
+        ],
+        responses=ServiceSerializer(many=True),
+    )
+    def get(self, request):
+        qs = Service.objects.all().order_by("heartbeat_name", "id")
+        params = request.query_params
+        if params.get("status"):
+            if params["status"] not in ServiceStatus.values:
+                raise InvalidInput(
+                    fields={"status": [f"One of {', '.join(ServiceStatus.values)}."]}
+                )
+            qs = qs.filter(status=params["status"])
+        if params.get("team"):
+            qs = qs.filter(team=params["team"])
+        if params.get("priority"):
+            qs = qs.filter(priority=params["priority"].lower())
+        for flag in ("active", "muted"):
+            if params.get(flag) is not None:
+                value = params[flag].lower()
+                if value not in {"true", "false", "1", "0"}:
+                    raise InvalidInput(fields={flag: ["Use true or false."]})
+                qs = qs.filter(**{flag: value in {"true", "1"}})
+        if params.get("search"):
+            term = params["search"]
+            qs = qs.filter(Q(heartbeat_name__icontains=term) | Q(service_name__icontains=term))
+        paginator = NumberedPage()
+        page = paginator.paginate_queryset(qs, request, view=self)
+        return paginator.get_paginated_response(ServiceSerializer(page, many=True).data)
+
+    @extend_schema(
+        operation_id="services_create",
+        request=ServiceSerializer,
+        responses={201: ServiceSerializer},
+    )
+    def post(self, request):
+        data = ServiceSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        service = svc.service_create(actor=_actor(request), **data.validated_data)
+        return Response(ServiceSerializer(service).data, status=status.HTTP_201_CREATED)
+
+
+class ServiceDetail(APIView):
+    @extend_schema(operation_id="services_retrieve", responses=ServiceSerializer)
+    def get(self, request, service: str):
+        return Response(ServiceSerializer(svc.service_get(service)).data)
+
+    @extend_schema(
+        operation_id="services_update",
+        request=ServiceUpdateSerializer,
+        responses=ServiceSerializer,
+    )
+    def patch(self, request, service: str):
+        current = svc.service_get(service)
+        data = ServiceUpdateSerializer(current, data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        updated = svc.service_update(
+            service_ref=current.pk, actor=_actor(request), **data.validated_data
+        )
+        return Response(ServiceSerializer(updated).data)
+
+    @extend_schema(operation_id="services_destroy", responses={204: None})
+    def delete(self, request, service: str):
+        svc.service_delete(service_ref=service, actor=_actor(request))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ServiceMute(APIView):
+    @extend_schema(operation_id="services_mute", request=MuteIn, responses=ServiceSerializer)
+    def post(self, request, service: str):
+        data = MuteIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        muted = svc.service_mute(
+            service_ref=service,
+            reason=data.validated_data["reason"],
+            duration=data.validated_data.get("duration"),
+            actor=_actor(request),
+        )
+        return Response(ServiceSerializer(muted).data)
+
+
+class ServiceUnmute(APIView):
+    @extend_schema(operation_id="services_unmute", request=None, responses=ServiceSerializer)
+    def post(self, request, service: str):
+        return Response(
+            ServiceSerializer(svc.service_unmute(service_ref=service, actor=_actor(request))).data
+        )
+
+
+_HEARTBEAT_LIST_PARAMS = [
+    OpenApiParameter("since", OpenApiTypes.DATETIME, description="Inclusive lower bound."),
+    OpenApiParameter("until", OpenApiTypes.DATETIME, description="Exclusive upper bound."),
+    OpenApiParameter("status", str),
+    OpenApiParameter("limit", int),
+    OpenApiParameter("cursor", str),
+]
+
+
+def _heartbeat_page(view, request, qs):
+    since, until = _parse_time(request, "since"), _parse_time(request, "until")
+    if since:
+        qs = qs.filter(time__gte=since)
+    if until:
+        qs = qs.filter(time__lt=until)
+    if request.query_params.get("status"):
+        qs = qs.filter(status__iexact=request.query_params["status"])
+    paginator = CursorPage()
+    paginator.ordering = ("-time", "-id")
+    page = paginator.paginate_queryset(qs.select_related("service"), request, view=view)
+    return paginator.get_paginated_response(HeartbeatSerializer(page, many=True).data)
+
+
+class HeartbeatList(APIView):
+    @extend_schema(
+        operation_id="heartbeats_list",
+        parameters=[
+            OpenApiParameter("service", str, description="Id or heartbeat name."),
+            *_HEARTBEAT_LIST_PARAMS,
+        ],
+        responses=HeartbeatSerializer(many=True),
+    )
+    def get(self, request):
+        qs = Heartbeat.objects.all()
+        if request.query_params.get("service"):
+            qs = qs.filter(service=svc.service_get(request.query_params["service"]))
+        return _heartbeat_page(self, request, qs)
+
+
+class ServiceHeartbeatList(APIView):
+    @extend_schema(
+        operation_id="services_heartbeats_list",
+        parameters=_HEARTBEAT_LIST_PARAMS,
+        responses=HeartbeatSerializer(many=True),
+    )
+    def get(self, request, service: str):
+        return _heartbeat_page(
+            self, request, Heartbeat.objects.filter(service=svc.service_get(service))
+        )
+
+
+class HeartbeatCreate(APIView):
+    """``POST /v2/heartbeat/{service}``: the ingest hot path (see docs/performance.md)."""
+
+    @extend_schema(
+        operation_id="heartbeat_create",
+        request=HeartbeatIn,
+        responses={
+            201: inline_serializer(
+                "HeartbeatAccepted",
+                {
+                    "id": serializers.IntegerField(),
+                    "service": serializers.IntegerField(),
+                    "heartbeat_name": serializers.CharField(),
+                    "status": serializers.CharField(),
+                    "time": serializers.DateTimeField(),
+                    "service_status": serializers.CharField(),
+                    "next_deadline_at": serializers.DateTimeField(),
+                },
+            )
+        },
+    )
+    def post(self, request, service: str):
+        body = HeartbeatIn(data=request.data if request.body else {})
+        body.is_valid(raise_exception=True)
+        result = svc.heartbeat_record(
+            service_ref=service,
+            status=body.validated_data["status"],
+            message=body.validated_data["message"],
+            source=HeartbeatSource.V2,
+        )
+        return Response(
+            {
+                "id": result.heartbeat.pk,
+                "service": result.service.pk,
+                "heartbeat_name": result.service.heartbeat_name,
+                "status": result.heartbeat.status,
+                "time": result.heartbeat.time,
+                "service_status": result.service.status,
+                "next_deadline_at": result.service.next_deadline_at,
+            },
+            status=status.HTTP_201_CREATED,
+        )

@@ -1,0 +1,361 @@
+"""Writes for services and heartbeats. Views and tasks call these; nothing else writes rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+from heartbeats.models import (
+    Heartbeat,
+    HeartbeatSource,
+    Priority,
+    Service,
+    ServiceStateChange,
+    ServiceStatus,
+)
+from medic.enqueue import enqueue_on_commit
+from medic.errors import Conflict, InvalidInput, NotFound
+from medic.metrics import HEARTBEATS
+from medic.models import AuditEvent
+
+# Statuses counted with their own label in medic_heartbeats_total; any other free text (v1
+# allowed anything) is counted as "other" so label cardinality stays bounded.
+KNOWN_STATUSES = frozenset({"UP", "DOWN", "DEGRADED", "OK", "FAIL", "WARN"})
+MAX_STATUS_LEN = 32
+MAX_MESSAGE_LEN = 1000
+
+
+# --- Deadlines --------------------------------------------------------------------------------
+
+
+def deadline_compute(*, service: Service, nth_recent_at: datetime | None) -> datetime:
+    """When ``service`` becomes overdue.
+
+    ``nth_recent_at`` is the time of its ``threshold``-th most recent heartbeat (None when it has
+    fewer): the window then holds fewer than ``threshold`` heartbeats from that moment plus one
+    interval on. A service without enough heartbeats gets one interval from registration (or
+    reactivation), so a service that never reports is noticed, once.
+    """
+    base = nth_recent_at if nth_recent_at is not None else service.date_added
+    return base + timedelta(minutes=service.alert_interval, seconds=service.grace_period_seconds)
+
+
+def _nth_recent_heartbeat_at(service: Service) -> datetime | None:
+    if service.threshold <= 1:
+        return service.last_heartbeat_at
+    times = list(
+        Heartbeat.objects.filter(service=service, time__gte=service.date_added)
+        .order_by("-time")
+        .values_list("time", flat=True)[service.threshold - 1 : service.threshold]
+    )
+    return times[0] if times else None
+
+
+def _set_status(service: Service, new_status: str, update_fields: list[str]) -> None:
+    if service.status == new_status:
+        return
+    ServiceStateChange.objects.create(
+        service=service, from_status=service.status, to_status=new_status
+    )
+    service.status = new_status
+    update_fields.append("status")
+
+
+# --- Lookup -----------------------------------------------------------------------------------
+
+
+def service_get(ref: str | int, *, for_update: bool = False) -> Service:
+    """A service by numeric id or by heartbeat name (case-insensitive)."""
+    qs = Service.objects.select_for_update() if for_update else Service.objects.all()
+    ref = str(ref)
+    if ref.isdigit():
+        service = qs.filter(pk=int(ref)).first()
+        if service is not None:
+            return service
+    service = qs.annotate(_lname=Lower("heartbeat_name")).filter(_lname=ref.lower()).first()
+    if service is None:
+        raise NotFound(f"No service with id or heartbeat name '{ref}'.", code="service_not_found")
+    return service
+
+
+# --- Heartbeats -------------------------------------------------------------------------------
+
+
+@dataclass
+class HeartbeatResult:
+    heartbeat: Heartbeat
+    service: Service
+    recovered: bool
+
+
+def heartbeat_record(
+    *,
+    service_ref: str | int,
+    status: str = "UP",
+    message: str = "",
+    source: str = HeartbeatSource.V2,
+    at: datetime | None = None,
+) -> HeartbeatResult:
+    """Store one heartbeat and move the service's deadline, in one short transaction.
+
+    The service row is locked for the few statements of this transaction so a concurrent sweep
+    (which skips locked rows) can never mark it down between our read and our write.
+    """
+    status = (status or "").strip()[:MAX_STATUS_LEN] or "UP"
+    message = (message or "")[:MAX_MESSAGE_LEN]
+    now = at or timezone.now()
+    with transaction.atomic():
+        service = service_get(service_ref, for_update=True)
+        if not service.active:
+            raise Conflict(
+                f"Service '{service.heartbeat_name}' is inactive; heartbeats are refused.",
+                code="service_inactive",
+            )
+        heartbeat = Heartbeat.objects.create(
+            service=service, time=now, status=status, message=message, source=source
+        )
+        service.last_heartbeat_at = now
+        service.last_status = status
+        nth = now if service.threshold <= 1 else _nth_recent_heartbeat_at(service)
+        service.next_deadline_at = deadline_compute(service=service, nth_recent_at=nth)
+        fields = ["last_heartbeat_at", "last_status", "next_deadline_at"]
+        previous = service.status
+        if nth is not None and service.next_deadline_at > now:
+            _set_status(service, ServiceStatus.UP, fields)
+        service.save(update_fields=fields)
+        recovered = previous == ServiceStatus.DOWN and service.status == ServiceStatus.UP
+        if recovered:
+            from heartbeats.tasks import process_state_changes
+
+            enqueue_on_commit(process_state_changes)
+    upper = status.upper()
+    HEARTBEATS.labels(status=upper if upper in KNOWN_STATUSES else "other").inc()
+    return HeartbeatResult(heartbeat=heartbeat, service=service, recovered=recovered)
+
+
+def heartbeats_prune(*, older_than_days: int | None = None, batch: int = 5000) -> int:
+    """Delete heartbeat rows past retention in bounded batches (no long locks)."""
+    days = (
+        older_than_days if older_than_days is not None else settings.MEDIC_HEARTBEAT_RETENTION_DAYS
+    )
+    cutoff = timezone.now() - timedelta(days=days)
+    total = 0
+    while True:
+        ids = list(Heartbeat.objects.filter(time__lt=cutoff).values_list("id", flat=True)[:batch])
+        if not ids:
+            return total
+        total += Heartbeat.objects.filter(id__in=ids).delete()[0]
+
+
+# --- Service configuration --------------------------------------------------------------------
+
+CONFIG_FIELDS = (
+    "service_name",
+    "alert_interval",
+    "threshold",
+    "grace_period_seconds",
+    "team",
+    "priority",
+    "runbook",
+)
+
+
+def _validate(service: Service) -> None:
+    errors: dict[str, list[str]] = {}
+    if not service.heartbeat_name or not service.heartbeat_name.strip():
+        errors["heartbeat_name"] = ["A heartbeat name is required."]
+    elif service.heartbeat_name.isdigit():
+        errors["heartbeat_name"] = ["Must not be only digits (it would be mistaken for an id)."]
+    elif "/" in service.heartbeat_name:
+        errors["heartbeat_name"] = ["Must not contain '/'."]
+    if service.alert_interval is None or service.alert_interval <= 0:
+        errors["alert_interval"] = ["Must be a positive number of minutes."]
+    if service.threshold is None or service.threshold < 1:
+        errors["threshold"] = ["Must be at least 1."]
+    if service.priority not in Priority.values:
+        errors["priority"] = [f"Must be one of {', '.join(Priority.values)}."]
+    if errors:
+        raise InvalidInput(fields=errors)
+    try:
+        service.full_clean(validate_unique=False, validate_constraints=False)
+    except Exception as exc:  # django ValidationError -> our envelope
+        from medic.errors import to_medic_error
+
+        raise to_medic_error(exc) from exc
+
+
+def service_create(*, actor: str = "system", **fields) -> Service:
+    if not fields.get("service_name"):
+        fields["service_name"] = fields.get("heartbeat_name") or ""
+    service = Service(**fields)
+    now = timezone.now()
+    service.date_added = service.date_modified = now
+    _validate(service)
+    service.next_deadline_at = deadline_compute(service=service, nth_recent_at=None)
+    if not service.active:
+        service.status = ServiceStatus.PAUSED
+    try:
+        with transaction.atomic():
+            service.save()
+            AuditEvent.objects.create(
+                actor=actor,
+                event="service.created",
+                object_type="service",
+                object_id=str(service.pk),
+                details={"heartbeat_name": service.heartbeat_name},
+            )
+    except IntegrityError as exc:
+        raise Conflict(
+            f"A service named '{service.heartbeat_name}' already exists.",
+            code="service_exists",
+            fields={"heartbeat_name": ["Already registered (names are case-insensitive)."]},
+        ) from exc
+    return service
+
+
+def service_update(*, service_ref: str | int, actor: str = "system", **changes) -> Service:
+    """Partial update. Deadline-relevant changes recompute ``next_deadline_at`` at once."""
+    with transaction.atomic():
+        service = service_get(service_ref, for_update=True)
+        fields: list[str] = []
+        for name, value in changes.items():
+            if name in ("active", "muted", "down", "mute_reason", "mute_until"):
+                continue
+            if getattr(service, name) != value:
+                setattr(service, name, value)
+                fields.append(name)
+        if "active" in changes and changes["active"] != service.active:
+            _set_active(service, changes["active"], fields)
+        _validate(service)
+        if fields:
+            if service.active and service.status != ServiceStatus.DOWN:
+                service.next_deadline_at = deadline_compute(
+                    service=service, nth_recent_at=_nth_recent_heartbeat_at(service)
+                )
+                fields.append("next_deadline_at")
+            service.date_modified = timezone.now()
+            fields.append("date_modified")
+            service.save(update_fields=sorted(set(fields)))
+            AuditEvent.objects.create(
+                actor=actor,
+                event="service.updated",
+                object_type="service",
+                object_id=str(service.pk),
+                details={"changed": sorted(set(fields) - {"date_modified", "next_deadline_at"})},
+            )
+        if "muted" in changes:
+            if changes["muted"] and not service.muted:
+                service = service_mute(
+                    service_ref=service.pk, reason=changes.get("mute_reason") or "", actor=actor
+                )
+            elif not changes["muted"] and service.muted:
+                service = service_unmute(service_ref=service.pk, actor=actor)
+        if "down" in changes:
+            service = _force_down_flag(service, bool(changes["down"]))
+    return service
+
+
+def _set_active(service: Service, active: bool, fields: list[str]) -> None:
+    service.active = active
+    fields.append("active")
+    if active:
+        # A reactivated service gets one full interval before it can be overdue again.
+        service.date_added = timezone.now()
+        fields.append("date_added")
+        _set_status(service, ServiceStatus.NEW, fields)
+    else:
+        _set_status(service, ServiceStatus.PAUSED, fields)
+        from alerting.services import alert_close_for_service
+
+        transaction.on_commit(lambda: alert_close_for_service(service_id=service.pk))
+
+
+def _force_down_flag(service: Service, down: bool) -> Service:
+    """v1 let clients set ``down``. Setting 0 on a down service marks it up and resolves its
+    alert (the next missed deadline opens a new one); setting 1 is left to the sweep, which
+    is the only writer of "down" so every down has its alert."""
+    if down or service.status != ServiceStatus.DOWN:
+        return service
+    fields: list[str] = []
+    _set_status(service, ServiceStatus.UP, fields)
+    service.next_deadline_at = timezone.now() + timedelta(
+        minutes=service.alert_interval, seconds=service.grace_period_seconds
+    )
+    service.save(update_fields=[*fields, "next_deadline_at"])
+    from heartbeats.tasks import process_state_changes
+
+    enqueue_on_commit(process_state_changes)
+    return service
+
+
+def service_delete(*, service_ref: str | int, actor: str = "system") -> None:
+    with transaction.atomic():
+        service = service_get(service_ref, for_update=True)
+        AuditEvent.objects.create(
+            actor=actor,
+            event="service.deleted",
+            object_type="service",
+            object_id=str(service.pk),
+            details={"heartbeat_name": service.heartbeat_name},
+        )
+        service.delete()
+
+
+# --- Mute -------------------------------------------------------------------------------------
+
+
+def service_mute(
+    *,
+    service_ref: str | int,
+    reason: str = "",
+    duration: timedelta | None = None,
+    actor: str = "system",
+) -> Service:
+    if duration is None:
+        duration = timedelta(hours=settings.MEDIC_DEFAULT_MUTE_HOURS)
+    if duration <= timedelta(0):
+        raise InvalidInput(fields={"duration": ["Must be positive."]})
+    if duration > timedelta(days=90):
+        raise InvalidInput(fields={"duration": ["At most 90 days."]})
+    now = timezone.now()
+    with transaction.atomic():
+        service = service_get(service_ref, for_update=True)
+        service.muted = True
+        service.mute_reason = (reason or "")[:500]
+        service.mute_until = now + duration
+        service.muted_by = actor
+        service.date_muted = now
+        service.save(update_fields=["muted", "mute_reason", "mute_until", "muted_by", "date_muted"])
+        AuditEvent.objects.create(
+            actor=actor,
+            event="service.muted",
+            object_type="service",
+            object_id=str(service.pk),
+            details={"reason": service.mute_reason, "until": service.mute_until.isoformat()},
+        )
+    return service
+
+
+def service_unmute(*, service_ref: str | int, actor: str = "system") -> Service:
+    """Lift a mute. An alert that opened while muted is notified now (it was only held back)."""
+    with transaction.atomic():
+        service = service_get(service_ref, for_update=True)
+        if not service.muted:
+            return service
+        service.muted = False
+        service.mute_until = None
+        service.mute_reason = ""
+        service.muted_by = ""
+        service.save(update_fields=["muted", "mute_until", "mute_reason", "muted_by"])
+        AuditEvent.objects.create(
+            actor=actor, event="service.unmuted", object_type="service", object_id=str(service.pk)
+        )
+        from alerting.services import alert_release_held
+
+        alert_release_held(service=service)
+    return service

@@ -1,0 +1,311 @@
+"""API key services: create, rotate, revoke, verify.
+
+Verification is the hot path of every request, so argon2 runs only on a cache miss. A verified key
+is remembered per process under an HMAC digest of the secret (never the secret itself) and its row
+is re-read at most every ``MEDIC_API_KEY_RECHECK_SECONDS``: that bounds how long a revoked, rotated
+or expired key keeps working in any process, without a database read per request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import string
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from medic.errors import InvalidInput, NotAuthenticated, NotFound
+from medic.metrics import API_KEY_HASH_VERIFICATIONS, AUTH_FAILURES
+from medic.models import ApiKey, ApiKeyScope, AuditEvent
+
+KEY_PREFIX = "mdk_"
+_LOOKUP_LEN = 8
+_SECRET_LEN = 40
+_ALPHABET = string.ascii_letters + string.digits
+_KEY_LEN = len(KEY_PREFIX) + _LOOKUP_LEN + _SECRET_LEN
+# argon2id with the library's RFC 9106 low-memory profile: ~20 ms per verification here.
+_hasher = PasswordHasher()
+VALID_SCOPES = {s.value for s in ApiKeyScope}
+_LAST_USED_RESOLUTION = timedelta(seconds=60)
+
+
+@dataclass
+class IssuedKey:
+    key: ApiKey
+    secret: str
+
+
+def _random(n: int) -> str:
+    return "".join(secrets.choice(_ALPHABET) for _ in range(n))
+
+
+def _new_secret() -> tuple[str, str]:
+    lookup = _random(_LOOKUP_LEN)
+    return lookup, f"{KEY_PREFIX}{lookup}{_random(_SECRET_LEN)}"
+
+
+def normalize_scopes(scopes: list[str] | str) -> list[str]:
+    if isinstance(scopes, str):
+        scopes = [s for s in scopes.split(",")]
+    cleaned = sorted({s.strip().lower() for s in scopes if s and s.strip()})
+    unknown = [s for s in cleaned if s not in VALID_SCOPES]
+    if not cleaned:
+        raise InvalidInput(fields={"scopes": ["At least one scope is required."]})
+    if unknown:
+        raise InvalidInput(
+            fields={
+                "scopes": [
+                    f"Unknown scope(s) {', '.join(unknown)}; use {', '.join(sorted(VALID_SCOPES))}."
+                ]
+            }
+        )
+    return cleaned
+
+
+def api_key_create(
+    *,
+    name: str,
+    scopes: list[str] | str,
+    expires_in_days: float | None = None,
+    actor: str = "system",
+) -> IssuedKey:
+    name = (name or "").strip()
+    if not name:
+        raise InvalidInput(fields={"name": ["A name is required."]})
+    if len(name) > 100:
+        raise InvalidInput(fields={"name": ["At most 100 characters."]})
+    scope_list = normalize_scopes(scopes)
+    expires_at = None
+    if expires_in_days is not None:
+        if expires_in_days <= 0:
+            raise InvalidInput(fields={"expires_in_days": ["Must be a positive number of days."]})
+        expires_at = timezone.now() + timedelta(days=expires_in_days)
+    lookup, secret = _new_secret()
+    with transaction.atomic():
+        key = ApiKey(
+            name=name,
+            prefix=lookup,
+            hashed_key=_hasher.hash(secret),
+            scopes=scope_list,
+            expires_at=expires_at,
+            created_by=actor,
+        )
+        key.full_clean()
+        key.save()
+        AuditEvent.objects.create(
+            actor=actor,
+            event="api_key.created",
+            object_type="api_key",
+            object_id=str(key.pk),
+            details={"name": name, "scopes": scope_list, "expires_at": _iso(expires_at)},
+        )
+    return IssuedKey(key=key, secret=secret)
+
+
+def api_key_rotate(*, key_id: int, actor: str = "system") -> IssuedKey:
+    """Replace the secret of a key in place (same id, name, scopes); the old one stops working."""
+    lookup, secret = _new_secret()
+    with transaction.atomic():
+        key = ApiKey.objects.select_for_update().filter(pk=key_id, revoked_at=None).first()
+        if key is None:
+            raise NotFound("No active API key with this id.")
+        key.prefix = lookup
+        key.hashed_key = _hasher.hash(secret)
+        key.rotated_at = timezone.now()
+        key.save(update_fields=["prefix", "hashed_key", "rotated_at"])
+        AuditEvent.objects.create(
+            actor=actor,
+            event="api_key.rotated",
+            object_type="api_key",
+            object_id=str(key.pk),
+            details={"name": key.name},
+        )
+    return IssuedKey(key=key, secret=secret)
+
+
+def api_key_revoke(*, key_id: int, actor: str = "system") -> ApiKey:
+    with transaction.atomic():
+        key = ApiKey.objects.select_for_update().filter(pk=key_id).first()
+        if key is None:
+            raise NotFound("No API key with this id.")
+        if key.revoked_at is None:
+            key.revoked_at = timezone.now()
+            key.save(update_fields=["revoked_at"])
+            AuditEvent.objects.create(
+                actor=actor,
+                event="api_key.revoked",
+                object_type="api_key",
+                object_id=str(key.pk),
+                details={"name": key.name},
+            )
+    return key
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+# --- Verification -----------------------------------------------------------------------------
+
+
+@dataclass
+class _Entry:
+    key_id: int
+    hashed_key: str
+    scopes: frozenset[str]
+    expires_at: datetime | None
+    name: str
+    checked_at: float = field(default_factory=time.monotonic)
+    last_used_at: datetime | None = None
+
+
+class _KeyCache:
+    """A bounded LRU of verified keys, plus a short negative cache for wrong secrets."""
+
+    def __init__(self, max_entries: int = 10_000) -> None:
+        self._entries: OrderedDict[bytes, _Entry] = OrderedDict()
+        self._rejected: OrderedDict[bytes, float] = OrderedDict()
+        self._max = max_entries
+        self._lock = threading.Lock()
+
+    def get(self, digest: bytes) -> _Entry | None:
+        with self._lock:
+            entry = self._entries.get(digest)
+            if entry is not None:
+                self._entries.move_to_end(digest)
+            return entry
+
+    def put(self, digest: bytes, entry: _Entry) -> None:
+        with self._lock:
+            self._entries[digest] = entry
+            self._entries.move_to_end(digest)
+            while len(self._entries) > self._max:
+                self._entries.popitem(last=False)
+            self._rejected.pop(digest, None)
+
+    def drop(self, digest: bytes) -> None:
+        with self._lock:
+            self._entries.pop(digest, None)
+
+    def reject(self, digest: bytes, ttl: float = 30.0) -> None:
+        with self._lock:
+            self._rejected[digest] = time.monotonic() + ttl
+            while len(self._rejected) > self._max:
+                self._rejected.popitem(last=False)
+
+    def is_rejected(self, digest: bytes) -> bool:
+        with self._lock:
+            until = self._rejected.get(digest)
+            if until is None:
+                return False
+            if until < time.monotonic():
+                del self._rejected[digest]
+                return False
+            return True
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._rejected.clear()
+
+
+key_cache = _KeyCache()
+
+
+def _digest(secret: str) -> bytes:
+    return hmac.new(settings.SECRET_KEY.encode(), secret.encode(), hashlib.sha256).digest()
+
+
+def _fail(reason: str, message: str) -> NotAuthenticated:
+    AUTH_FAILURES.labels(reason=reason).inc()
+    return NotAuthenticated(message, code=f"api_key_{reason}" if reason != "missing" else None)
+
+
+def api_key_verify(secret: str) -> ApiKey:
+    """Return the (unsaved-safe) ApiKey for a presented secret or raise NotAuthenticated."""
+    if not secret.startswith(KEY_PREFIX) or len(secret) != _KEY_LEN:
+        raise _fail("malformed", "The API key is malformed: Medic keys look like mdk_ + 48 chars.")
+    digest = _digest(secret)
+    entry = key_cache.get(digest)
+    now_mono = time.monotonic()
+    if entry is not None and now_mono - entry.checked_at > settings.MEDIC_API_KEY_RECHECK_SECONDS:
+        entry = _recheck(digest, entry)
+    if entry is None:
+        if key_cache.is_rejected(digest):
+            raise _fail("invalid", "The API key is not valid.")
+        entry = _verify_slow(secret, digest)
+    if entry.expires_at is not None and entry.expires_at <= timezone.now():
+        key_cache.drop(digest)
+        raise _fail("expired", "The API key has expired.")
+    return ApiKey(
+        pk=entry.key_id,
+        name=entry.name,
+        scopes=sorted(entry.scopes),
+        expires_at=entry.expires_at,
+        hashed_key=entry.hashed_key,
+    )
+
+
+def _verify_slow(secret: str, digest: bytes) -> _Entry:
+    lookup = secret[len(KEY_PREFIX) : len(KEY_PREFIX) + _LOOKUP_LEN]
+    row = ApiKey.objects.filter(prefix=lookup).first()
+    if row is None:
+        raise _fail("unknown", "The API key is not valid.")
+    API_KEY_HASH_VERIFICATIONS.inc()
+    try:
+        _hasher.verify(row.hashed_key, secret)
+    except (VerificationError, InvalidHashError):
+        key_cache.reject(digest)
+        raise _fail("invalid", "The API key is not valid.") from None
+    if row.revoked_at is not None:
+        raise _fail("revoked", "The API key has been revoked.")
+    entry = _Entry(
+        key_id=row.pk,
+        hashed_key=row.hashed_key,
+        scopes=frozenset(row.scopes),
+        expires_at=row.expires_at,
+        name=row.name,
+        last_used_at=row.last_used_at,
+    )
+    _touch(entry)
+    key_cache.put(digest, entry)
+    return entry
+
+
+def _recheck(digest: bytes, entry: _Entry) -> _Entry | None:
+    """Re-read the key row (no hashing): revocation, rotation, scope and expiry changes apply."""
+    row = (
+        ApiKey.objects.filter(pk=entry.key_id)
+        .values("hashed_key", "revoked_at", "scopes", "expires_at", "name", "last_used_at")
+        .first()
+    )
+    if row is None or row["hashed_key"] != entry.hashed_key:
+        key_cache.drop(digest)
+        return None  # deleted or rotated: fall through to the slow path, which will refuse it
+    if row["revoked_at"] is not None:
+        key_cache.drop(digest)
+        raise _fail("revoked", "The API key has been revoked.")
+    entry.scopes = frozenset(row["scopes"])
+    entry.expires_at = row["expires_at"]
+    entry.name = row["name"]
+    entry.last_used_at = row["last_used_at"]
+    entry.checked_at = time.monotonic()
+    _touch(entry)
+    return entry
+
+
+def _touch(entry: _Entry) -> None:
+    now = timezone.now()
+    if entry.last_used_at is None or now - entry.last_used_at > _LAST_USED_RESOLUTION:
+        ApiKey.objects.filter(pk=entry.key_id).update(last_used_at=now)
+        entry.last_used_at = now

@@ -1,0 +1,84 @@
+"""Authentication and scope checks, shared by DRF views and the lean plain-Django endpoints.
+
+Scopes:
+- ``read``  — safe methods (GET, HEAD, OPTIONS) on every non-admin endpoint;
+- ``write`` — heartbeats and changes (POST, PUT, PATCH, DELETE) on every non-admin endpoint;
+- ``admin`` — everything, including API keys (views mark themselves ``required_scope = "admin"``).
+"""
+
+from __future__ import annotations
+
+from django.http import HttpRequest
+from rest_framework.authentication import BaseAuthentication
+from rest_framework.permissions import BasePermission
+
+from medic.apikeys import api_key_verify
+from medic.errors import Forbidden, NotAuthenticated
+from medic.metrics import AUTH_FAILURES
+from medic.models import ApiKey
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def presented_key(request: HttpRequest) -> str | None:
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip()
+        return ""  # present but not a bearer token: treated as malformed
+    value = request.META.get("HTTP_X_API_KEY")
+    if value is not None:
+        return value.strip()
+    return None
+
+
+def authenticate(request: HttpRequest) -> ApiKey:
+    """Return the request's API key or raise NotAuthenticated (counted by reason)."""
+    secret = presented_key(request)
+    if secret is None:
+        AUTH_FAILURES.labels(reason="missing").inc()
+        raise NotAuthenticated()
+    if not secret:
+        AUTH_FAILURES.labels(reason="malformed").inc()
+        raise NotAuthenticated(
+            "Use 'Authorization: Bearer mdk_...' or 'X-API-Key: mdk_...'.",
+            code="api_key_malformed",
+        )
+    return api_key_verify(secret)
+
+
+def scope_for(method: str, required_scope: str | None = None) -> str:
+    if required_scope:
+        return required_scope
+    return "read" if method.upper() in SAFE_METHODS else "write"
+
+
+def require_scope(key: ApiKey, scope: str) -> None:
+    if "admin" in key.scopes or scope in key.scopes:
+        return
+    AUTH_FAILURES.labels(reason="insufficient_scope").inc()
+    raise Forbidden(
+        f"This API key has scopes [{', '.join(key.scopes)}]; this action needs '{scope}'.",
+        code="insufficient_scope",
+    )
+
+
+class ApiKeyAuthentication(BaseAuthentication):
+    def authenticate(self, request):
+        key = authenticate(request._request)
+        return (None, key)
+
+    def authenticate_header(self, request) -> str:
+        return 'Bearer realm="medic"'
+
+
+class ScopePermission(BasePermission):
+    """One permission class for every API view: method-based scope, or the view's own."""
+
+    def has_permission(self, request, view) -> bool:
+        key = request.auth
+        if not isinstance(key, ApiKey):
+            raise NotAuthenticated()
+        require_scope(key, scope_for(request.method, getattr(view, "required_scope", None)))
+        return True

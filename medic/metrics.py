@@ -1,0 +1,67 @@
+"""Prometheus metrics Medic defines. Names are part of the operator contract (dashboards, alert
+rules in deploy/): rename only with a deprecation note in docs/operations.md.
+
+Counters observed in web processes are served by ``/metrics``; those observed in Celery worker
+processes (the sweep, notifications) by the worker's own endpoint (``MEDIC_WORKER_METRICS_ADDR``).
+Gauges that describe stored state (services by state, open alerts) are computed from the database
+at scrape time by ``StateCollector``, so every scrape of any process reports the same truth.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+AUTH_FAILURES = Counter(
+    "medic_auth_failures_total",
+    "API requests refused by authentication or authorization, by reason.",
+    ["reason"],
+)
+API_KEY_HASH_VERIFICATIONS = Counter(
+    "medic_api_key_hash_verifications_total",
+    "argon2 verifications performed (cache misses of the key cache).",
+)
+HEARTBEATS = Counter(
+    "medic_heartbeats_total",
+    "Heartbeats accepted, by reported status (normalised, unknown text counts as 'other').",
+    ["status"],
+)
+V1_ANONYMOUS_HEARTBEATS = Counter(
+    "medic_v1_anonymous_heartbeats_total",
+    "v1 heartbeats accepted without an API key (MEDIC_V1_ALLOW_ANONYMOUS_HEARTBEATS).",
+)
+SWEEP_DURATION = Histogram(
+    "medic_sweep_duration_seconds",
+    "Wall time of one sweep pass.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+SWEEP_LAG = Gauge(
+    "medic_sweep_lag_seconds",
+    "At the last sweep: how long past its deadline the oldest overdue service was.",
+)
+DETECTION_DELAY = Histogram(
+    "medic_detection_delay_seconds",
+    "For each service marked down: sweep time minus its deadline.",
+    buckets=(0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300),
+)
+SWEEP_LAST_RUN = Gauge(
+    "medic_sweep_last_run_timestamp_seconds", "Unix time at which the last sweep finished."
+)
+SWEEP_ERRORS = Counter(
+    "medic_sweep_errors_total",
+    "Rows the sweep failed to process (pushed forward and retried on a later pass).",
+    ["stage"],
+)
+ALERTS_OPENED = Counter("medic_alerts_opened_total", "Alerts opened.", ["reason"])
+ALERTS_RESOLVED = Counter("medic_alerts_resolved_total", "Alerts resolved.")
+NOTIFICATIONS = Counter(
+    "medic_notifications_total",
+    "Notification deliveries finished, by channel and outcome "
+    "(success, failed, retry, suppressed).",
+    ["channel", "outcome"],
+)
+NOTIFICATION_DURATION = Histogram(
+    "medic_notification_duration_seconds",
+    "Duration of one delivery attempt.",
+    ["channel"],
+)
+HEARTBEATS_PRUNED = Counter("medic_heartbeats_pruned_total", "Heartbeat rows deleted by retention.")

@@ -1,0 +1,304 @@
+"""Medic settings, read from the environment and nowhere else.
+
+Every knob is documented in docs/configuration.md. Secrets accept a ``<NAME>_FILE`` variant that
+names a file holding the value (Docker/Kubernetes secrets), which wins over the plain variable.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VERSION = "2.0.0"
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def env_str(name: str, default: str = "") -> str:
+    file_path = os.environ.get(f"{name}_FILE")
+    if file_path:
+        try:
+            return Path(file_path).read_text().strip()
+        except OSError as exc:
+            raise ImproperlyConfigured(f"{name}_FILE={file_path} cannot be read: {exc}") from exc
+    return os.environ.get(name, default)
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ImproperlyConfigured(f"{name}={raw!r} is not a boolean (use 1/0, true/false)")
+
+
+def env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not an integer") from exc
+
+
+def env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a number") from exc
+
+
+# --- Mode -------------------------------------------------------------------------------------
+# The embedded mode is what `make run` starts: SQLite, no Redis, a filesystem Celery broker, and
+# a development secret. Anything else is production and must be configured explicitly.
+EMBEDDED = env_bool("MEDIC_EMBEDDED", False)
+DEBUG = env_bool("DEBUG", False)
+_DEV_SECRET = "medic-embedded-development-secret-do-not-use-in-production"
+SECRET_KEY = env_str("SECRET_KEY", _DEV_SECRET if EMBEDDED else "")
+
+if not EMBEDDED:
+    if DEBUG:
+        raise ImproperlyConfigured(
+            "DEBUG is on outside the embedded mode. Unset DEBUG (or set MEDIC_EMBEDDED=1 for a "
+            "local trial)."
+        )
+    if not SECRET_KEY or SECRET_KEY == _DEV_SECRET or len(SECRET_KEY) < 32:
+        raise ImproperlyConfigured(
+            "SECRET_KEY (or SECRET_KEY_FILE) must be set to a random value of at least 32 "
+            "characters, e.g. `python3 -c 'import secrets; print(secrets.token_urlsafe(48))'`."
+        )
+
+ALLOWED_HOSTS = [
+    h.strip()
+    for h in env_str("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]" if EMBEDDED else "").split(",")
+    if h.strip()
+]
+CSRF_TRUSTED_ORIGINS = [
+    o.strip() for o in env_str("CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()
+]
+USE_X_FORWARDED_HOST = env_bool("USE_X_FORWARDED_HOST", False)
+if env_bool("SECURE_PROXY_SSL_HEADER", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Public base URL, used for links in notifications (dashboard, alert pages).
+MEDIC_BASE_URL = env_str("MEDIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+
+# --- Applications -----------------------------------------------------------------------------
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_celery_beat",
+    "django_prometheus",
+    "medic",
+    "heartbeats",
+    "alerting",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    # Static assets (admin, Swagger UI, dashboard) are served from memory by WhiteNoise, so no
+    # URL pattern and no reverse proxy is needed for them.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "medic.urls"
+WSGI_APPLICATION = "medic.wsgi.application"
+APPEND_SLASH = False
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database ---------------------------------------------------------------------------------
+VAR_DIR = Path(env_str("MEDIC_VAR_DIR", str(BASE_DIR / "var")))
+_default_db = ""
+if EMBEDDED:
+    (VAR_DIR / "broker" / "queue").mkdir(parents=True, exist_ok=True)
+    (VAR_DIR / "broker" / "processed").mkdir(parents=True, exist_ok=True)
+    _default_db = f"sqlite:///{VAR_DIR / 'medic.sqlite3'}"
+_database_url = env_str("DATABASE_URL", _default_db)
+if not _database_url:
+    raise ImproperlyConfigured(
+        "DATABASE_URL is not set, e.g. postgresql://medic:PASSWORD@db:5432/medic "
+        "(or set MEDIC_EMBEDDED=1 for the SQLite trial mode)."
+    )
+# Persistent connections keep the heartbeat path free of connection set-up.
+DATABASES = {
+    "default": dj_database_url.parse(
+        _database_url,
+        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 600),
+        conn_health_checks=True,
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
+    )
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis, cache, Celery ---------------------------------------------------------------------
+REDIS_URL = env_str("REDIS_URL", "")
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "medic",
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL or "filesystem://")
+CELERY_BROKER_TRANSPORT_OPTIONS: dict = {"visibility_timeout": 3600}
+if CELERY_BROKER_URL == "filesystem://":
+    _broker_dir = VAR_DIR / "broker"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_broker_dir / "queue"),
+        "data_folder_out": str(_broker_dir / "queue"),
+        "processed_folder": str(_broker_dir / "processed"),
+        "store_processed": False,
+    }
+CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_TASK_TIME_LIMIT = 300
+CELERY_TASK_SOFT_TIME_LIMIT = 240
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_TIMEZONE = "UTC"
+# Metrics observed in worker processes (the sweep, deliveries) are served here; see
+# docs/operations.md "Metrics".
+MEDIC_WORKER_METRICS_ADDR = env_str("MEDIC_WORKER_METRICS_ADDR", "127.0.0.1:9809")
+
+# --- Medic behaviour --------------------------------------------------------------------------
+MEDIC_SWEEP_INTERVAL_SECONDS = env_int("MEDIC_SWEEP_INTERVAL_SECONDS", 5)
+MEDIC_SWEEP_BATCH_SIZE = env_int("MEDIC_SWEEP_BATCH_SIZE", 200)
+MEDIC_HEARTBEAT_RETENTION_DAYS = env_int("MEDIC_HEARTBEAT_RETENTION_DAYS", 30)
+MEDIC_DEFAULT_MUTE_HOURS = env_float("MEDIC_DEFAULT_MUTE_HOURS", 24.0)
+# Re-notify an open alert every N minutes; 0 means "every alert_interval of the service".
+MEDIC_RENOTIFY_MINUTES = env_float("MEDIC_RENOTIFY_MINUTES", 0.0)
+MEDIC_V1_ALLOW_ANONYMOUS_HEARTBEATS = env_bool("MEDIC_V1_ALLOW_ANONYMOUS_HEARTBEATS", False)
+# How long a verified API key is trusted before its row is re-read (revocation delay bound).
+MEDIC_API_KEY_RECHECK_SECONDS = env_float("MEDIC_API_KEY_RECHECK_SECONDS", 2.0)
+
+# --- Notifications ----------------------------------------------------------------------------
+SLACK_BOT_TOKEN = env_str("SLACK_BOT_TOKEN", "")
+SLACK_API_BASE_URL = env_str("SLACK_API_BASE_URL", "https://slack.com/api").rstrip("/")
+SLACK_DEFAULT_CHANNEL = env_str("SLACK_DEFAULT_CHANNEL", "")
+PAGERDUTY_ROUTING_KEY = env_str("PAGERDUTY_ROUTING_KEY", "")
+PAGERDUTY_EVENTS_URL = env_str("PAGERDUTY_EVENTS_URL", "https://events.pagerduty.com").rstrip("/")
+MEDIC_NOTIFY_TIMEOUT_SECONDS = env_float("MEDIC_NOTIFY_TIMEOUT_SECONDS", 10.0)
+# Retry schedule for failed notification attempts (seconds after the previous attempt).
+MEDIC_DELIVERY_RETRY_DELAYS = [
+    int(x) for x in env_str("MEDIC_DELIVERY_RETRY_DELAYS", "1,5,30").split(",") if x.strip()
+]
+
+# --- Auth, DRF, OpenAPI -----------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LOGIN_URL = "/admin/login/"
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["medic.auth.ApiKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["medic.auth.ScopePermission"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_PAGINATION_CLASS": "medic.pagination.CursorPage",
+    "PAGE_SIZE": 50,
+    "EXCEPTION_HANDLER": "medic.errors.exception_handler",
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Medic API",
+    "DESCRIPTION": "Heartbeat monitoring with alert routing. Authenticate with "
+    "`Authorization: Bearer mdk_...`.",
+    "VERSION": VERSION,
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SCHEMA_PATH_PREFIX": r"/v2",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# --- I18N, static -----------------------------------------------------------------------------
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+STATIC_URL = "/static/"
+STATIC_ROOT = Path(env_str("STATIC_ROOT", str(VAR_DIR / "static")))
+STATICFILES_DIRS = [BASE_DIR / "static"]
+WHITENOISE_USE_FINDERS = EMBEDDED
+
+# --- Security headers -------------------------------------------------------------------------
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", False)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+
+# --- Logging ----------------------------------------------------------------------------------
+MEDIC_LOG_FORMAT = env_str("MEDIC_LOG_FORMAT", "text")
+if MEDIC_LOG_FORMAT not in {"text", "json"}:
+    raise ImproperlyConfigured("MEDIC_LOG_FORMAT must be 'text' or 'json'")
+MEDIC_LOG_LEVEL = env_str("MEDIC_LOG_LEVEL", "INFO").upper()
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "medic.logging.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": MEDIC_LOG_FORMAT},
+    },
+    "root": {"handlers": ["console"], "level": MEDIC_LOG_LEVEL},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        "celery": {"level": "INFO"},
+    },
+}

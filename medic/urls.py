@@ -1,0 +1,59 @@
+from django.contrib import admin
+from django.http import JsonResponse
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from alerting import api as alerting_api
+from heartbeats import api as heartbeats_api
+from medic import api as medic_api
+from medic import health
+from medic.errors import MedicError, NotFound, error_response
+
+v2 = [
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("api-keys", medic_api.ApiKeyListCreate.as_view()),
+    path("api-keys/<int:key_id>/rotate", medic_api.ApiKeyRotate.as_view()),
+    path("api-keys/<int:key_id>", medic_api.ApiKeyRevoke.as_view()),
+    path("services", heartbeats_api.ServiceListCreate.as_view()),
+    path("services/<str:service>", heartbeats_api.ServiceDetail.as_view()),
+    path("services/<str:service>/mute", heartbeats_api.ServiceMute.as_view()),
+    path("services/<str:service>/unmute", heartbeats_api.ServiceUnmute.as_view()),
+    path("services/<str:service>/heartbeats", heartbeats_api.ServiceHeartbeatList.as_view()),
+    path("heartbeat/<str:service>", heartbeats_api.HeartbeatCreate.as_view()),
+    path("heartbeats", heartbeats_api.HeartbeatList.as_view()),
+    path("alerts", alerting_api.AlertList.as_view()),
+    path("alerts/<int:alert_id>", alerting_api.AlertDetail.as_view()),
+    path("alerts/<int:alert_id>/deliveries", alerting_api.AlertDeliveries.as_view()),
+]
+
+urlpatterns = [
+    path("health", health.health),
+    path("health/live", health.live),
+    path("health/ready", health.ready),
+    path("v1/healthcheck/network", health.network),
+    path("metrics", health.metrics),
+    path("v2/", include(v2)),
+    path("admin/", admin.site.urls),
+    path("", include("heartbeats.v1_urls")),
+]
+
+
+def _is_v1(path_: str) -> bool:
+    return path_.startswith(("/heartbeat", "/service", "/alerts", "/docs/"))
+
+
+def handler404(request, exception=None):
+    if _is_v1(request.path):
+        return JsonResponse({"success": False, "message": "Not found.", "results": ""}, status=404)
+    return error_response(NotFound(f"No such endpoint: {request.method} {request.path}"))
+
+
+def handler500(request):
+    if _is_v1(request.path):
+        return JsonResponse(
+            {"success": False, "message": "Internal server error.", "results": ""}, status=500
+        )
+    return error_response(
+        MedicError("Internal server error; it has been logged.", code="internal").with_status(500)
+    )

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# `make run`: Medic on the embedded default — SQLite in var/, a filesystem Celery broker, web +
+# worker + beat in one terminal. Ctrl-C stops everything this script started.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+source scripts/venv.sh
+PORT=${PORT:-8000}
+export MEDIC_EMBEDDED=1
+export MEDIC_VAR_DIR="$ROOT/var"
+mkdir -p var/broker/queue var/broker/processed
+PY="$ROOT/.venv/bin/python"
+
+"$PY" manage.py migrate --no-input -v 0
+"$PY" manage.py medic_bootstrap
+
+pids=()
+cleanup() {
+  trap - INT TERM EXIT
+  echo
+  echo "==> stopping Medic"
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup INT TERM EXIT
+
+"$ROOT/.venv/bin/celery" -A medic worker --beat --pool threads --concurrency 4 \
+  --loglevel INFO --schedule "$ROOT/var/celerybeat-schedule" &
+pids+=($!)
+"$ROOT/.venv/bin/gunicorn" medic.wsgi:application --bind "127.0.0.1:$PORT" \
+  --worker-class gthread --workers 2 --threads 4 --access-logfile - &
+pids+=($!)
+echo "==> Medic is starting on http://127.0.0.1:$PORT (admin: /admin/, API docs: /v2/docs/)"
+echo "==> Ctrl-C stops it"
+wait -n "${pids[@]}"
