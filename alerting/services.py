@@ -79,7 +79,8 @@ def deliveries_create(
             status=DeliveryStatus.SUPPRESSED if suppressed_reason else DeliveryStatus.PENDING,
             suppressed_reason=suppressed_reason,
             created_at=now,
-            next_attempt_at=None if suppressed_reason else now,
+            # Wall-clock time even when the sweep runs on a simulated clock: sending is now.
+            next_attempt_at=None if suppressed_reason else timezone.now(),
             completed_at=now if suppressed_reason else None,
         )
         if suppressed_reason:

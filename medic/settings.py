@@ -209,6 +209,7 @@ CELERY_TIMEZONE = "UTC"
 # Metrics observed in worker processes (the sweep, deliveries) are served here; see
 # docs/operations.md "Metrics".
 MEDIC_WORKER_METRICS_ADDR = env_str("MEDIC_WORKER_METRICS_ADDR", "127.0.0.1:9809")
+MEDIC_WORKER_METRICS_REQUIRE_KEY = env_bool("MEDIC_WORKER_METRICS_REQUIRE_KEY", not EMBEDDED)
 
 # --- Medic behaviour --------------------------------------------------------------------------
 MEDIC_SWEEP_INTERVAL_SECONDS = env_int("MEDIC_SWEEP_INTERVAL_SECONDS", 5)
