@@ -242,7 +242,7 @@ def api_key_verify(secret: str) -> ApiKey:
         entry = _recheck(digest, entry)
     if entry is None:
         if key_cache.is_rejected(digest):
-            raise _fail("invalid", "The API key is not valid.")
+            raise _fail("invalid", "The API key is not valid (or was revoked).")
         entry = _verify_slow(secret, digest)
     if entry.expires_at is not None and entry.expires_at <= timezone.now():
         key_cache.drop(digest)
@@ -268,6 +268,7 @@ def _verify_slow(secret: str, digest: bytes) -> _Entry:
         key_cache.reject(digest)
         raise _fail("invalid", "The API key is not valid.") from None
     if row.revoked_at is not None:
+        key_cache.reject(digest, ttl=300.0)  # a revoked key must not cost a hash per request
         raise _fail("revoked", "The API key has been revoked.")
     entry = _Entry(
         key_id=row.pk,
@@ -294,6 +295,7 @@ def _recheck(digest: bytes, entry: _Entry) -> _Entry | None:
         return None  # deleted or rotated: fall through to the slow path, which will refuse it
     if row["revoked_at"] is not None:
         key_cache.drop(digest)
+        key_cache.reject(digest, ttl=300.0)
         raise _fail("revoked", "The API key has been revoked.")
     entry.scopes = frozenset(row["scopes"])
     entry.expires_at = row["expires_at"]

@@ -66,8 +66,9 @@ def require_scope(key: ApiKey, scope: str) -> None:
 
 class ApiKeyAuthentication(BaseAuthentication):
     def authenticate(self, request):
-        key = authenticate(request._request)
-        return (None, key)
+        if presented_key(request._request) is None:
+            return None  # let other authenticators try; ScopePermission refuses if none did
+        return (None, authenticate(request._request))
 
     def authenticate_header(self, request) -> str:
         return 'Bearer realm="medic"'
@@ -78,7 +79,14 @@ class ScopePermission(BasePermission):
 
     def has_permission(self, request, view) -> bool:
         key = request.auth
-        if not isinstance(key, ApiKey):
-            raise NotAuthenticated()
-        require_scope(key, scope_for(request.method, getattr(view, "required_scope", None)))
-        return True
+        if isinstance(key, ApiKey):
+            require_scope(key, scope_for(request.method, getattr(view, "required_scope", None)))
+            return True
+        user = request.user
+        # Staff signed in to the admin may read the API documentation (schema, Swagger UI).
+        if user is not None and user.is_authenticated and user.is_staff:
+            if request.method in SAFE_METHODS:
+                return True
+            raise Forbidden("Browser sessions are read-only here; use an API key.")
+        AUTH_FAILURES.labels(reason="missing").inc()
+        raise NotAuthenticated()

@@ -263,6 +263,11 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "SCHEMA_PATH_PREFIX": r"/v2",
     "COMPONENT_SPLIT_REQUEST": True,
+    "SERVE_PERMISSIONS": ["medic.auth.ScopePermission"],
+    "SERVE_AUTHENTICATION": [
+        "rest_framework.authentication.SessionAuthentication",
+        "medic.auth.ApiKeyAuthentication",
+    ],
 }
 
 # --- I18N, static -----------------------------------------------------------------------------
