@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from alerting.models import Delivery, DeliveryAttempt, DeliveryStatus
 from alerting.transports import TRANSPORTS, DeliveryError, Outcome, TransientError
+from medic.enqueue import enqueue_on_commit
 from medic.metrics import NOTIFICATION_DURATION, NOTIFICATIONS
 
 logger = logging.getLogger(__name__)
@@ -35,7 +36,9 @@ def delivery_attempt(*, delivery_id: int) -> float | None:
         delivery.attempts += 1
         delivery.next_attempt_at = now + _CLAIM_TIMEOUT
         delivery.save(update_fields=["attempts", "next_attempt_at"])
-    delivery = Delivery.objects.select_related("alert__service").get(pk=delivery_id)
+    delivery = Delivery.objects.select_related("alert__service", "notification_target").get(
+        pk=delivery_id
+    )
     transport = TRANSPORTS[delivery.channel]
     started = time.monotonic()
     error = ""
@@ -92,6 +95,8 @@ def _record(
         delivery.save(
             update_fields=["status", "response_code", "error", "completed_at", "next_attempt_at"]
         )
+        if delivery.group:
+            _advance_group(delivery)
     NOTIFICATIONS.labels(channel=delivery.channel, outcome=outcome_label).inc()
     log = logger.warning if error else logger.info
     log(
@@ -107,6 +112,25 @@ def _record(
         },
     )
     return retry_in
+
+
+def _advance_group(delivery: Delivery) -> None:
+    """notify-until-success: after a success the rest of the group is skipped; after a final
+    failure the next waiting target is released."""
+    waiting = Delivery.objects.filter(
+        group=delivery.group, status=DeliveryStatus.WAITING, position__gt=delivery.position
+    ).order_by("position")
+    if delivery.status == DeliveryStatus.SUCCEEDED:
+        waiting.update(status=DeliveryStatus.SKIPPED, completed_at=timezone.now())
+    elif delivery.status == DeliveryStatus.FAILED:
+        following = waiting.first()
+        if following is not None:
+            following.status = DeliveryStatus.PENDING
+            following.next_attempt_at = timezone.now()
+            following.save(update_fields=["status", "next_attempt_at"])
+            from alerting.tasks import deliver
+
+            enqueue_on_commit(deliver, following.pk)
 
 
 def deliveries_overdue(*, now=None, grace: timedelta = timedelta(seconds=30)) -> list[int]:

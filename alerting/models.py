@@ -89,6 +89,107 @@ class DeliveryStatus(models.TextChoices):
     SUCCEEDED = "succeeded", "succeeded"
     FAILED = "failed", "failed"
     SUPPRESSED = "suppressed", "suppressed"
+    # notify-until-success: queued behind an earlier target of the same rule...
+    WAITING = "waiting", "waiting for an earlier target"
+    # ...and not needed because an earlier target succeeded.
+    SKIPPED = "skipped", "skipped (an earlier target succeeded)"
+
+
+class WorkingHours(models.Model):
+    """A working-hours schedule (spec format in docs/working-hours.md), used by routing rules."""
+
+    name = models.CharField(max_length=100, unique=True)
+    spec = models.JSONField()
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "working-hours schedule"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class NotificationTarget(models.Model):
+    """Somewhere an alert can go. ``config`` holds plain settings; ``secrets`` holds AES-GCM
+    tokens (medic.crypto) that the API never returns."""
+
+    name = models.CharField(max_length=100, unique=True)
+    kind = models.CharField(max_length=10, choices=Channel.choices)
+    enabled = models.BooleanField(default=True)
+    config = models.JSONField(default=dict, blank=True)
+    secrets = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.kind})"
+
+
+class RoutingMode(models.TextChoices):
+    ALL = "all", "notify all"
+    UNTIL_SUCCESS = "until_success", "notify until success"
+
+
+class RoutingWhen(models.TextChoices):
+    ALWAYS = "always", "always"
+    WORKING_HOURS = "working_hours", "during working hours"
+    AFTER_HOURS = "after_hours", "after hours"
+
+
+class RoutingRule(models.Model):
+    """Which targets hear about which alerts. Rules are evaluated in ``position`` order; every
+    matching rule contributes its targets until one with ``stop`` matches. When no rule matches,
+    the default route applies (team Slack channel + PagerDuty from settings)."""
+
+    name = models.CharField(max_length=100, unique=True)
+    position = models.IntegerField(default=100)
+    enabled = models.BooleanField(default=True)
+    service = models.ForeignKey(
+        "heartbeats.Service",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="routing_rules",
+    )
+    team = models.CharField(max_length=100, blank=True, default="")
+    priorities = models.JSONField(default=list, blank=True)
+    when = models.CharField(max_length=16, choices=RoutingWhen.choices, default=RoutingWhen.ALWAYS)
+    schedule = models.ForeignKey(
+        WorkingHours, null=True, blank=True, on_delete=models.PROTECT, related_name="rules"
+    )
+    mode = models.CharField(max_length=16, choices=RoutingMode.choices, default=RoutingMode.ALL)
+    stop = models.BooleanField(default=False)
+    targets = models.ManyToManyField(
+        NotificationTarget, through="RoutingRuleTarget", related_name="rules"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["position", "id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class RoutingRuleTarget(models.Model):
+    rule = models.ForeignKey(RoutingRule, on_delete=models.CASCADE, related_name="rule_targets")
+    target = models.ForeignKey(NotificationTarget, on_delete=models.PROTECT)
+    position = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["rule_id", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["rule", "position"], name="rule_target_position"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.rule_id}#{self.position} -> {self.target_id}"
 
 
 class Delivery(models.Model):
@@ -99,6 +200,14 @@ class Delivery(models.Model):
     channel = models.CharField(max_length=10, choices=Channel.choices)
     # Human-readable destination (channel id, "PagerDuty routing key …abcd", URL host).
     target = models.CharField(max_length=300)
+    # The configured target and rule that produced it (null: the default route).
+    notification_target = models.ForeignKey(
+        NotificationTarget, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    rule = models.ForeignKey(RoutingRule, null=True, blank=True, on_delete=models.SET_NULL)
+    # notify-until-success: deliveries of one rule share a group and are tried in position order.
+    group = models.CharField(max_length=40, blank=True, default="")
+    position = models.PositiveIntegerField(default=0)
     status = models.CharField(
         max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING
     )

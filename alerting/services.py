@@ -8,6 +8,7 @@ never a lost notification: the sweep re-enqueues deliveries whose next attempt i
 from __future__ import annotations
 
 import logging
+import uuid
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -18,12 +19,12 @@ from alerting.models import (
     Alert,
     AlertReason,
     AlertState,
-    Channel,
     Delivery,
     DeliveryStatus,
     NotificationEvent,
-    Team,
+    RoutingMode,
 )
+from alerting.routing import route_for
 from medic.enqueue import enqueue_on_commit
 from medic.metrics import ALERTS_OPENED, ALERTS_RESOLVED, NOTIFICATIONS
 
@@ -39,60 +40,55 @@ def renotify_delay(service) -> timedelta:
     return timedelta(minutes=minutes)
 
 
-# --- Targets ----------------------------------------------------------------------------------
-
-
-def targets_for(*, service, event: str) -> list[tuple[str, str]]:
-    """(channel, destination) pairs for an alert event on ``service``.
-
-    Slack goes to the team's channel, else the default channel. PagerDuty gets trigger and
-    resolve only: it owns escalation and re-paging, so Medic never re-triggers it.
-    """
-    targets: list[tuple[str, str]] = []
-    if settings.SLACK_BOT_TOKEN:
-        team = Team.objects.filter(name=service.team).only("slack_channel_id").first()
-        channel = (team.slack_channel_id if team else "") or settings.SLACK_DEFAULT_CHANNEL
-        if channel:
-            targets.append((Channel.SLACK, channel))
-        else:
-            logger.warning(
-                "no Slack channel for service",
-                extra={"service": service.heartbeat_name, "team": service.team},
-            )
-    if settings.PAGERDUTY_ROUTING_KEY and event != NotificationEvent.RENOTIFY:
-        targets.append((Channel.PAGERDUTY, f"routing key …{settings.PAGERDUTY_ROUTING_KEY[-4:]}"))
-    return targets
+# --- Deliveries -------------------------------------------------------------------------------
 
 
 def deliveries_create(
     *, alert: Alert, event: str, suppressed_reason: str = "", now: datetime | None = None
 ) -> list[int]:
-    """Write one Delivery per target; enqueue sending after commit unless suppressed."""
+    """Write one Delivery per routed target; enqueue sending after commit unless suppressed.
+
+    In notify-until-success groups only the first target is sent; the others wait, and the
+    next one is released when the previous has definitively failed (alerting.delivery).
+    """
     now = now or timezone.now()
-    ids: list[int] = []
-    for channel, destination in targets_for(service=alert.service, event=event):
-        delivery = Delivery.objects.create(
-            alert=alert,
-            event=event,
-            channel=channel,
-            target=destination,
-            status=DeliveryStatus.SUPPRESSED if suppressed_reason else DeliveryStatus.PENDING,
-            suppressed_reason=suppressed_reason,
-            created_at=now,
-            # Wall-clock time even when the sweep runs on a simulated clock: sending is now.
-            next_attempt_at=None if suppressed_reason else timezone.now(),
-            completed_at=now if suppressed_reason else None,
-        )
-        if suppressed_reason:
-            NOTIFICATIONS.labels(channel=channel, outcome="suppressed").inc()
-        else:
-            ids.append(delivery.pk)
-    if ids:
+    route = route_for(service=alert.service, event=event, at=now, priority=alert.priority)
+    to_send: list[int] = []
+    for group in route.groups:
+        group_id = uuid.uuid4().hex if group.mode == RoutingMode.UNTIL_SUCCESS else ""
+        for position, routed in enumerate(group.targets):
+            if suppressed_reason:
+                status = DeliveryStatus.SUPPRESSED
+            elif group_id and position > 0:
+                status = DeliveryStatus.WAITING
+            else:
+                status = DeliveryStatus.PENDING
+            delivery = Delivery.objects.create(
+                alert=alert,
+                event=event,
+                channel=routed.channel,
+                target=routed.destination[:300],
+                notification_target=routed.target,
+                rule=group.rule,
+                group=group_id,
+                position=position,
+                status=status,
+                suppressed_reason=suppressed_reason[:200],
+                created_at=now,
+                # Wall-clock time even when the sweep runs on a simulated clock: sending is now.
+                next_attempt_at=timezone.now() if status == DeliveryStatus.PENDING else None,
+                completed_at=now if suppressed_reason else None,
+            )
+            if status == DeliveryStatus.SUPPRESSED:
+                NOTIFICATIONS.labels(channel=routed.channel, outcome="suppressed").inc()
+            elif status == DeliveryStatus.PENDING:
+                to_send.append(delivery.pk)
+    if to_send:
         from alerting.tasks import deliver
 
-        for delivery_id in ids:
+        for delivery_id in to_send:
             enqueue_on_commit(deliver, delivery_id)
-    return ids
+    return to_send
 
 
 def hold_reason(service, now: datetime) -> str:

@@ -5,7 +5,9 @@ from celery import shared_task
 from alerting.delivery import delivery_attempt
 
 
-@shared_task(name="alerting.deliver", acks_late=True, ignore_result=True, time_limit=60, soft_time_limit=50)
+@shared_task(
+    name="alerting.deliver", acks_late=True, ignore_result=True, time_limit=60, soft_time_limit=50
+)
 def deliver(delivery_id: int) -> None:
     """Send one delivery attempt; schedule the next one on a transient failure.
 

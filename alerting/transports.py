@@ -4,13 +4,18 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
+import re
+import time
 from dataclasses import dataclass
 
 import requests
 from django.conf import settings
 
 from alerting.models import Alert, Channel, Delivery, NotificationEvent
+from medic.crypto import DecryptionError, decrypt
 
 _session = requests.Session()
 _SEVERITY = {"p1": "critical", "p2": "error", "p3": "warning", "p4": "warning", "p5": "info"}
@@ -36,13 +41,39 @@ class PermanentError(DeliveryError):
     pass
 
 
-def _post(url: str, *, payload: dict, headers: dict | None = None) -> Outcome:
+def _secret(delivery: Delivery, name: str) -> str:
+    target = delivery.notification_target
+    token = target.secrets.get(name) if target is not None else None
+    if not token:
+        return ""
     try:
-        response = _session.post(
-            url, json=payload, headers=headers or {}, timeout=settings.MEDIC_NOTIFY_TIMEOUT_SECONDS
+        return decrypt(token)
+    except DecryptionError as exc:
+        raise PermanentError(f"secret '{name}' of target '{target.name}': {exc}") from exc
+
+
+def _post(
+    url: str,
+    *,
+    payload: dict | None = None,
+    data: bytes | None = None,
+    headers: dict | None = None,
+    method: str = "POST",
+    timeout: float | None = None,
+) -> Outcome:
+    timeout = timeout or settings.MEDIC_NOTIFY_TIMEOUT_SECONDS
+    try:
+        response = _session.request(
+            method,
+            url,
+            json=payload,
+            data=data,
+            headers=headers or {},
+            timeout=timeout,
+            allow_redirects=False,
         )
     except requests.Timeout as exc:
-        raise TransientError(f"timed out after {settings.MEDIC_NOTIFY_TIMEOUT_SECONDS}s") from exc
+        raise TransientError(f"timed out after {timeout}s") from exc
     except requests.ConnectionError as exc:
         raise TransientError(f"connection failed: {exc.__class__.__name__}") from exc
     outcome = Outcome(response.status_code, response.text[:2000])
@@ -65,6 +96,125 @@ def _last_seen(alert: Alert) -> str:
 
 def alert_link(alert: Alert) -> str:
     return f"{settings.MEDIC_BASE_URL}/v2/alerts/{alert.pk}"
+
+
+def template_variables(delivery: Delivery) -> dict:
+    """The variables a webhook body template may use (docs/alert-routing.md lists them)."""
+    alert = delivery.alert
+    service = alert.service
+    status = {"trigger": "down", "renotify": "down", "resolve": "up"}[delivery.event]
+
+    def iso(value):
+        return value.isoformat() if value else None
+
+    return {
+        "event": delivery.event,
+        "status": status,
+        "service": service.heartbeat_name,
+        "service_id": service.pk,
+        "service_name": service.service_name,
+        "alert_id": alert.pk,
+        "dedup_key": alert.dedup_key,
+        "summary": alert.summary,
+        "reason": alert.reason,
+        "priority": alert.priority,
+        "team": service.team,
+        "runbook": service.runbook,
+        "opened_at": iso(alert.opened_at),
+        "resolved_at": iso(alert.resolved_at),
+        "last_heartbeat_at": iso(service.last_heartbeat_at),
+        "notify_count": alert.notify_count,
+        "dashboard_link": alert_link(alert),
+        "delivery_id": delivery.pk,
+    }
+
+
+_VAR = re.compile(r"\$\{([a-z_]+)\}")
+
+
+def render_template(template, variables: dict):
+    """Substitute ``${name}`` in every string of a JSON template. A string that is exactly one
+    placeholder takes the variable's JSON type (number, null); otherwise it is interpolated as
+    text. Unknown names are left as they are (validation rejects them when the target is saved).
+    """
+    if isinstance(template, dict):
+        return {k: render_template(v, variables) for k, v in template.items()}
+    if isinstance(template, list):
+        return [render_template(v, variables) for v in template]
+    if isinstance(template, str):
+        whole = _VAR.fullmatch(template)
+        if whole and whole.group(1) in variables:
+            return variables[whole.group(1)]
+
+        def sub(match: re.Match) -> str:
+            value = variables.get(match.group(1), match.group(0))
+            return "" if value is None else str(value)
+
+        return _VAR.sub(sub, template)
+    return template
+
+
+def sign(secret: str, timestamp: int, body: bytes) -> str:
+    """``X-Medic-Signature``: ``t=<unix time>,v1=<hex HMAC-SHA256(secret, "<t>." + body)>``."""
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+class WebhookTransport:
+    channel = Channel.WEBHOOK
+
+    def body(self, delivery: Delivery) -> bytes:
+        target = delivery.notification_target
+        variables = template_variables(delivery)
+        template = (target.config.get("body_template") if target else None) or DEFAULT_BODY
+        return json.dumps(render_template(template, variables), separators=(",", ":")).encode()
+
+    def send(self, delivery: Delivery) -> Outcome:
+        target = delivery.notification_target
+        if target is None:
+            raise PermanentError("webhook delivery without a target")
+        config = target.config
+        body = self.body(delivery)
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": f"Medic/{settings.VERSION}",
+            "X-Medic-Event": delivery.event,
+            "X-Medic-Delivery": str(delivery.pk),
+        }
+        headers.update(config.get("headers", {}))
+        for name in target.secrets.get("headers", {}):
+            try:
+                headers[name] = decrypt(target.secrets["headers"][name])
+            except DecryptionError as exc:
+                raise PermanentError(f"secret header '{name}': {exc}") from exc
+        signing = _secret(delivery, "signing_secret")
+        if signing:
+            headers["X-Medic-Signature"] = sign(signing, int(time.time()), body)
+        return _post(
+            config["url"],
+            data=body,
+            headers=headers,
+            method=config.get("method", "POST"),
+            timeout=config.get("timeout_seconds"),
+        )
+
+
+DEFAULT_BODY = {
+    "event": "${event}",
+    "status": "${status}",
+    "service": "${service}",
+    "service_name": "${service_name}",
+    "alert_id": "${alert_id}",
+    "dedup_key": "${dedup_key}",
+    "summary": "${summary}",
+    "priority": "${priority}",
+    "team": "${team}",
+    "runbook": "${runbook}",
+    "opened_at": "${opened_at}",
+    "resolved_at": "${resolved_at}",
+    "last_heartbeat_at": "${last_heartbeat_at}",
+    "dashboard_link": "${dashboard_link}",
+}
 
 
 class SlackTransport:
@@ -97,10 +247,11 @@ class SlackTransport:
         }
 
     def send(self, delivery: Delivery) -> Outcome:
+        token = _secret(delivery, "bot_token") or settings.SLACK_BOT_TOKEN
         outcome = _post(
             f"{settings.SLACK_API_BASE_URL}/chat.postMessage",
             payload=self.payload(delivery),
-            headers={"Authorization": f"Bearer {settings.SLACK_BOT_TOKEN}"},
+            headers={"Authorization": f"Bearer {token}"},
         )
         # Slack answers 200 with {"ok": false, "error": ...} for refusals.
         try:
@@ -122,7 +273,7 @@ class PagerDutyTransport:
         alert = delivery.alert
         service = alert.service
         body: dict = {
-            "routing_key": settings.PAGERDUTY_ROUTING_KEY,
+            "routing_key": _secret(delivery, "routing_key") or settings.PAGERDUTY_ROUTING_KEY,
             "event_action": "resolve" if delivery.event == NotificationEvent.RESOLVE else "trigger",
             "dedup_key": alert.dedup_key,
         }
@@ -152,4 +303,8 @@ class PagerDutyTransport:
         return _post(f"{settings.PAGERDUTY_EVENTS_URL}/v2/enqueue", payload=self.payload(delivery))
 
 
-TRANSPORTS = {Channel.SLACK: SlackTransport(), Channel.PAGERDUTY: PagerDutyTransport()}
+TRANSPORTS = {
+    Channel.SLACK: SlackTransport(),
+    Channel.PAGERDUTY: PagerDutyTransport(),
+    Channel.WEBHOOK: WebhookTransport(),
+}

@@ -194,6 +194,7 @@ if CELERY_BROKER_URL == "filesystem://":
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
+        "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
@@ -233,6 +234,9 @@ MEDIC_NOTIFY_TIMEOUT_SECONDS = env_float("MEDIC_NOTIFY_TIMEOUT_SECONDS", 10.0)
 MEDIC_DELIVERY_RETRY_DELAYS = [
     int(x) for x in env_str("MEDIC_DELIVERY_RETRY_DELAYS", "1,5,30").split(",") if x.strip()
 ]
+
+# AES-256-GCM keys for secrets at rest (webhook headers, signing secrets, routing keys).
+MEDIC_ENCRYPTION_KEYS = env_str("MEDIC_ENCRYPTION_KEYS", "")
 
 # --- Auth, DRF, OpenAPI -----------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

@@ -4,6 +4,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from alerting import api as alerting_api
+from alerting import config_api
 from heartbeats import api as heartbeats_api
 from medic import api as medic_api
 from medic import health
@@ -22,6 +23,15 @@ v2 = [
     path("services/<str:service>/heartbeats", heartbeats_api.ServiceHeartbeatList.as_view()),
     path("heartbeat/<str:service>", heartbeats_api.HeartbeatCreate.as_view()),
     path("heartbeats", heartbeats_api.HeartbeatList.as_view()),
+    path("services/<str:service>/route", config_api.ServiceRoute.as_view()),
+    path("teams", config_api.TeamList.as_view()),
+    path("teams/<str:ref>", config_api.TeamDetail.as_view()),
+    path("notification-targets", config_api.TargetList.as_view()),
+    path("notification-targets/<str:ref>", config_api.TargetDetail.as_view()),
+    path("routing-rules", config_api.RuleList.as_view()),
+    path("routing-rules/<str:ref>", config_api.RuleDetail.as_view()),
+    path("working-hours", config_api.WorkingHoursList.as_view()),
+    path("working-hours/<str:ref>", config_api.WorkingHoursDetail.as_view()),
     path("alerts", alerting_api.AlertList.as_view()),
     path("alerts/<int:alert_id>", alerting_api.AlertDetail.as_view()),
     path("alerts/<int:alert_id>/deliveries", alerting_api.AlertDeliveries.as_view()),
