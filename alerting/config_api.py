@@ -25,7 +25,7 @@ from alerting.models import (
 )
 from alerting.routing import route_for
 from alerting.schedules import ScheduleError, parse_schedule
-from alerting.transports import DEFAULT_BODY, _VAR
+from alerting.transports import _VAR, DEFAULT_BODY
 from heartbeats.models import Priority
 from heartbeats.services import service_get
 from medic.errors import InvalidInput

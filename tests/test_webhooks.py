@@ -1,4 +1,4 @@
-"""Webhook deliveries (SRE-9) and notify-until-success failover (SRE-10), against local receivers."""
+"""Webhook deliveries (SRE-9) and notify-until-success failover (SRE-10) to local receivers."""
 
 from __future__ import annotations
 
