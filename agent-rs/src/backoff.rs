@@ -82,7 +82,10 @@ mod tests {
         let delays: Vec<Duration> = (0..12).map(|_| b.next_delay()).collect();
         for (i, d) in delays.iter().enumerate() {
             let step = Duration::from_secs(1 << i.min(16)).min(Duration::from_secs(60));
-            assert!(*d >= step / 2 && *d <= step, "attempt {i}: {d:?} vs step {step:?}");
+            assert!(
+                *d >= step / 2 && *d <= step,
+                "attempt {i}: {d:?} vs step {step:?}"
+            );
         }
         assert!(delays[11] >= Duration::from_secs(30));
         b.reset();

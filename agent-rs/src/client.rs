@@ -94,9 +94,14 @@ pub struct Client {
 
 impl Client {
     /// `server_url` must already be validated (see `config::validate_server_url`).
-    pub fn new(server_url: &str, api_key: &str, ca_file: Option<&Path>) -> Result<Client> {
+    pub fn new(
+        server_url: &str,
+        api_key: &str,
+        ca_file: Option<&Path>,
+        connect_timeout: Duration,
+    ) -> Result<Client> {
         let mut builder = ureq::AgentBuilder::new()
-            .timeout_connect(Duration::from_secs(10))
+            .timeout_connect(connect_timeout)
             .timeout(REQUEST_TIMEOUT)
             .redirects(0)
             .max_idle_connections(2)
@@ -163,8 +168,7 @@ impl Client {
     pub fn register(&self, registration: &Registration<'_>) -> Result<Registered> {
         let body = to_value(registration)?;
         let (_, v) = self.request("POST", "/v2/agent/register", Some(&body), REQUEST_TIMEOUT)?;
-        serde_json::from_value(v)
-            .map_err(|e| Error::Protocol(format!("register response: {e}")))
+        serde_json::from_value(v).map_err(|e| Error::Protocol(format!("register response: {e}")))
     }
 
     /// Long-polls for a job. `Ok(None)` when the server had nothing within `wait_seconds`.
@@ -338,7 +342,10 @@ mod tests {
                 code,
                 message,
             } => {
-                assert_eq!((status, code.as_str(), message.as_str()), (404, "not_found", "No such path"));
+                assert_eq!(
+                    (status, code.as_str(), message.as_str()),
+                    (404, "not_found", "No such path")
+                );
             }
             other => panic!("{other:?}"),
         }

@@ -299,7 +299,10 @@ memory_mb = 256
 "#,
         )
         .unwrap();
-        assert_eq!(c.ca_file.as_deref(), Some(Path::new("/etc/medic-agent/ca.pem")));
+        assert_eq!(
+            c.ca_file.as_deref(),
+            Some(Path::new("/etc/medic-agent/ca.pem"))
+        );
         assert_eq!(c.scripts_dir, Path::new("/etc/medic-agent/scripts"));
         assert_eq!(c.registry_file, Path::new("/srv/allowed.toml"));
         assert_eq!(c.labels, vec!["env:prod", "role:db"]);
@@ -335,13 +338,22 @@ memory_mb = 256
         let e = err(&format!("{MINIMAL}labels = \"prod\"\n"));
         assert!(e.contains("invalid type"), "{e}");
         let e = err(&format!("{MINIMAL}poll_wait_seconds = -1\n"));
-        assert!(e.contains("invalid value") || e.contains("invalid type"), "{e}");
+        assert!(
+            e.contains("invalid value") || e.contains("invalid type"),
+            "{e}"
+        );
     }
 
     #[test]
     fn server_url_must_be_http_with_host() {
         let body = "key_file = \"k\"\nscripts_dir = \"s\"\n";
-        for bad in ["medic.example.com", "ftp://x", "https://", "https:// x", "https://x/?a=1"] {
+        for bad in [
+            "medic.example.com",
+            "ftp://x",
+            "https://",
+            "https:// x",
+            "https://x/?a=1",
+        ] {
             let e = err(&format!("server_url = \"{bad}\"\n{body}"));
             assert!(e.contains("server_url"), "{bad}: {e}");
         }
@@ -351,10 +363,14 @@ memory_mb = 256
     fn out_of_range_values_are_rejected() {
         assert!(err(&format!("{MINIMAL}poll_wait_seconds = 0\n")).contains("poll_wait_seconds"));
         assert!(err(&format!("{MINIMAL}poll_wait_seconds = 301\n")).contains("poll_wait_seconds"));
-        assert!(err(&format!("{MINIMAL}metrics_listen = \"localhost\"\n")).contains("metrics_listen"));
+        assert!(
+            err(&format!("{MINIMAL}metrics_listen = \"localhost\"\n")).contains("metrics_listen")
+        );
         assert!(err(&format!("{MINIMAL}labels = [\"\"]\n")).contains("label"));
         assert!(err(&format!("{MINIMAL}[limits]\nprocesses = 0\n")).contains("limits.processes"));
-        assert!(err(&format!("{MINIMAL}[limits]\noutput_bytes = 2000000\n")).contains("output_bytes"));
+        assert!(
+            err(&format!("{MINIMAL}[limits]\noutput_bytes = 2000000\n")).contains("output_bytes")
+        );
     }
 
     #[test]
@@ -374,7 +390,10 @@ memory_mb = 256
         assert_eq!(read_key_file(&good).unwrap(), "secret-key");
         let empty = dir.join("empty");
         std::fs::write(&empty, "\n").unwrap();
-        assert!(read_key_file(&empty).unwrap_err().to_string().contains("empty"));
+        assert!(read_key_file(&empty)
+            .unwrap_err()
+            .to_string()
+            .contains("empty"));
         assert!(read_key_file(&dir.join("missing")).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -82,12 +82,29 @@ pub fn run_limited(spec: &Spec<'_>, stop: Option<&Stop<'_>>) -> io::Result<Outco
     let stdout_tail = Arc::new(Mutex::new(Tail::new(limits.output_bytes)));
     let stderr_tail = Arc::new(Mutex::new(Tail::new(limits.output_bytes)));
     let mut readers = 0;
-    if let Some(out) = child.stdout.take() {
-        spawn_reader(out, stdout_tail.clone(), Tee::None, done_tx.clone())?;
-        readers += 1;
-    }
-    if let Some(err) = child.stderr.take() {
-        spawn_reader(err, stderr_tail.clone(), Tee::None, done_tx.clone())?;
+    let streams = [
+        (
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn Read + Send>),
+            &stdout_tail,
+        ),
+        (
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn Read + Send>),
+            &stderr_tail,
+        ),
+    ];
+    for (stream, tail) in streams {
+        let Some(stream) = stream else { continue };
+        if let Err(e) = spawn_reader(stream, tail.clone(), Tee::None, done_tx.clone()) {
+            signal_group(pid, libc::SIGKILL, true);
+            let _ = child.wait();
+            return Err(e);
+        }
         readers += 1;
     }
     drop(done_tx);
@@ -111,7 +128,7 @@ pub fn run_limited(spec: &Spec<'_>, stop: Option<&Stop<'_>>) -> io::Result<Outco
                     if stop_at.is_none() && (stop.requested)() {
                         stop_at = Some(now + stop.grace);
                     }
-                    interrupted = stop_at.map_or(false, |at| now >= at);
+                    interrupted = stop_at.is_some_and(|at| now >= at);
                 }
                 if timed_out || interrupted {
                     signal_group(pid, libc::SIGTERM, true);
@@ -210,6 +227,8 @@ unsafe fn set_rlimit(resource: Resource, soft: u64, hard: u64) -> io::Result<()>
     if libc::getrlimit(resource, &mut current) != 0 {
         return Err(io::Error::last_os_error());
     }
+    // rlim_t is not u64 on every target, hence the casts.
+    #[allow(clippy::unnecessary_cast)]
     let to_rlim = |v: u64| -> libc::rlim_t {
         if v >= libc::RLIM_INFINITY as u64 {
             libc::RLIM_INFINITY

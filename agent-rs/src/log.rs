@@ -105,7 +105,10 @@ mod tests {
     fn timestamps_are_rfc3339_utc() {
         assert_eq!(rfc3339_millis(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(rfc3339_millis(951_782_400_000), "2000-02-29T00:00:00.000Z");
-        assert_eq!(rfc3339_millis(1_714_565_106_789), "2024-05-01T12:05:06.789Z");
+        assert_eq!(
+            rfc3339_millis(1_714_565_106_789),
+            "2024-05-01T12:05:06.789Z"
+        );
     }
 
     #[test]

@@ -1,1 +1,3 @@
-fn main() {}
+fn main() {
+    std::process::exit(medic_agent::run(std::env::args_os().collect()));
+}

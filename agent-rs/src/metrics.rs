@@ -76,7 +76,8 @@ fn bump(map: &mut BTreeMap<(String, String), u64>, script: &str, second: &str) {
     } else if map.len() < MAX_SERIES {
         map.insert(key, 1);
     } else {
-        *map.entry((OTHER.to_string(), second.to_string())).or_insert(0) += 1;
+        *map.entry((OTHER.to_string(), second.to_string()))
+            .or_insert(0) += 1;
     }
 }
 
@@ -137,7 +138,10 @@ pub fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> Result<()> {
             }
         })
         .map_err(|e| Error::io("cannot start metrics thread", e))?;
-    log::info("metrics endpoint listening", &[("addr", addr.to_string().into())]);
+    log::info(
+        "metrics endpoint listening",
+        &[("addr", addr.to_string().into())],
+    );
     Ok(())
 }
 
@@ -168,6 +172,9 @@ mod tests {
             m.inc_skipped(&format!("s{i}"), "not_registered");
         }
         let text = m.render();
-        assert!(text.contains("script=\"_other\",reason=\"not_registered\"} 10\n"), "{text}");
+        assert!(
+            text.contains("script=\"_other\",reason=\"not_registered\"} 10\n"),
+            "{text}"
+        );
     }
 }

@@ -110,7 +110,9 @@ impl Registry {
                 ));
             }
             let relative_ok = !s.path.as_os_str().is_empty()
-                && s.path.components().all(|c| matches!(c, Component::Normal(_)));
+                && s.path
+                    .components()
+                    .all(|c| matches!(c, Component::Normal(_)));
             if !relative_ok {
                 return Err(format!(
                     "script {:?}: path {:?} must be relative to scripts_dir, without \"..\"",
@@ -219,7 +221,10 @@ pub fn valid_arg_name(name: &str) -> bool {
 /// scalars; nothing is ever interpreted by a shell.
 pub fn args_to_argv(args: &Map<String, Value>) -> Result<Vec<String>, String> {
     if args.len() > MAX_ARGS {
-        return Err(format!("{} arguments, at most {MAX_ARGS} allowed", args.len()));
+        return Err(format!(
+            "{} arguments, at most {MAX_ARGS} allowed",
+            args.len()
+        ));
     }
     let mut argv = Vec::with_capacity(args.len());
     for (name, value) in args {
@@ -306,7 +311,10 @@ mod tests {
         )
         .unwrap();
         let s = r.get("restart_nginx").unwrap();
-        assert_eq!(s.path, Path::new("/etc/medic-agent/scripts/nginx/restart.sh"));
+        assert_eq!(
+            s.path,
+            Path::new("/etc/medic-agent/scripts/nginx/restart.sh")
+        );
         assert_eq!(s.sha256, EMPTY_SHA);
         assert_eq!(r.len(), 1);
     }
@@ -330,7 +338,11 @@ mod tests {
         assert!(e.contains("must be relative"), "{e}");
         let e = Registry::from_toml(&entry("a", "a.sh", "abc"), dir).unwrap_err();
         assert!(e.contains("64 hex"), "{e}");
-        let twice = format!("{}{}", entry("a", "a.sh", EMPTY_SHA), entry("a", "b.sh", EMPTY_SHA));
+        let twice = format!(
+            "{}{}",
+            entry("a", "a.sh", EMPTY_SHA),
+            entry("a", "b.sh", EMPTY_SHA)
+        );
         let e = Registry::from_toml(&twice, dir).unwrap_err();
         assert!(e.contains("registered twice"), "{e}");
         let e = Registry::from_toml("[[script]]\nname = \"a\"\n", dir).unwrap_err();
@@ -354,7 +366,12 @@ mod tests {
         .unwrap();
         assert_eq!(
             argv,
-            vec!["--count=3", "--force=true", "--ratio=0.5", "--service=nginx; rm -rf /"]
+            vec![
+                "--count=3",
+                "--force=true",
+                "--ratio=0.5",
+                "--service=nginx; rm -rf /"
+            ]
         );
     }
 

@@ -1,0 +1,57 @@
+# Homebrew formula for medic-agent (macOS Intel and Apple Silicon, Linuxbrew).
+# Before publishing in a tap: point `url` at the release tarball of the agent-rs folder and
+# fill in its sha256 (`shasum -a 256 medic-agent-0.1.0.tar.gz`). The tarball must carry
+# Cargo.lock.crates-io (see README, "Building elsewhere").
+class MedicAgent < Formula
+  desc "Medic agent: remote execution of host-approved scripts, cron job wrapper"
+  homepage "https://medic.example.com"
+  url "https://medic.example.com/releases/medic-agent-0.1.0.tar.gz"
+  sha256 "0000000000000000000000000000000000000000000000000000000000000000"
+  license "LicenseRef-Medic"
+
+  depends_on "rust" => :build
+
+  def install
+    # The repository's Cargo.lock is resolved against Debian's crate sources.
+    cp "Cargo.lock.crates-io", "Cargo.lock"
+    system "cargo", "install", "--locked", *std_cargo_args
+
+    config = buildpath/"packaging/medic-agent.toml"
+    inreplace config do |s|
+      s.gsub! "/etc/medic-agent", (etc/"medic-agent").to_s
+      s.gsub! "/var/lib/medic-agent", (var/"lib/medic-agent").to_s
+    end
+    (etc/"medic-agent").install config unless (etc/"medic-agent/medic-agent.toml").exist?
+    (etc/"medic-agent").install "packaging/scripts.toml" unless (etc/"medic-agent/scripts.toml").exist?
+    (etc/"medic-agent/scripts").mkpath
+    (var/"lib/medic-agent/jobs").mkpath
+  end
+
+  def caveats
+    <<~EOS
+      Configure #{etc}/medic-agent/medic-agent.toml, put the API key in
+      #{etc}/medic-agent/api-key (chmod 600) and register scripts in
+      #{etc}/medic-agent/scripts.toml, then: brew services start medic-agent
+      The cron wrapper needs --config #{etc}/medic-agent/medic-agent.toml (or MEDIC_URL and
+      MEDIC_API_KEY): its built-in default is /etc/medic-agent/medic-agent.toml.
+      macOS does not enforce the memory limit (RLIMIT_AS); the other limits apply.
+    EOS
+  end
+
+  service do
+    run [opt_bin/"medic-agent", "run", "--config", etc/"medic-agent/medic-agent.toml"]
+    keep_alive successful_exit: false
+    log_path var/"log/medic-agent.log"
+    error_log_path var/"log/medic-agent.log"
+  end
+
+  test do
+    assert_equal "medic-agent #{version}\n", shell_output("#{bin}/medic-agent --version")
+    (testpath/"s.sh").write "abc"
+    assert_match "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+                 shell_output("#{bin}/medic-agent hash #{testpath}/s.sh")
+    assert_equal "7\n", shell_output("MEDIC_URL=http://127.0.0.1:9 MEDIC_API_KEY=k " \
+                                     "#{bin}/medic-agent exec --service t -- sh -c 'echo 7; exit 3' " \
+                                     "2>/dev/null", 3)
+  end
+end
