@@ -12,7 +12,9 @@ def sweep() -> None:
     sweep_module.sweep()
 
 
-@shared_task(name="heartbeats.process_state_changes", ignore_result=True, time_limit=60, soft_time_limit=50)
+@shared_task(
+    name="heartbeats.process_state_changes", ignore_result=True, time_limit=60, soft_time_limit=50
+)
 def process_state_changes() -> None:
     sweep_module.process_state_changes()
 

@@ -7,7 +7,13 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from medic.apikeys import VALID_SCOPES, api_key_create, api_key_revoke, api_key_rotate
+from medic.apikeys import (
+    VALID_SCOPES,
+    api_key_create,
+    api_key_revoke,
+    api_key_rotate,
+    api_key_update,
+)
 from medic.models import ApiKey, actor_label
 from medic.pagination import NumberedPage
 
@@ -23,6 +29,7 @@ class ApiKeySerializer(serializers.ModelSerializer):
             "name",
             "prefix",
             "scopes",
+            "rate_limits",
             "active",
             "created_at",
             "created_by",
@@ -49,6 +56,16 @@ class ApiKeyIn(serializers.Serializer):
         child=serializers.ChoiceField(choices=sorted(VALID_SCOPES)), allow_empty=False
     )
     expires_in_days = serializers.FloatField(required=False, min_value=0.001, max_value=3650)
+    rate_limits = serializers.DictField(
+        child=serializers.IntegerField(min_value=0),
+        required=False,
+        help_text="Requests per minute by class (heartbeat, management); 0 means no limit.",
+    )
+
+
+class ApiKeyUpdate(serializers.Serializer):
+    name = serializers.CharField(max_length=100, required=False)
+    rate_limits = serializers.DictField(child=serializers.IntegerField(min_value=0), required=False)
 
 
 def _issued(issued) -> dict:
@@ -86,6 +103,13 @@ class ApiKeyRotate(APIView):
 
 class ApiKeyRevoke(APIView):
     required_scope = "admin"
+
+    @extend_schema(operation_id="api_keys_update", request=ApiKeyUpdate, responses=ApiKeySerializer)
+    def patch(self, request, key_id: int):
+        data = ApiKeyUpdate(data=request.data)
+        data.is_valid(raise_exception=True)
+        key = api_key_update(key_id=key_id, actor=actor_label(request.auth), **data.validated_data)
+        return Response(ApiKeySerializer(key).data)
 
     @extend_schema(operation_id="api_keys_revoke", responses={204: None})
     def delete(self, request, key_id: int):

@@ -15,6 +15,7 @@ import string
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -72,11 +73,54 @@ def normalize_scopes(scopes: list[str] | str) -> list[str]:
     return cleaned
 
 
+RATE_LIMIT_CLASSES = ("heartbeat", "management")
+
+
+def normalize_rate_limits(limits: dict) -> dict[str, int]:
+    """Per-key requests per minute by class; 0 means unlimited for that key."""
+    errors = []
+    for kind, value in limits.items():
+        if kind not in RATE_LIMIT_CLASSES:
+            errors.append(f"Unknown class '{kind}'; use {', '.join(RATE_LIMIT_CLASSES)}.")
+        elif isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            errors.append(f"'{kind}' must be a whole number of requests per minute (0: no limit).")
+    if errors:
+        raise InvalidInput(fields={"rate_limits": errors})
+    return dict(limits)
+
+
+def api_key_update(
+    *, key_id: int, actor: str, name: str | None = None, rate_limits: dict | None = None
+) -> ApiKey:
+    with transaction.atomic():
+        key = ApiKey.objects.select_for_update().filter(pk=key_id).first()
+        if key is None:
+            raise NotFound("No API key with this id.")
+        changed = []
+        if name is not None and name.strip() and name.strip() != key.name:
+            key.name = name.strip()[:100]
+            changed.append("name")
+        if rate_limits is not None:
+            key.rate_limits = normalize_rate_limits(rate_limits)
+            changed.append("rate_limits")
+        if changed:
+            key.save(update_fields=changed)
+            AuditEvent.objects.create(
+                actor=actor,
+                event="api_key.updated",
+                object_type="api_key",
+                object_id=str(key.pk),
+                details={"changed": changed, "rate_limits": key.rate_limits},
+            )
+    return key
+
+
 def api_key_create(
     *,
     name: str,
     scopes: list[str] | str,
     expires_in_days: float | None = None,
+    rate_limits: dict[str, int] | None = None,
     actor: str = "system",
 ) -> IssuedKey:
     name = (name or "").strip()
@@ -97,6 +141,7 @@ def api_key_create(
             prefix=lookup,
             hashed_key=_hasher.hash(secret),
             scopes=scope_list,
+            rate_limits=normalize_rate_limits(rate_limits or {}),
             expires_at=expires_at,
             created_by=actor,
         )
@@ -165,6 +210,7 @@ class _Entry:
     scopes: frozenset[str]
     expires_at: datetime | None
     name: str
+    rate_limits: dict
     checked_at: float = field(default_factory=time.monotonic)
     last_used_at: datetime | None = None
 
@@ -231,9 +277,15 @@ def _fail(reason: str, message: str) -> NotAuthenticated:
     return NotAuthenticated(message, code=f"api_key_{reason}" if reason != "missing" else None)
 
 
-def api_key_verify(secret: str) -> ApiKey:
-    """Return the (unsaved-safe) ApiKey for a presented secret or raise NotAuthenticated."""
+def api_key_verify(secret: str, *, gate: Callable[[], None] | None = None) -> ApiKey:
+    """Return the ApiKey (an unsaved copy) for a presented secret or raise NotAuthenticated.
+
+    ``gate`` runs before any database or hashing work for a key that is not already trusted
+    (the per-address limit on unauthenticated traffic); cached keys skip it.
+    """
     if not secret.startswith(KEY_PREFIX) or len(secret) != _KEY_LEN:
+        if gate is not None:
+            gate()
         raise _fail("malformed", "The API key is malformed: Medic keys look like mdk_ + 48 chars.")
     digest = _digest(secret)
     entry = key_cache.get(digest)
@@ -241,6 +293,8 @@ def api_key_verify(secret: str) -> ApiKey:
     if entry is not None and now_mono - entry.checked_at > settings.MEDIC_API_KEY_RECHECK_SECONDS:
         entry = _recheck(digest, entry)
     if entry is None:
+        if gate is not None:
+            gate()
         if key_cache.is_rejected(digest):
             raise _fail("invalid", "The API key is not valid (or was revoked).")
         entry = _verify_slow(secret, digest)
@@ -251,6 +305,7 @@ def api_key_verify(secret: str) -> ApiKey:
         pk=entry.key_id,
         name=entry.name,
         scopes=sorted(entry.scopes),
+        rate_limits=entry.rate_limits,
         expires_at=entry.expires_at,
         hashed_key=entry.hashed_key,
     )
@@ -276,6 +331,7 @@ def _verify_slow(secret: str, digest: bytes) -> _Entry:
         scopes=frozenset(row.scopes),
         expires_at=row.expires_at,
         name=row.name,
+        rate_limits=row.rate_limits,
         last_used_at=row.last_used_at,
     )
     _touch(entry)
@@ -287,7 +343,15 @@ def _recheck(digest: bytes, entry: _Entry) -> _Entry | None:
     """Re-read the key row (no hashing): revocation, rotation, scope and expiry changes apply."""
     row = (
         ApiKey.objects.filter(pk=entry.key_id)
-        .values("hashed_key", "revoked_at", "scopes", "expires_at", "name", "last_used_at")
+        .values(
+            "hashed_key",
+            "revoked_at",
+            "scopes",
+            "expires_at",
+            "name",
+            "last_used_at",
+            "rate_limits",
+        )
         .first()
     )
     if row is None or row["hashed_key"] != entry.hashed_key:
@@ -300,6 +364,7 @@ def _recheck(digest: bytes, entry: _Entry) -> _Entry | None:
     entry.scopes = frozenset(row["scopes"])
     entry.expires_at = row["expires_at"]
     entry.name = row["name"]
+    entry.rate_limits = row["rate_limits"]
     entry.last_used_at = row["last_used_at"]
     entry.checked_at = time.monotonic()
     _touch(entry)

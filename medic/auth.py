@@ -12,6 +12,7 @@ from django.http import HttpRequest
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
 
+from medic import ratelimit
 from medic.apikeys import api_key_verify
 from medic.errors import Forbidden, NotAuthenticated
 from medic.metrics import AUTH_FAILURES
@@ -34,18 +35,43 @@ def presented_key(request: HttpRequest) -> str | None:
 
 
 def authenticate(request: HttpRequest) -> ApiKey:
-    """Return the request's API key or raise NotAuthenticated (counted by reason)."""
+    """Return the request's API key or raise NotAuthenticated (counted by reason).
+
+    Rate limits apply here, for every endpoint: a source address that keeps failing is refused
+    before any key work (a key already verified in this process needs none, so a trusted client
+    behind the same address is not locked out), and a working key is charged to its class
+    budget. The decision is kept on the request so the response carries X-RateLimit-* headers.
+    """
+    address = ratelimit.client_address(request)
     secret = presented_key(request)
-    if secret is None:
-        AUTH_FAILURES.labels(reason="missing").inc()
-        raise NotAuthenticated()
-    if not secret:
-        AUTH_FAILURES.labels(reason="malformed").inc()
-        raise NotAuthenticated(
-            "Use 'Authorization: Bearer mdk_...' or 'X-API-Key: mdk_...'.",
-            code="api_key_malformed",
-        )
-    return api_key_verify(secret)
+    try:
+        if not secret:
+            ratelimit.check_address(address)
+        if secret is None:
+            AUTH_FAILURES.labels(reason="missing").inc()
+            raise NotAuthenticated()
+        if not secret:
+            AUTH_FAILURES.labels(reason="malformed").inc()
+            raise NotAuthenticated(
+                "Use 'Authorization: Bearer mdk_...' or 'X-API-Key: mdk_...'.",
+                code="api_key_malformed",
+            )
+        key = api_key_verify(secret, gate=lambda: ratelimit.check_address(address))
+    except NotAuthenticated:
+        ratelimit.record_failure(address)
+        raise
+    kind = ratelimit.request_class(request)
+    request.medic_ratelimit = ratelimit.hit(kind, str(key.pk), key.rate_limits.get(kind))
+    return key
+
+
+def refuse_anonymous(request: HttpRequest) -> NotAuthenticated:
+    """The error for a request that presented no key where one is needed (counted, charged)."""
+    address = ratelimit.client_address(request)
+    ratelimit.check_address(address)
+    AUTH_FAILURES.labels(reason="missing").inc()
+    ratelimit.record_failure(address)
+    return NotAuthenticated()
 
 
 def scope_for(method: str, required_scope: str | None = None) -> str:
@@ -88,5 +114,19 @@ class ScopePermission(BasePermission):
             if request.method in SAFE_METHODS:
                 return True
             raise Forbidden("Browser sessions are read-only here; use an API key.")
-        AUTH_FAILURES.labels(reason="missing").inc()
-        raise NotAuthenticated()
+        raise refuse_anonymous(request._request)
+
+
+class RateLimitHeadersMiddleware:
+    """Adds X-RateLimit-* headers to responses of rate-limited requests."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        decision = getattr(request, "medic_ratelimit", None)
+        if decision is not None and decision.limit:
+            for name, value in decision.headers().items():
+                response.headers.setdefault(name, value)
+        return response

@@ -65,3 +65,10 @@ NOTIFICATION_DURATION = Histogram(
     ["channel"],
 )
 HEARTBEATS_PRUNED = Counter("medic_heartbeats_pruned_total", "Heartbeat rows deleted by retention.")
+RATE_LIMITED = Counter(
+    "medic_rate_limited_total", "Requests refused with 429, by rate-limit class.", ["class"]
+)
+RATE_LIMIT_BACKEND_ERRORS = Counter(
+    "medic_rate_limit_backend_errors_total",
+    "Rate-limit checks that could not reach Redis (the request was let through).",
+)

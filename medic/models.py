@@ -18,6 +18,8 @@ class ApiKey(models.Model):
     prefix = models.CharField(max_length=16, unique=True)
     hashed_key = models.CharField(max_length=255)
     scopes = models.JSONField(default=list)
+    # Per-class requests per minute overriding the global defaults, e.g. {"heartbeat": 1000}.
+    rate_limits = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
+from medic import ratelimit
 from medic.apikeys import api_key_create, key_cache
 from medic.celery import app as celery_app
 from tests.receivers import Receiver
@@ -17,6 +18,10 @@ def _isolate(settings):
     celery_app.conf.task_always_eager = True
     settings.SLACK_BOT_TOKEN = ""
     settings.PAGERDUTY_ROUTING_KEY = ""
+    # Generous limits everywhere; tests of rate limiting set their own.
+    for kind in ("HEARTBEAT", "MANAGEMENT", "UNAUTHENTICATED", "ANONYMOUS"):
+        setattr(settings, f"MEDIC_RATE_LIMIT_{kind}", 100_000)
+    ratelimit.backend().clear()
     key_cache.clear()
     yield
     key_cache.clear()

@@ -37,6 +37,9 @@ def process_env(**extra: str) -> dict[str, str]:
         PAGERDUTY_ROUTING_KEY=settings.PAGERDUTY_ROUTING_KEY,
         PAGERDUTY_EVENTS_URL=settings.PAGERDUTY_EVENTS_URL,
         MEDIC_LOG_FORMAT="text",
+        MEDIC_RATE_LIMIT_HEARTBEAT="100000",
+        MEDIC_RATE_LIMIT_MANAGEMENT="100000",
+        MEDIC_RATE_LIMIT_UNAUTHENTICATED="100000",
     )
     env.update(extra)
     return env
@@ -73,7 +76,7 @@ class Proc:
 def start_worker(tmp_path):
     procs: list[Proc] = []
 
-    def start(*, beat: bool = True, metrics_port: int = 0) -> Proc:
+    def start(*, beat: bool = True, metrics_port: int = 0, **extra_env: str) -> Proc:
         args = [
             str(BIN / "celery"),
             "-A",
@@ -93,6 +96,7 @@ def start_worker(tmp_path):
             args += ["--beat", "--schedule", str(tmp_path / "beat-schedule")]
         env = process_env(
             MEDIC_WORKER_METRICS_ADDR=f"127.0.0.1:{metrics_port}" if metrics_port else "",
+            **extra_env,
         )
         proc = Proc(args, env, tmp_path / f"worker-{len(procs)}.log")
         procs.append(proc)
@@ -107,7 +111,7 @@ def start_worker(tmp_path):
 def start_web(tmp_path):
     procs: list[Proc] = []
 
-    def start(*, workers: int = 2) -> str:
+    def start(*, workers: int = 2, **env: str) -> str:
         port = free_port()
         args = [
             str(BIN / "gunicorn"),
@@ -121,7 +125,7 @@ def start_web(tmp_path):
             "--threads",
             "2",
         ]
-        proc = Proc(args, process_env(), tmp_path / f"web-{len(procs)}.log")
+        proc = Proc(args, process_env(**env), tmp_path / f"web-{len(procs)}.log")
         procs.append(proc)
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30

@@ -13,11 +13,28 @@ class Command(BaseCommand):
             "--scopes", required=True, help="Comma-separated: admin, write, read (e.g. read,write)"
         )
         parser.add_argument("--expires-in", type=float, metavar="DAYS", default=None)
+        parser.add_argument(
+            "--rate-limit",
+            action="append",
+            default=[],
+            metavar="CLASS=N",
+            help="Per-minute limit for this key, e.g. heartbeat=1000 (0: unlimited). Repeatable.",
+        )
 
-    def handle(self, *args, name, scopes, expires_in, **options):
+    def handle(self, *args, name, scopes, expires_in, rate_limit, **options):
+        limits = {}
+        for item in rate_limit:
+            kind, sep, value = item.partition("=")
+            if not sep or not value.strip().isdigit():
+                raise CommandError(f"--rate-limit {item!r}: use CLASS=N, e.g. heartbeat=1000")
+            limits[kind.strip()] = int(value)
         try:
             issued = api_key_create(
-                name=name, scopes=scopes, expires_in_days=expires_in, actor="cli:create_api_key"
+                name=name,
+                scopes=scopes,
+                expires_in_days=expires_in,
+                rate_limits=limits,
+                actor="cli:create_api_key",
             )
         except MedicError as exc:
             detail = "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.fields.items())

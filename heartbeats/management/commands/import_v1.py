@@ -1,0 +1,72 @@
+"""``manage.py import_v1 --dsn postgresql://...``: copy a Medic v1 database into this one.
+
+See docs/migrating-from-v1.md. Safe to repeat: a second run over the same data changes nothing.
+"""
+
+from django.core.management.base import BaseCommand, CommandError
+
+from heartbeats.importer import V1ImportError, v1_import
+
+
+class Command(BaseCommand):
+    help = (
+        "Import services, heartbeats and alerts from a Medic v1 PostgreSQL database. "
+        "Idempotent; start with --dry-run."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--dsn",
+            required=True,
+            help="libpq connection string or URL of the v1 database, e.g. "
+            "postgresql://medic@v1-db:5432/medic (a password may come from PGPASSWORD or "
+            "~/.pgpass instead of the URL).",
+        )
+        parser.add_argument("--schema", default="medic", help="v1's schema (default: medic).")
+        parser.add_argument(
+            "--dry-run",
+            action="store_true",
+            help="Do everything in a transaction that is rolled back; report what would change.",
+        )
+        parser.add_argument(
+            "--heartbeat-days",
+            type=int,
+            default=None,
+            metavar="DAYS",
+            help="Copy heartbeats of the last DAYS days (default: MEDIC_HEARTBEAT_RETENTION_DAYS; "
+            "0 copies all of them).",
+        )
+        parser.add_argument(
+            "--batch-size", type=int, default=5000, help="Rows per read and insert (default 5000)."
+        )
+
+    def handle(self, *args, dsn, schema, dry_run, heartbeat_days, batch_size, **options):
+        if batch_size < 1:
+            raise CommandError("--batch-size must be at least 1.")
+        if heartbeat_days is not None and heartbeat_days < 0:
+            raise CommandError("--heartbeat-days must be 0 (everything) or more.")
+        verbose = options["verbosity"] >= 1
+        try:
+            summary = v1_import(
+                dsn=dsn,
+                schema=schema,
+                dry_run=dry_run,
+                heartbeat_days=heartbeat_days,
+                batch_size=batch_size,
+                progress=self.stderr.write if verbose else None,
+            )
+        except V1ImportError as exc:
+            raise CommandError(str(exc)) from exc
+        for warning in summary.warnings:
+            self.stderr.write(f"warning: {warning}")
+        if summary.omitted_warnings:
+            self.stderr.write(f"warning: {summary.omitted_warnings} more warning(s) not shown.")
+        prefix = "Dry run, nothing was written. " if dry_run else ""
+        self.stdout.write(f"{prefix}Imported from schema '{schema}':")
+        self.stdout.write(f"  services:   {summary.services}")
+        self.stdout.write(f"  heartbeats: {summary.heartbeats}")
+        self.stdout.write(f"  alerts:     {summary.alerts}")
+        self.stdout.write(
+            f"  derived state (last heartbeat, status, deadline) changed for "
+            f"{summary.recomputed} service(s)"
+        )

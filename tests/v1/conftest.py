@@ -1,0 +1,77 @@
+"""Helpers shared by the v1 contract tests: v1's envelope, row builders and data factories."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from alerting.models import Alert, AlertReason, AlertState
+from heartbeats.models import Heartbeat, HeartbeatSource, Service
+from heartbeats.services import service_create
+from heartbeats.v1 import anonymous_log_throttle
+
+
+@pytest.fixture(autouse=True)
+def _v1_defaults(settings):
+    settings.MEDIC_V1_ALLOW_ANONYMOUS_HEARTBEATS = False
+    anonymous_log_throttle.clear()
+    yield
+    anonymous_log_throttle.clear()
+
+
+def envelope(success: bool, message: str, results="") -> dict:
+    return {"success": success, "message": message, "results": results}
+
+
+def iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def make_service(name: str = "billing-worker", **fields) -> Service:
+    fields.setdefault("alert_interval", 5)
+    return service_create(heartbeat_name=name, **fields)
+
+
+def make_heartbeat(service: Service, at: datetime, status: str = "UP") -> Heartbeat:
+    return Heartbeat.objects.create(
+        service=service, time=at, status=status, source=HeartbeatSource.V1
+    )
+
+
+def make_alert(service: Service, opened_at: datetime, *, open_: bool, cycle: int = 1) -> Alert:
+    return Alert.objects.create(
+        service=service,
+        dedup_key=f"medic-{service.heartbeat_name}",
+        external_reference_id=f"medic-{service.heartbeat_name}",
+        state=AlertState.OPEN if open_ else AlertState.RESOLVED,
+        reason=AlertReason.MISSED_HEARTBEAT,
+        priority=service.priority,
+        summary=f"{service.heartbeat_name}: no heartbeat",
+        opened_at=opened_at,
+        resolved_at=None if open_ else opened_at,
+        notify_count=cycle,
+    )
+
+
+def service_row(service: Service) -> dict:
+    """v1's service row, written out field by field from the stored service."""
+    service.refresh_from_db()
+    interval = service.alert_interval
+    return {
+        "service_id": service.pk,
+        "heartbeat_name": service.heartbeat_name,
+        "service_name": service.service_name,
+        "active": 1 if service.active else 0,
+        "alert_interval": int(interval) if interval == int(interval) else interval,
+        "threshold": service.threshold,
+        "team": service.team,
+        "priority": service.priority,
+        "muted": 1 if service.muted else 0,
+        "down": 1 if service.status == "down" else 0,
+        "runbook": service.runbook or None,
+        "date_added": iso(service.date_added),
+        "date_modified": iso(service.date_modified),
+    }
