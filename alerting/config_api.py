@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -305,6 +305,12 @@ class _Detail(APIView):
 
 
 @extend_schema(tags=["teams"])
+@extend_schema_view(
+    get=extend_schema(operation_id="teams_list", responses=TeamSerializer(many=True)),
+    post=extend_schema(
+        operation_id="teams_create", request=TeamSerializer, responses={201: TeamSerializer}
+    ),
+)
 class TeamList(_ListCreate):
     model, serializer_class = Team, TeamSerializer
 
@@ -313,6 +319,13 @@ class TeamList(_ListCreate):
 
 
 @extend_schema(tags=["teams"])
+@extend_schema_view(
+    get=extend_schema(operation_id="teams_retrieve", responses=TeamSerializer),
+    patch=extend_schema(
+        operation_id="teams_update", request=TeamSerializer, responses=TeamSerializer
+    ),
+    delete=extend_schema(operation_id="teams_destroy", responses={204: None}),
+)
 class TeamDetail(_Detail):
     serializer_class = TeamSerializer
     fetch = staticmethod(cfg.team_get)
@@ -325,6 +338,16 @@ class TeamDetail(_Detail):
 
 
 @extend_schema(tags=["working-hours"])
+@extend_schema_view(
+    get=extend_schema(
+        operation_id="working_hours_list", responses=WorkingHoursSerializer(many=True)
+    ),
+    post=extend_schema(
+        operation_id="working_hours_create",
+        request=WorkingHoursSerializer,
+        responses={201: WorkingHoursSerializer},
+    ),
+)
 class WorkingHoursList(_ListCreate):
     model, serializer_class = WorkingHours, WorkingHoursSerializer
 
@@ -333,6 +356,15 @@ class WorkingHoursList(_ListCreate):
 
 
 @extend_schema(tags=["working-hours"])
+@extend_schema_view(
+    get=extend_schema(operation_id="working_hours_retrieve", responses=WorkingHoursSerializer),
+    patch=extend_schema(
+        operation_id="working_hours_update",
+        request=WorkingHoursSerializer,
+        responses=WorkingHoursSerializer,
+    ),
+    delete=extend_schema(operation_id="working_hours_destroy", responses={204: None}),
+)
 class WorkingHoursDetail(_Detail):
     serializer_class = WorkingHoursSerializer
     fetch = staticmethod(cfg.working_hours_get)
@@ -351,6 +383,11 @@ class TargetCreated(TargetSerializer):
 
 
 @extend_schema(tags=["notification-targets"])
+@extend_schema_view(
+    get=extend_schema(
+        operation_id="notification_targets_list", responses=TargetSerializer(many=True)
+    )
+)
 class TargetList(_ListCreate):
     """Targets hold secrets: changing them needs the admin scope."""
 
@@ -360,7 +397,11 @@ class TargetList(_ListCreate):
     def required_scope(self):
         return "admin" if self.request.method == "POST" else None
 
-    @extend_schema(request=TargetSerializer, responses={201: TargetCreated})
+    @extend_schema(
+        operation_id="notification_targets_create",
+        request=TargetSerializer,
+        responses={201: TargetCreated},
+    )
     def post(self, request):
         return super().post(request)
 
@@ -377,6 +418,15 @@ class TargetList(_ListCreate):
 
 
 @extend_schema(tags=["notification-targets"])
+@extend_schema_view(
+    get=extend_schema(operation_id="notification_targets_retrieve", responses=TargetSerializer),
+    patch=extend_schema(
+        operation_id="notification_targets_update",
+        request=TargetSerializer,
+        responses=TargetSerializer,
+    ),
+    delete=extend_schema(operation_id="notification_targets_destroy", responses={204: None}),
+)
 class TargetDetail(_Detail):
     serializer_class = TargetSerializer
     fetch = staticmethod(cfg.target_get)
@@ -393,6 +443,12 @@ class TargetDetail(_Detail):
 
 
 @extend_schema(tags=["routing-rules"])
+@extend_schema_view(
+    get=extend_schema(operation_id="routing_rules_list", responses=RuleSerializer(many=True)),
+    post=extend_schema(
+        operation_id="routing_rules_create", request=RuleSerializer, responses={201: RuleSerializer}
+    ),
+)
 class RuleList(_ListCreate):
     model, serializer_class = RoutingRule, RuleSerializer
 
@@ -406,6 +462,13 @@ class RuleList(_ListCreate):
 
 
 @extend_schema(tags=["routing-rules"])
+@extend_schema_view(
+    get=extend_schema(operation_id="routing_rules_retrieve", responses=RuleSerializer),
+    patch=extend_schema(
+        operation_id="routing_rules_update", request=RuleSerializer, responses=RuleSerializer
+    ),
+    delete=extend_schema(operation_id="routing_rules_destroy", responses={204: None}),
+)
 class RuleDetail(_Detail):
     serializer_class = RuleSerializer
     fetch = staticmethod(cfg.rule_get)
