@@ -53,6 +53,10 @@ TEMPLATE_VARIABLES = sorted(
         "notify_count",
         "dashboard_link",
         "delivery_id",
+        "exit_code",
+        "output_tail",
+        "run_id",
+        "duration_ms",
     }
 )
 

@@ -28,6 +28,10 @@ class AlertState(models.TextChoices):
 class AlertReason(models.TextChoices):
     MISSED_HEARTBEAT = "missed_heartbeat", "heartbeats stopped"
     NEVER_REPORTED = "never_reported", "never sent a heartbeat"
+    JOB_FAILED = "job_failed", "the job reported failure"
+    JOB_HUNG = "job_hung", "a run exceeded its maximum duration"
+    JOB_NOT_COMPLETED = "job_not_completed", "a run started and never completed"
+    JOB_SLOW = "job_slow", "a run took much longer than usual"
 
 
 class Alert(models.Model):
@@ -48,6 +52,8 @@ class Alert(models.Model):
     next_notify_at = models.DateTimeField(null=True, blank=True)
     # True while notifications were held back (mute, maintenance): sent once the hold lifts.
     suppressed = models.BooleanField(default=False)
+    # Context carried to every target: exit code, output tail, run id, durations, ...
+    details = models.JSONField(default=dict, blank=True)
     external_reference_id = models.CharField(max_length=300, blank=True, default="")
     # Id in the v1 database for imported rows: makes the import idempotent.
     v1_id = models.BigIntegerField(null=True, blank=True, unique=True)
@@ -81,6 +87,8 @@ class NotificationEvent(models.TextChoices):
     TRIGGER = "trigger", "alert opened"
     RENOTIFY = "renotify", "still down"
     RESOLVE = "resolve", "recovered"
+    MAINTENANCE_STARTED = "maint_start", "maintenance started"
+    MAINTENANCE_ENDED = "maint_end", "maintenance ended"
 
 
 class DeliveryStatus(models.TextChoices):
@@ -195,8 +203,19 @@ class RoutingRuleTarget(models.Model):
 class Delivery(models.Model):
     """One notification of one alert event to one target. Written before anything is sent."""
 
-    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="deliveries")
-    event = models.CharField(max_length=10, choices=NotificationEvent.choices)
+    # A delivery announces an alert event, or the start/end of a maintenance window.
+    alert = models.ForeignKey(
+        Alert, null=True, blank=True, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    window = models.ForeignKey(
+        "heartbeats.MaintenanceWindow",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="deliveries",
+    )
+    window_occurrence = models.JSONField(default=dict, blank=True)
+    event = models.CharField(max_length=11, choices=NotificationEvent.choices)
     channel = models.CharField(max_length=10, choices=Channel.choices)
     # Human-readable destination (channel id, "PagerDuty routing key …abcd", URL host).
     target = models.CharField(max_length=300)

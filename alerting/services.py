@@ -98,28 +98,70 @@ def hold_reason(service, now: datetime) -> str:
     if service.muted and (service.mute_until is None or service.mute_until > now):
         until = f" until {service.mute_until:%Y-%m-%d %H:%M} UTC" if service.mute_until else ""
         return f"muted{until}" + (f": {service.mute_reason}" if service.mute_reason else "")
+    from heartbeats.maintenance import window_covering
+
+    covering = window_covering(service=service, at=now)
+    if covering is not None:
+        window, end = covering
+        return f"maintenance window '{window.name}' until {end:%Y-%m-%d %H:%M} UTC"
     return ""
 
 
 # --- Lifecycle --------------------------------------------------------------------------------
 
 
-def alert_open(*, service, now: datetime | None = None) -> Alert | None:
-    """Open the incident for a service that just went down (caller holds the service row lock).
+_SUMMARIES = {
+    "job_failed": "{name}: the job failed (exit code {exit_code})",
+    "job_hung": "{name}: a run has been going for {running} (max {max_duration})",
+    "job_not_completed": "{name}: a run started at {started} never completed",
+    "job_slow": "{name}: a run took {duration}, over {limit} ({factor} x its p95)",
+}
+
+
+def _seconds(ms: float | None) -> str:
+    if ms is None:
+        return "an unknown time"
+    seconds = int(ms / 1000)
+    return (
+        f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+        if seconds >= 3600
+        else (f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s")
+    )
+
+
+def _summary(service, reason: str, details: dict) -> str:
+    name = service.service_name or service.heartbeat_name
+    if reason == AlertReason.MISSED_HEARTBEAT:
+        return f"{name}: no heartbeat since {service.last_heartbeat_at:%Y-%m-%d %H:%M:%S} UTC"
+    if reason == AlertReason.NEVER_REPORTED:
+        return f"{name}: never sent a heartbeat"
+    return _SUMMARIES[reason].format(
+        name=name,
+        exit_code=details.get("exit_code", "unknown"),
+        running=_seconds((details.get("running_for_seconds") or 0) * 1000),
+        max_duration=_seconds((service.max_duration_seconds or 0) * 1000),
+        started=details.get("started_at") or "an unknown time",
+        duration=_seconds(details.get("duration_ms")),
+        limit=_seconds(details.get("limit_ms")),
+        factor=service.slow_run_factor,
+    )
+
+
+def alert_open(
+    *, service, now: datetime | None = None, reason: str | None = None, details: dict | None = None
+) -> Alert | None:
+    """Open the incident for a service (caller holds the service row lock).
 
     Returns None when an alert is already open (the unique constraint is the final word).
     """
     now = now or timezone.now()
-    reason = (
-        AlertReason.MISSED_HEARTBEAT if service.last_heartbeat_at else AlertReason.NEVER_REPORTED
-    )
-    if service.last_heartbeat_at:
-        summary = (
-            f"{service.service_name or service.heartbeat_name}: no heartbeat since "
-            f"{service.last_heartbeat_at:%Y-%m-%d %H:%M:%S} UTC"
+    if reason is None:
+        reason = (
+            AlertReason.MISSED_HEARTBEAT
+            if service.last_heartbeat_at
+            else AlertReason.NEVER_REPORTED
         )
-    else:
-        summary = f"{service.service_name or service.heartbeat_name}: never sent a heartbeat"
+    details = details or {}
     held = hold_reason(service, now)
     try:
         with transaction.atomic():
@@ -129,7 +171,8 @@ def alert_open(*, service, now: datetime | None = None) -> Alert | None:
                 external_reference_id=dedup_key_for(service.heartbeat_name),
                 reason=reason,
                 priority=service.priority,
-                summary=summary,
+                summary=_summary(service, reason, details)[:500],
+                details=details,
                 opened_at=now,
                 suppressed=bool(held),
                 notify_count=0 if held else 1,
@@ -187,9 +230,9 @@ def alert_close_for_service(*, service_id: int) -> None:
     alert_resolve_for_service(service_id=service_id)
 
 
-def alert_release_held(*, service) -> Alert | None:
+def alert_release_held(*, service, now: datetime | None = None) -> Alert | None:
     """Send the notifications of an open alert that was held back (mute or window ended)."""
-    now = timezone.now()
+    now = now or timezone.now()
     if hold_reason(service, now):
         return None
     alert = (
@@ -207,3 +250,49 @@ def alert_release_held(*, service) -> Alert | None:
     alert.save(update_fields=["suppressed", "notify_count", "last_notified_at", "next_notify_at"])
     deliveries_create(alert=alert, event=NotificationEvent.TRIGGER, now=now)
     return alert
+
+
+def window_notices_create(*, window, kind: str, start: datetime, end: datetime) -> list[int]:
+    """Tell the routes of the teams a maintenance window covers that it started or ended.
+
+    Each covered team's route is resolved as for an alert of one of its services; Slack and
+    webhook targets get the notice (PagerDuty only hears about incidents). Destinations reached
+    through several teams are told once.
+    """
+    from heartbeats.maintenance import covered_services
+
+    event = (
+        NotificationEvent.MAINTENANCE_STARTED
+        if kind == "started"
+        else NotificationEvent.MAINTENANCE_ENDED
+    )
+    now = timezone.now()
+    representatives = {}
+    for service in covered_services(window).order_by("team", "heartbeat_name"):
+        representatives.setdefault(service.team, service)
+    seen: set[tuple[str, str]] = set()
+    ids: list[int] = []
+    occurrence = {"starts_at": start.isoformat(), "ends_at": end.isoformat()}
+    for service in representatives.values():
+        route = route_for(service=service, event=event, at=now)
+        for group in route.groups:
+            for routed in group.targets:
+                if routed.channel == "pagerduty" or (routed.channel, routed.destination) in seen:
+                    continue
+                seen.add((routed.channel, routed.destination))
+                delivery = Delivery.objects.create(
+                    window=window,
+                    window_occurrence=occurrence,
+                    event=event,
+                    channel=routed.channel,
+                    target=routed.destination[:300],
+                    notification_target=routed.target,
+                    rule=group.rule,
+                    next_attempt_at=now,
+                )
+                ids.append(delivery.pk)
+    from alerting.tasks import deliver
+
+    for delivery_id in ids:
+        enqueue_on_commit(deliver, delivery_id)
+    return ids

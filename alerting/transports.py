@@ -103,11 +103,16 @@ def template_variables(delivery: Delivery) -> dict:
     alert = delivery.alert
     service = alert.service
     status = {"trigger": "down", "renotify": "down", "resolve": "up"}[delivery.event]
+    details = alert.details or {}
 
     def iso(value):
         return value.isoformat() if value else None
 
     return {
+        "exit_code": details.get("exit_code"),
+        "output_tail": details.get("output_tail"),
+        "run_id": details.get("run_id"),
+        "duration_ms": details.get("duration_ms"),
         "event": delivery.event,
         "status": status,
         "service": service.heartbeat_name,
@@ -154,6 +159,37 @@ def render_template(template, variables: dict):
     return template
 
 
+def window_payload(delivery: Delivery) -> dict:
+    """The fixed body of a maintenance-window notice (body templates are for alerts)."""
+    from heartbeats.maintenance import covered_services
+
+    window = delivery.window
+    names = list(covered_services(window).values_list("heartbeat_name", flat=True)[:50])
+    return {
+        "event": delivery.event,
+        "window": window.name,
+        "description": window.description,
+        "starts_at": delivery.window_occurrence.get("starts_at"),
+        "ends_at": delivery.window_occurrence.get("ends_at"),
+        "timezone": window.time_zone,
+        "scope": window.scope,
+        "services": names,
+        "delivery_id": delivery.pk,
+    }
+
+
+def window_text(delivery: Delivery) -> str:
+    data = window_payload(delivery)
+    verb = "started" if delivery.event == NotificationEvent.MAINTENANCE_STARTED else "ended"
+    icon = ":construction:" if verb == "started" else ":white_check_mark:"
+    covered = ", ".join(data["services"][:10]) + (" …" if len(data["services"]) > 10 else "")
+    return (
+        f"{icon} Maintenance window *{data['window']}* {verb} "
+        f"({data['starts_at']} → {data['ends_at']}). Alerts for {covered or 'no services'} are "
+        + ("held until it ends." if verb == "started" else "sent again; any still down follow.")
+    )
+
+
 def sign(secret: str, timestamp: int, body: bytes) -> str:
     """``X-Medic-Signature``: ``t=<unix time>,v1=<hex HMAC-SHA256(secret, "<t>." + body)>``."""
     digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
@@ -164,6 +200,8 @@ class WebhookTransport:
     channel = Channel.WEBHOOK
 
     def body(self, delivery: Delivery) -> bytes:
+        if delivery.window_id is not None:
+            return json.dumps(window_payload(delivery), separators=(",", ":")).encode()
         target = delivery.notification_target
         variables = template_variables(delivery)
         template = (target.config.get("body_template") if target else None) or DEFAULT_BODY
@@ -221,6 +259,9 @@ class SlackTransport:
     channel = Channel.SLACK
 
     def payload(self, delivery: Delivery) -> dict:
+        if delivery.window_id is not None:
+            text = window_text(delivery)
+            return {"channel": delivery.target, "text": text, "unfurl_links": False}
         alert = delivery.alert
         service = alert.service
         if delivery.event == NotificationEvent.RESOLVE:
@@ -235,6 +276,16 @@ class SlackTransport:
             f"   *Team:* {service.team}",
             f"*Last heartbeat:* {_last_seen(alert)}",
         ]
+        if delivery.event != NotificationEvent.RESOLVE:
+            lines.append(f"*Why:* {alert.summary}")
+            details = alert.details or {}
+            if details.get("exit_code") is not None:
+                lines.append(
+                    f"*Exit code:* {details['exit_code']}   *Run:* `{details.get('run_id')}`"
+                )
+            if details.get("output_tail"):
+                # Slack caps a section at 3,000 characters: show the end of the output.
+                lines.append("*Output (tail):*\n```" + details["output_tail"][-1500:] + "```")
         if service.runbook:
             lines.append(f"*Runbook:* {service.runbook}")
         lines.append(f"<{alert_link(alert)}|Alert {alert.pk}>")
@@ -292,6 +343,7 @@ class PagerDutyTransport:
                     "last_heartbeat": _last_seen(alert),
                     "runbook": service.runbook,
                     "alert_id": alert.pk,
+                    **(alert.details or {}),
                 },
             }
             body["links"] = [{"href": alert_link(alert), "text": "Medic alert"}]

@@ -21,6 +21,12 @@ class ServiceStatus(models.TextChoices):
     PAUSED = "paused", "paused (inactive)"
 
 
+class ScheduleKind(models.TextChoices):
+    INTERVAL = "interval", "every alert_interval minutes (at least threshold beats per interval)"
+    CRON = "cron", "cron expression in a time zone"
+    AT_LEAST = "at_least", "at least threshold beats per window of alert_interval minutes"
+
+
 class Service(models.Model):
     """Something that sends heartbeats. ``heartbeat_name`` is unique regardless of case (v1)."""
 
@@ -32,6 +38,20 @@ class Service(models.Model):
     alert_interval = models.FloatField(help_text="minutes")
     threshold = models.PositiveIntegerField(default=1)
     grace_period_seconds = models.PositiveIntegerField(default=0)
+    # What "on time" means; see docs/schedules.md. ``interval`` and ``at_least`` share the
+    # sliding-window rule (threshold beats within alert_interval); ``cron`` expects a beat at each
+    # fire time of ``cron_expression`` in ``schedule_timezone``.
+    schedule_kind = models.CharField(
+        max_length=10, choices=ScheduleKind.choices, default=ScheduleKind.INTERVAL
+    )
+    cron_expression = models.CharField(max_length=120, blank=True, default="")
+    schedule_timezone = models.CharField(max_length=64, default="UTC")
+    # Job runs (start/complete/fail signals).
+    max_duration_seconds = models.PositiveIntegerField(null=True, blank=True)
+    failure_threshold = models.PositiveIntegerField(default=1)
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    # Alert when a run takes longer than this multiple of the service's own p95 (None: off).
+    slow_run_factor = models.FloatField(null=True, blank=True)
     team = models.CharField(max_length=100, default="site-reliability", db_index=True)
     priority = models.CharField(max_length=2, choices=Priority.choices, default=Priority.P3)
     runbook = models.CharField(max_length=1000, blank=True, default="")
@@ -128,3 +148,88 @@ class ServiceStateChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.service_id}: {self.from_status} -> {self.to_status}"
+
+
+class RunStatus(models.TextChoices):
+    RUNNING = "running", "running"
+    COMPLETED = "completed", "completed"
+    FAILED = "failed", "failed"
+
+
+class JobRun(models.Model):
+    """One execution of a job, correlated from its start/complete/fail signals by ``run_id``."""
+
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="runs")
+    run_id = models.CharField(max_length=64)
+    status = models.CharField(max_length=10, choices=RunStatus.choices, default=RunStatus.RUNNING)
+    started_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.BigIntegerField(null=True, blank=True)
+    exit_code = models.IntegerField(null=True, blank=True)
+    message = models.CharField(max_length=1000, blank=True, default="")
+    output_tail = models.TextField(blank=True, default="")
+    # Running runs only: when the sweep calls it hung (started_at + max_duration, else the
+    # service's next deadline when the run started).
+    deadline_at = models.DateTimeField(null=True, blank=True)
+    hung_alerted = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["service", "run_id"], name="jobrun_service_run_id"),
+        ]
+        indexes = [
+            models.Index(fields=["service", "-created_at"], name="jobrun_service_created_idx"),
+            models.Index(
+                fields=["deadline_at"],
+                name="jobrun_running_deadline_idx",
+                condition=Q(status="running", hung_alerted=False),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.service_id}/{self.run_id} {self.status}"
+
+
+class WindowScope(models.TextChoices):
+    ALL = "all", "all services"
+    SERVICES = "services", "listed services"
+    TEAM = "team", "a team"
+    PATTERN = "pattern", "services whose heartbeat name matches a pattern"
+
+
+class MaintenanceWindow(models.Model):
+    """Planned work: detection goes on, notifications are held back (recorded as suppressed)."""
+
+    name = models.CharField(max_length=100, unique=True)
+    description = models.CharField(max_length=500, blank=True, default="")
+    time_zone = models.CharField(max_length=64, default="UTC")
+    # One-time: starts_at/ends_at. Recurring: cron_expression (local time in ``time_zone``) and
+    # duration_minutes.
+    starts_at = models.DateTimeField(null=True, blank=True)
+    ends_at = models.DateTimeField(null=True, blank=True)
+    cron_expression = models.CharField(max_length=120, blank=True, default="")
+    duration_minutes = models.PositiveIntegerField(null=True, blank=True)
+    scope = models.CharField(max_length=10, choices=WindowScope.choices, default=WindowScope.ALL)
+    services = models.ManyToManyField(Service, blank=True, related_name="maintenance_windows")
+    team = models.CharField(max_length=100, blank=True, default="")
+    pattern = models.CharField(max_length=200, blank=True, default="")
+    notify = models.BooleanField(default=True)
+    # The occurrence whose start was announced (and not yet its end): drives the start/end
+    # notifications, each sent once.
+    announced_start = models.DateTimeField(null=True, blank=True)
+    announced_end = models.DateTimeField(null=True, blank=True)
+    created_by = models.CharField(max_length=150, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def recurring(self) -> bool:
+        return bool(self.cron_expression)

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from alerting.schedules import ScheduleError, validate_timezone
+from heartbeats import cron
 from heartbeats.models import (
     Heartbeat,
     HeartbeatSource,
     Priority,
+    ScheduleKind,
     Service,
     ServiceStateChange,
     ServiceStatus,
@@ -33,16 +37,37 @@ MAX_MESSAGE_LEN = 1000
 # --- Deadlines --------------------------------------------------------------------------------
 
 
+# A beat this long (at most) before a cron fire time counts for that fire time: clocks drift
+# and schedulers start jobs a little early. Bounded by the grace period and half the period.
+CRON_EARLY_TOLERANCE = timedelta(minutes=5)
+
+
 def deadline_compute(*, service: Service, nth_recent_at: datetime | None) -> datetime:
     """When ``service`` becomes overdue.
 
-    ``nth_recent_at`` is the time of its ``threshold``-th most recent heartbeat (None when it has
-    fewer): the window then holds fewer than ``threshold`` heartbeats from that moment plus one
-    interval on. A service without enough heartbeats gets one interval from registration (or
-    reactivation), so a service that never reports is noticed, once.
+    Interval and at-least-N: ``nth_recent_at`` is the time of its ``threshold``-th most recent
+    heartbeat (None when it has fewer): the window holds fewer than ``threshold`` heartbeats
+    from that moment plus one interval on. A service without enough heartbeats gets one interval
+    from registration (or reactivation), so a service that never reports is noticed, once.
+
+    Cron: the first fire time after the last beat (or registration), in the service's zone
+    (heartbeats.cron has the DST rules), plus grace.
     """
+    grace = timedelta(seconds=service.grace_period_seconds)
     base = nth_recent_at if nth_recent_at is not None else service.date_added
-    return base + timedelta(minutes=service.alert_interval, seconds=service.grace_period_seconds)
+    if service.schedule_kind == ScheduleKind.CRON:
+        zone = ZoneInfo(service.schedule_timezone)
+        early = timedelta(0)
+        if nth_recent_at is not None and grace:
+            first = cron.next_fire_after(service.cron_expression, zone, base)
+            period = cron.next_fire_after(service.cron_expression, zone, first) - first
+            # Only a beat shortly before ``first`` is early for it; one long before is for
+            # an earlier fire time.
+            early = min(grace, CRON_EARLY_TOLERANCE, period / 2)
+            if first - base > early:
+                early = timedelta(0)
+        return cron.next_fire_after(service.cron_expression, zone, base + early) + grace
+    return base + timedelta(minutes=service.alert_interval) + grace
 
 
 def _nth_recent_heartbeat_at(service: Service) -> datetime | None:
@@ -56,7 +81,7 @@ def _nth_recent_heartbeat_at(service: Service) -> datetime | None:
     return times[0] if times else None
 
 
-def _set_status(service: Service, new_status: str, update_fields: list[str]) -> None:
+def status_set(service: Service, new_status: str, update_fields: list[str]) -> None:
     if service.status == new_status:
         return
     ServiceStateChange.objects.create(
@@ -106,36 +131,65 @@ def heartbeat_record(
     The service row is locked for the few statements of this transaction so a concurrent sweep
     (which skips locked rows) can never mark it down between our read and our write.
     """
-    status = (status or "").strip()[:MAX_STATUS_LEN] or "UP"
-    message = (message or "")[:MAX_MESSAGE_LEN]
     now = at or timezone.now()
     with transaction.atomic():
-        service = service_get(service_ref, for_update=True)
-        if not service.active:
-            raise Conflict(
-                f"Service '{service.heartbeat_name}' is inactive; heartbeats are refused.",
-                code="service_inactive",
-            )
-        heartbeat = Heartbeat.objects.create(
-            service=service, time=now, status=status, message=message, source=source
+        service = service_get_active(service_ref)
+        heartbeat, recovered = beat_apply(
+            service=service, now=now, status=status, message=message, source=source
         )
+    return HeartbeatResult(heartbeat=heartbeat, service=service, recovered=recovered)
+
+
+def service_get_active(service_ref: str | int) -> Service:
+    """The service, row-locked for the caller's transaction; refused when retired."""
+    service = service_get(service_ref, for_update=True)
+    if not service.active:
+        raise Conflict(
+            f"Service '{service.heartbeat_name}' is inactive; heartbeats are refused.",
+            code="service_inactive",
+        )
+    return service
+
+
+def beat_apply(
+    *,
+    service: Service,
+    now: datetime,
+    status: str,
+    message: str = "",
+    source: str = HeartbeatSource.V2,
+    moves_deadline: bool = True,
+    may_recover: bool = True,
+) -> tuple[Heartbeat, bool]:
+    """Insert a heartbeat row for a locked service and, unless told otherwise, move its deadline
+    and bring it up. Returns the row and whether the service recovered from down."""
+    status = (status or "").strip()[:MAX_STATUS_LEN] or "UP"
+    heartbeat = Heartbeat.objects.create(
+        service=service,
+        time=now,
+        status=status,
+        message=(message or "")[:MAX_MESSAGE_LEN],
+        source=source,
+    )
+    service.last_status = status
+    fields = ["last_status"]
+    previous = service.status
+    if moves_deadline:
         service.last_heartbeat_at = now
-        service.last_status = status
         nth = now if service.threshold <= 1 else _nth_recent_heartbeat_at(service)
         service.next_deadline_at = deadline_compute(service=service, nth_recent_at=nth)
-        fields = ["last_heartbeat_at", "last_status", "next_deadline_at"]
-        previous = service.status
-        if nth is not None and service.next_deadline_at > now:
-            _set_status(service, ServiceStatus.UP, fields)
-        service.save(update_fields=fields)
-        recovered = previous == ServiceStatus.DOWN and service.status == ServiceStatus.UP
-        if recovered:
-            from heartbeats.tasks import process_state_changes
+        fields += ["last_heartbeat_at", "next_deadline_at"]
+        if may_recover and nth is not None and service.next_deadline_at > now:
+            status_set(service, ServiceStatus.UP, fields)
+    service.save(update_fields=fields)
+    recovered = previous == ServiceStatus.DOWN and service.status == ServiceStatus.UP
+    if recovered:
+        from heartbeats.tasks import process_state_changes
 
-            enqueue_on_commit(process_state_changes)
+        enqueue_on_commit(process_state_changes)
     upper = status.upper()
     HEARTBEATS.labels(status=upper if upper in KNOWN_STATUSES else "other").inc()
-    return HeartbeatResult(heartbeat=heartbeat, service=service, recovered=recovered)
+    return heartbeat, recovered
 
 
 def heartbeats_prune(*, older_than_days: int | None = None, batch: int = 5000) -> int:
@@ -154,16 +208,6 @@ def heartbeats_prune(*, older_than_days: int | None = None, batch: int = 5000) -
 
 # --- Service configuration --------------------------------------------------------------------
 
-CONFIG_FIELDS = (
-    "service_name",
-    "alert_interval",
-    "threshold",
-    "grace_period_seconds",
-    "team",
-    "priority",
-    "runbook",
-)
-
 
 def _validate(service: Service) -> None:
     errors: dict[str, list[str]] = {}
@@ -179,6 +223,25 @@ def _validate(service: Service) -> None:
         errors["threshold"] = ["Must be at least 1."]
     if service.priority not in Priority.values:
         errors["priority"] = [f"Must be one of {', '.join(Priority.values)}."]
+    if service.schedule_kind not in ScheduleKind.values:
+        errors["schedule_kind"] = [f"Must be one of {', '.join(ScheduleKind.values)}."]
+    try:
+        validate_timezone(service.schedule_timezone)
+    except ScheduleError as exc:
+        errors["schedule_timezone"] = exc.fields.get("timezone", [str(exc)])
+    if service.schedule_kind == ScheduleKind.CRON:
+        try:
+            service.cron_expression = cron.validate_cron(service.cron_expression)
+        except cron.CronError as exc:
+            errors["cron_expression"] = [str(exc)]
+        if service.threshold != 1:
+            errors["threshold"] = ["Cron services expect one beat per fire time: leave it at 1."]
+    elif service.cron_expression:
+        errors["cron_expression"] = ["Only for schedule_kind 'cron'."]
+    if service.failure_threshold is None or service.failure_threshold < 1:
+        errors["failure_threshold"] = ["Must be at least 1."]
+    if service.slow_run_factor is not None and service.slow_run_factor <= 1:
+        errors["slow_run_factor"] = ["Must be more than 1 (a multiple of the p95 duration)."]
     if errors:
         raise InvalidInput(fields=errors)
     try:
@@ -189,9 +252,25 @@ def _validate(service: Service) -> None:
         raise to_medic_error(exc) from exc
 
 
+def cron_period_minutes(expression: str, timezone_name: str) -> float:
+    """Minutes between two fire times: the default re-notify interval of a cron service."""
+    zone = ZoneInfo(timezone_name)
+    first = cron.next_fire_after(expression, zone, timezone.now())
+    second = cron.next_fire_after(expression, zone, first)
+    return max((second - first).total_seconds() / 60, 1.0)
+
+
 def service_create(*, actor: str = "system", **fields) -> Service:
     if not fields.get("service_name"):
         fields["service_name"] = fields.get("heartbeat_name") or ""
+    if fields.get("schedule_kind") == ScheduleKind.CRON and not fields.get("alert_interval"):
+        try:
+            fields["alert_interval"] = cron_period_minutes(
+                cron.validate_cron(fields.get("cron_expression", "")),
+                validate_timezone(fields.get("schedule_timezone", "UTC")).key,
+            )
+        except (cron.CronError, ScheduleError):
+            fields["alert_interval"] = 60.0  # _validate reports the real problem
     service = Service(**fields)
     now = timezone.now()
     service.date_added = service.date_modified = now
@@ -267,9 +346,9 @@ def _set_active(service: Service, active: bool, fields: list[str]) -> None:
         # A reactivated service gets one full interval before it can be overdue again.
         service.date_added = timezone.now()
         fields.append("date_added")
-        _set_status(service, ServiceStatus.NEW, fields)
+        status_set(service, ServiceStatus.NEW, fields)
     else:
-        _set_status(service, ServiceStatus.PAUSED, fields)
+        status_set(service, ServiceStatus.PAUSED, fields)
         from alerting.services import alert_close_for_service
 
         transaction.on_commit(lambda: alert_close_for_service(service_id=service.pk))
@@ -282,7 +361,7 @@ def _force_down_flag(service: Service, down: bool) -> Service:
     if down or service.status != ServiceStatus.DOWN:
         return service
     fields: list[str] = []
-    _set_status(service, ServiceStatus.UP, fields)
+    status_set(service, ServiceStatus.UP, fields)
     service.next_deadline_at = timezone.now() + timedelta(
         minutes=service.alert_interval, seconds=service.grace_period_seconds
     )

@@ -17,9 +17,17 @@ from django.db import transaction
 from django.utils import timezone
 
 from alerting.delivery import deliveries_overdue
-from alerting.models import Alert, AlertState
-from alerting.services import alert_open, alert_renotify, alert_resolve_for_service
-from heartbeats.models import Service, ServiceStateChange, ServiceStatus
+from alerting.models import Alert, AlertReason, AlertState
+from alerting.services import (
+    alert_open,
+    alert_release_held,
+    alert_renotify,
+    alert_resolve_for_service,
+    window_notices_create,
+)
+from heartbeats.jobs import run_mark_hung, runs_overdue
+from heartbeats.maintenance import announcements
+from heartbeats.models import JobRun, Service, ServiceStateChange, ServiceStatus
 from heartbeats.services import service_unmute
 from medic.metrics import DETECTION_DELAY, SWEEP_DURATION, SWEEP_ERRORS, SWEEP_LAG, SWEEP_LAST_RUN
 
@@ -33,6 +41,9 @@ class SweepResult:
     renotified: list[int] = field(default_factory=list)
     unmuted: list[int] = field(default_factory=list)
     resolved: list[int] = field(default_factory=list)
+    hung_runs: list[int] = field(default_factory=list)
+    released: list[int] = field(default_factory=list)
+    window_notices: list[tuple[str, str]] = field(default_factory=list)
     requeued_deliveries: list[int] = field(default_factory=list)
     errors: int = 0
 
@@ -43,11 +54,14 @@ def sweep(*, now: datetime | None = None) -> SweepResult:
     result = SweepResult()
     _record_lag(now)
     _mark_overdue(now, result)
+    _hung_runs(now, result)
     _renotify(now, result)
     _expire_mutes(now, result)
+    _maintenance(now, result)
     process_state_changes(result=result)
     _reconcile(now, result)
-    result.requeued_deliveries = deliveries_overdue(now=now)
+    # Deliveries run on the wall clock even when the sweep is driven by a simulated one.
+    result.requeued_deliveries = deliveries_overdue()
     if result.requeued_deliveries:
         from alerting.tasks import deliver
 
@@ -137,6 +151,54 @@ def _renotify(now: datetime, result: SweepResult) -> None:
             return
 
 
+def _hung_runs(now: datetime, result: SweepResult) -> None:
+    """Running job runs past their deadline: hung (max_duration) or never completed."""
+    while True:
+        with transaction.atomic():
+            runs = runs_overdue(now=now, batch=settings.MEDIC_SWEEP_BATCH_SIZE)
+            for run in runs:
+                try:
+                    with transaction.atomic():
+                        run_mark_hung(run=run, now=now)
+                    result.hung_runs.append(run.pk)
+                except Exception:
+                    logger.exception("sweep: hung-run check failed", extra={"run": run.pk})
+                    SWEEP_ERRORS.labels(stage="hung_run").inc()
+                    result.errors += 1
+                    JobRun.objects.filter(pk=run.pk).update(deadline_at=now + _PUSH_ON_ERROR)
+        if len(runs) < settings.MEDIC_SWEEP_BATCH_SIZE:
+            return
+
+
+def _maintenance(now: datetime, result: SweepResult) -> None:
+    """Announce windows that opened or closed, then send alerts a closed window held back."""
+    try:
+        with transaction.atomic():
+            for window, kind, start, end in announcements(now=now):
+                window_notices_create(window=window, kind=kind, start=start, end=end)
+                result.window_notices.append((window.name, kind))
+    except Exception:
+        logger.exception("sweep: maintenance announcements failed")
+        SWEEP_ERRORS.labels(stage="maintenance").inc()
+        result.errors += 1
+    held = Alert.objects.filter(state=AlertState.OPEN, suppressed=True).values_list(
+        "service_id", flat=True
+    )
+    for service_id in list(held[:500]):
+        try:
+            with transaction.atomic():
+                service = Service.objects.select_for_update().get(pk=service_id)
+                if service.muted:
+                    continue  # a mute is lifted by _expire_mutes (it also clears the fields)
+                alert = alert_release_held(service=service, now=now)
+                if alert is not None:
+                    result.released.append(alert.pk)
+        except Exception:
+            logger.exception("sweep: releasing a held alert failed", extra={"service": service_id})
+            SWEEP_ERRORS.labels(stage="release").inc()
+            result.errors += 1
+
+
 def _expire_mutes(now: datetime, result: SweepResult) -> None:
     expired = list(
         Service.objects.filter(muted=True, mute_until__lte=now).values_list("pk", flat=True)[:500]
@@ -191,6 +253,7 @@ def _reconcile(now: datetime, result: SweepResult) -> None:
     stale = list(
         Alert.objects.filter(state=AlertState.OPEN)
         .exclude(service__status=ServiceStatus.DOWN)
+        .exclude(reason=AlertReason.JOB_SLOW)  # informational: the service stays up
         .values_list("service_id", flat=True)[:500]
     )
     for service_id in stale:

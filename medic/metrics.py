@@ -72,3 +72,11 @@ RATE_LIMIT_BACKEND_ERRORS = Counter(
     "medic_rate_limit_backend_errors_total",
     "Rate-limit checks that could not reach Redis (the request was let through).",
 )
+JOB_RUNS = Counter("medic_job_runs_total", "Job runs ended, by outcome.", ["outcome"])
+# Labelled by team, not by service: one series per team keeps cardinality bounded.
+JOB_DURATION = Histogram(
+    "medic_job_duration_seconds",
+    "Duration of job runs (start to complete/fail), by team.",
+    ["team"],
+    buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 43200, 86400),
+)
