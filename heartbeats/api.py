@@ -39,6 +39,13 @@ class ServiceSerializer(serializers.ModelSerializer):
             "alert_interval",
             "threshold",
             "grace_period_seconds",
+            "schedule_kind",
+            "cron_expression",
+            "schedule_timezone",
+            "max_duration_seconds",
+            "failure_threshold",
+            "slow_run_factor",
+            "consecutive_failures",
             "team",
             "priority",
             "runbook",
@@ -56,6 +63,7 @@ class ServiceSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = [
             "id",
+            "consecutive_failures",
             "status",
             "down",
             "muted",
@@ -69,7 +77,14 @@ class ServiceSerializer(serializers.ModelSerializer):
             "date_modified",
         ]
         extra_kwargs = {
-            "alert_interval": {"min_value": 0.1, "help_text": "Minutes between expected beats."},
+            "alert_interval": {
+                "min_value": 0.1,
+                "required": False,
+                "help_text": "Minutes: the interval (interval kind), the window (at_least), or "
+                "how often an open alert repeats (cron; default: the cron period).",
+            },
+            "max_duration_seconds": {"min_value": 1},
+            "failure_threshold": {"min_value": 1},
             "threshold": {"min_value": 1},
             "grace_period_seconds": {"min_value": 0, "max_value": 7 * 86400},
             "service_name": {"required": False, "allow_blank": True},
@@ -81,6 +96,14 @@ class ServiceSerializer(serializers.ModelSerializer):
         fields = super().get_fields()
         fields["heartbeat_name"].validators = []
         return fields
+
+    def validate(self, data):
+        kind = data.get("schedule_kind") or getattr(self.instance, "schedule_kind", "interval")
+        if self.instance is None and kind != "cron" and not data.get("alert_interval"):
+            raise serializers.ValidationError(
+                {"alert_interval": ["Required for interval and at_least schedules."]}
+            )
+        return data
 
 
 class ServiceUpdateSerializer(ServiceSerializer):

@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from alerting import api as alerting_api
 from alerting import config_api
 from heartbeats import api as heartbeats_api
+from heartbeats import jobs_api, maintenance_api
 from medic import api as medic_api
 from medic import health
 from medic.errors import MedicError, NotFound, error_response
@@ -22,6 +23,13 @@ v2 = [
     path("services/<str:service>/unmute", heartbeats_api.ServiceUnmute.as_view()),
     path("services/<str:service>/heartbeats", heartbeats_api.ServiceHeartbeatList.as_view()),
     path("heartbeat/<str:service>", heartbeats_api.HeartbeatCreate.as_view()),
+    path("heartbeat/<str:service>/start", jobs_api.JobStart.as_view()),
+    path("heartbeat/<str:service>/complete", jobs_api.JobComplete.as_view()),
+    path("heartbeat/<str:service>/fail", jobs_api.JobFail.as_view()),
+    path("services/<str:service>/runs", jobs_api.ServiceRuns.as_view()),
+    path("services/<str:service>/stats", jobs_api.ServiceStats.as_view()),
+    path("maintenance-windows", maintenance_api.WindowList.as_view()),
+    path("maintenance-windows/<str:ref>", maintenance_api.WindowDetail.as_view()),
     path("heartbeats", heartbeats_api.HeartbeatList.as_view()),
     path("services/<str:service>/route", config_api.ServiceRoute.as_view()),
     path("teams", config_api.TeamList.as_view()),
@@ -45,6 +53,7 @@ urlpatterns = [
     path("metrics", health.metrics),
     path("v2/", include(v2)),
     path("admin/", admin.site.urls),
+    path("", include("dashboard.urls")),  # /ui/ and the / redirect to it (docs/dashboard.md)
     path("", include("heartbeats.v1_urls")),
 ]
 
