@@ -53,7 +53,6 @@ urlpatterns = [
     path("metrics", health.metrics),
     path("v2/", include(v2)),
     path("admin/", admin.site.urls),
-    path("", include("dashboard.urls")),  # /ui/ and the / redirect to it (docs/dashboard.md)
     path("", include("heartbeats.v1_urls")),
 ]
 
