@@ -133,9 +133,10 @@ def _advance_group(delivery: Delivery) -> None:
             enqueue_on_commit(deliver, following.pk)
 
 
-def deliveries_overdue(*, now=None, grace: timedelta = timedelta(seconds=30)) -> list[int]:
+def deliveries_overdue(*, now=None) -> list[int]:
     """Deliveries whose next attempt should have happened a while ago (their task was lost)."""
     now = now or timezone.now()
+    grace = timedelta(seconds=settings.MEDIC_DELIVERY_RECOVERY_SECONDS)
     return list(
         Delivery.objects.filter(
             status__in=[DeliveryStatus.PENDING, DeliveryStatus.RETRYING],

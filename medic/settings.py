@@ -232,6 +232,9 @@ PAGERDUTY_ROUTING_KEY = env_str("PAGERDUTY_ROUTING_KEY", "")
 PAGERDUTY_EVENTS_URL = env_str("PAGERDUTY_EVENTS_URL", "https://events.pagerduty.com").rstrip("/")
 MEDIC_NOTIFY_TIMEOUT_SECONDS = env_float("MEDIC_NOTIFY_TIMEOUT_SECONDS", 10.0)
 # Retry schedule for failed notification attempts (seconds after the previous attempt).
+# A delivery whose next attempt is this late (its Celery message was lost: worker killed, broker
+# flushed) is re-enqueued by the sweep.
+MEDIC_DELIVERY_RECOVERY_SECONDS = env_int("MEDIC_DELIVERY_RECOVERY_SECONDS", 30)
 MEDIC_DELIVERY_RETRY_DELAYS = [
     int(x) for x in env_str("MEDIC_DELIVERY_RETRY_DELAYS", "1,5,30").split(",") if x.strip()
 ]
@@ -277,7 +280,11 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "SCHEMA_PATH_PREFIX": r"/v2",
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {"ChannelEnum": "alerting.models.Channel"},
+    "ENUM_NAME_OVERRIDES": {
+        "ChannelEnum": "alerting.models.Channel",
+        "RunStatusEnum": "heartbeats.models.RunStatus",
+        "DeliveryStatusEnum": "alerting.models.DeliveryStatus",
+    },
     "SERVE_PERMISSIONS": ["medic.auth.ScopePermission"],
     "SERVE_AUTHENTICATION": [
         "rest_framework.authentication.SessionAuthentication",

@@ -167,3 +167,46 @@ def test_two_web_processes_share_one_key_budget(start_web):
         _post(f"{base}/v2/heartbeat/shared", key) for _ in range(20) for base in (first, second)
     ]
     assert statuses.count(201) == 30 and statuses.count(429) == 10
+
+
+def test_a_retry_survives_a_killed_worker(start_worker, settings):
+    """The retry schedule lives in the Delivery row: when the worker holding the retry dies,
+    the next worker's sweep re-sends it."""
+    import os
+    import signal
+
+    _ensure_beat_schedule()
+    with Receiver(default_status=200) as receiver:
+        receiver.respond(503)
+        hook, _ = cfg.target_create(
+            name="hook", kind="webhook", config={"url": receiver.url + "/r"}, secrets={}, actor="t"
+        )
+        cfg.rule_create(name="all", targets=[hook], actor="t")
+        service = service_create(heartbeat_name="restart", alert_interval=0.05)
+        heartbeat_record(service_ref=service.pk)
+        env = {
+            "MEDIC_RENOTIFY_MINUTES": "60",
+            "MEDIC_DELIVERY_RETRY_DELAYS": "10",
+            "MEDIC_DELIVERY_RECOVERY_SECONDS": "5",
+        }
+        first = start_worker(beat=True, **env)
+        receiver.wait_for(1, timeout=45)
+        delivery = _wait(
+            lambda: Delivery.objects.filter(status="retrying").first(),
+            10,
+            "the retry to be scheduled",
+            first,
+        )
+        os.killpg(first.popen.pid, signal.SIGKILL)  # the worker holding the retry dies
+        first.popen.wait(10)
+        second = start_worker(beat=True, **env)
+        receiver.wait_for(2, timeout=90)
+        _wait(
+            lambda: Delivery.objects.get(pk=delivery.pk).status == "succeeded",
+            20,
+            "the delivery to succeed",
+            second,
+        )
+    delivery.refresh_from_db()
+    assert delivery.attempts == 2
+    assert list(delivery.attempt_rows.values_list("status_code", flat=True)) == [503, 200]
