@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -126,12 +126,76 @@ def heartbeat_record(
     source: str = HeartbeatSource.V2,
     at: datetime | None = None,
 ) -> HeartbeatResult:
-    """Store one heartbeat and move the service's deadline, in one short transaction.
+    """Store one heartbeat and move the service's deadline, atomically.
 
-    The service row is locked for the few statements of this transaction so a concurrent sweep
-    (which skips locked rows) can never mark it down between our read and our write.
+    The steady state on PostgreSQL (an active interval service with threshold 1 that is already
+    up) is one statement, without the ORM: an UPDATE that moves the deadline and, in the same
+    statement, the INSERT of the heartbeat row. Its WHERE clause is the precondition, and the
+    UPDATE's row lock makes it safe against the sweep exactly like the SELECT ... FOR UPDATE of
+    the general path: while the statement holds the row, the sweep (SKIP LOCKED) passes it by
+    and later sees the new deadline; if the sweep marked the service down first, the statement
+    waits for its lock, PostgreSQL re-checks the WHERE clause against the committed row, finds
+    "down" and changes nothing. Everything else (unknown or inactive service, first beat,
+    recovery, threshold > 1, other schedules, SQLite) takes the general path below: the row is
+    locked for one short transaction while ``beat_apply`` decides.
+
+    The statement's deadline is ``deadline_compute`` for interval schedules: the beat time plus
+    ``alert_interval`` minutes plus the grace period (bench/ingest/contract.py checks that both
+    agree). Keep the two together, and keep it to what ``beat_apply`` does for such a service.
     """
     now = at or timezone.now()
+    if connection.vendor == "postgresql":
+        ref = str(service_ref)
+        by_id = ref.isascii() and ref.isdigit() and len(ref) <= 18  # else: service_get decides
+        clean_status = (status or "").strip()[:MAX_STATUS_LEN] or "UP"  # as beat_apply
+        fields = Service._meta.concrete_fields
+        # Only model metadata is interpolated; every value is a bound parameter.
+        sql = f"""
+            WITH service AS (
+                UPDATE {Service._meta.db_table}
+                   SET last_status = %(status)s,
+                       last_heartbeat_at = %(now)s,
+                       next_deadline_at = %(now)s
+                           + make_interval(secs => alert_interval * 60)
+                           + make_interval(secs => grace_period_seconds)
+                 WHERE {"id = %(id)s" if by_id else "lower(heartbeat_name) = %(name)s"}
+                   AND active AND status = %(up)s AND threshold <= 1 AND schedule_kind = %(kind)s
+             RETURNING *
+            ), beat AS (
+                INSERT INTO {Heartbeat._meta.db_table} (service_id, time, status, message, source)
+                SELECT id, %(now)s, %(status)s, %(message)s, %(source)s FROM service
+             RETURNING id
+            )
+            SELECT beat.id, {", ".join(f'service."{f.column}"' for f in fields)} FROM beat, service
+        """  # noqa: S608
+        params = {
+            "id": int(ref) if by_id else None,
+            "name": ref.lower(),
+            "now": now,
+            "status": clean_status,
+            "message": (message or "")[:MAX_MESSAGE_LEN],
+            "source": source,
+            "up": ServiceStatus.UP,
+            "kind": ScheduleKind.INTERVAL,
+        }
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            row = cursor.fetchone()
+        if row is not None:
+            values = list(row[1:])
+            for i, field in enumerate(fields):
+                if hasattr(field, "from_db_value"):  # what the ORM would apply when loading
+                    values[i] = field.from_db_value(values[i], None, connection)
+            service = Service.from_db(connection.alias, [f.attname for f in fields], values)
+            heartbeat = Heartbeat.from_db(
+                connection.alias,
+                ["id", "service_id", "time", "status", "message", "source", "v1_id"],
+                [row[0], service.pk, now, params["status"], params["message"], source, None],
+            )
+            heartbeat.service = service
+            upper = clean_status.upper()
+            HEARTBEATS.labels(status=upper if upper in KNOWN_STATUSES else "other").inc()
+            return HeartbeatResult(heartbeat=heartbeat, service=service, recovered=False)
     with transaction.atomic():
         service = service_get_active(service_ref)
         heartbeat, recovered = beat_apply(

@@ -36,7 +36,9 @@ _ALPHABET = string.ascii_letters + string.digits
 _KEY_LEN = len(KEY_PREFIX) + _LOOKUP_LEN + _SECRET_LEN
 # argon2id with the library's RFC 9106 low-memory profile: ~20 ms per verification here.
 _hasher = PasswordHasher()
-VALID_SCOPES = {s.value for s in ApiKeyScope}
+# Scopes a caller may ask for. The agent scope is never requested: api_key_create(agent=True)
+# issues it, alone, when an agent is created (remediation.agents.agent_create).
+VALID_SCOPES = {s.value for s in ApiKeyScope} - {ApiKeyScope.AGENT.value}
 _LAST_USED_RESOLUTION = timedelta(seconds=60)
 
 
@@ -62,6 +64,10 @@ def normalize_scopes(scopes: list[str] | str) -> list[str]:
     unknown = [s for s in cleaned if s not in VALID_SCOPES]
     if not cleaned:
         raise InvalidInput(fields={"scopes": ["At least one scope is required."]})
+    if ApiKeyScope.AGENT.value in cleaned:
+        raise InvalidInput(
+            fields={"scopes": ["Agent keys are issued with their agent: POST /v2/agents."]}
+        )
     if unknown:
         raise InvalidInput(
             fields={
@@ -122,13 +128,14 @@ def api_key_create(
     expires_in_days: float | None = None,
     rate_limits: dict[str, int] | None = None,
     actor: str = "system",
+    agent: bool = False,
 ) -> IssuedKey:
     name = (name or "").strip()
     if not name:
         raise InvalidInput(fields={"name": ["A name is required."]})
     if len(name) > 100:
         raise InvalidInput(fields={"name": ["At most 100 characters."]})
-    scope_list = normalize_scopes(scopes)
+    scope_list = [ApiKeyScope.AGENT.value] if agent else normalize_scopes(scopes)
     expires_at = None
     if expires_in_days is not None:
         if expires_in_days <= 0:

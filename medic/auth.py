@@ -3,7 +3,10 @@
 Scopes:
 - ``read``  — safe methods (GET, HEAD, OPTIONS) on every non-admin endpoint;
 - ``write`` — heartbeats and changes (POST, PUT, PATCH, DELETE) on every non-admin endpoint;
-- ``admin`` — everything, including API keys (views mark themselves ``required_scope = "admin"``).
+- ``admin`` — everything, including API keys (views mark themselves ``required_scope = "admin"``);
+- ``agent`` — only ``/v2/agent/*``, for the one agent the key is bound to (remediation.agent_api
+  checks the scope and the binding). It holds none of the scopes above, so every other endpoint
+  refuses it with 403 through ``require_scope``.
 """
 
 from __future__ import annotations

@@ -8,6 +8,9 @@ class ApiKeyScope(models.TextChoices):
     READ = "read", "read"
     WRITE = "write", "write"
     ADMIN = "admin", "admin"
+    # Bound to one remediation agent (remediation.Agent.api_key): accepted by /v2/agent/* only,
+    # for that agent. Issued with the agent (POST /v2/agents, manage.py create_agent_key).
+    AGENT = "agent", "agent"
 
 
 class ApiKey(models.Model):

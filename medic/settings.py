@@ -111,6 +111,8 @@ INSTALLED_APPS = [
     "medic",
     "heartbeats",
     "alerting",
+    "remediation",
+    "dashboard",
 ]
 
 MIDDLEWARE = [
@@ -141,6 +143,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "dashboard.context_processors.dashboard",
             ],
         },
     },
@@ -159,12 +162,15 @@ if not _database_url:
         "DATABASE_URL is not set, e.g. postgresql://medic:PASSWORD@db:5432/medic "
         "(or set MEDIC_EMBEDDED=1 for the SQLite trial mode)."
     )
-# Persistent connections keep the heartbeat path free of connection set-up.
+# Persistent connections keep the heartbeat path free of connection set-up. No health check
+# (a "SELECT 1" before the first query of every request): it doubled the statements of a
+# heartbeat and cost a fifth of its CPU (docs/performance.md). The price: after a database
+# restart, each kept connection fails its next request once and is then replaced.
 DATABASES = {
     "default": dj_database_url.parse(
         _database_url,
         conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 600),
-        conn_health_checks=True,
+        conn_health_checks=False,
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -251,12 +257,43 @@ MEDIC_TRUSTED_PROXY_HOPS = env_int("MEDIC_TRUSTED_PROXY_HOPS", 0)
 # AES-256-GCM keys for secrets at rest (webhook headers, signing secrets, routing keys).
 MEDIC_ENCRYPTION_KEYS = env_str("MEDIC_ENCRYPTION_KEYS", "")
 
+# --- Remote execution (docs/remote-execution.md) ---------------------------------------------
+# Agents: long-poll wait handed out at registration, and the longest wait a poll may ask for.
+MEDIC_AGENT_POLL_WAIT_SECONDS = env_int("MEDIC_AGENT_POLL_WAIT_SECONDS", 30)
+MEDIC_AGENT_POLL_MAX_WAIT_SECONDS = env_int("MEDIC_AGENT_POLL_MAX_WAIT_SECONDS", 60)
+# Waiting polls are woken through Redis pub/sub; this database re-check is only the safety net
+# (and, without Redis, the delivery delay).
+MEDIC_AGENT_WAKEUP_REDIS_URL = env_str("MEDIC_AGENT_WAKEUP_REDIS_URL", REDIS_URL)
+MEDIC_AGENT_POLL_RECHECK_SECONDS = env_float(
+    "MEDIC_AGENT_POLL_RECHECK_SECONDS", 10.0 if MEDIC_AGENT_WAKEUP_REDIS_URL else 2.0
+)
+# Each agent is monitored as the service ``agent-<name>``: a poll records at most one heartbeat
+# per MEDIC_AGENT_HEARTBEAT_SECONDS; the service goes down after MEDIC_AGENT_OFFLINE_AFTER_MINUTES.
+MEDIC_AGENT_HEARTBEAT_SECONDS = env_int("MEDIC_AGENT_HEARTBEAT_SECONDS", 60)
+MEDIC_AGENT_OFFLINE_AFTER_MINUTES = env_float("MEDIC_AGENT_OFFLINE_AFTER_MINUTES", 3.0)
+MEDIC_AGENT_SERVICE_TEAM = env_str("MEDIC_AGENT_SERVICE_TEAM", "site-reliability")
+MEDIC_AGENT_SERVICE_PRIORITY = env_str("MEDIC_AGENT_SERVICE_PRIORITY", "p3")
+MEDIC_AGENT_RATE_LIMIT = env_int("MEDIC_AGENT_RATE_LIMIT", 120)
+MEDIC_AGENT_SKIP_ALERT_DEDUP_MINUTES = env_float("MEDIC_AGENT_SKIP_ALERT_DEDUP_MINUTES", 60.0)
+MEDIC_AGENT_JOB_QUEUE_TTL_SECONDS = env_int("MEDIC_AGENT_JOB_QUEUE_TTL_SECONDS", 3600)
+MEDIC_AGENT_RESULT_GRACE_SECONDS = env_int("MEDIC_AGENT_RESULT_GRACE_SECONDS", 120)
+# The local sandbox (scripts run by the Celery worker).
+MEDIC_SANDBOX_USER = env_str("MEDIC_SANDBOX_USER", "nobody")
+MEDIC_SANDBOX_WORK_DIR = env_str("MEDIC_SANDBOX_WORK_DIR", "")
+MEDIC_SANDBOX_PATH = env_str("MEDIC_SANDBOX_PATH", "/usr/local/bin:/usr/bin:/bin")
+MEDIC_SANDBOX_ENV_ALLOWLIST = [
+    n.strip() for n in env_str("MEDIC_SANDBOX_ENV_ALLOWLIST", "").split(",") if n.strip()
+]
+
 # --- Auth, DRF, OpenAPI -----------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
-LOGIN_URL = "/admin/login/"
+# The dashboard (docs/dashboard.md) signs people in; the Django admin keeps its own login page.
+LOGIN_URL = "/ui/login"
+LOGIN_REDIRECT_URL = "/ui/"
+LOGOUT_REDIRECT_URL = "/ui/login"
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["medic.auth.ApiKeyAuthentication"],
@@ -284,6 +321,7 @@ SPECTACULAR_SETTINGS = {
         "ChannelEnum": "alerting.models.Channel",
         "RunStatusEnum": "heartbeats.models.RunStatus",
         "DeliveryStatusEnum": "alerting.models.DeliveryStatus",
+        "SkipReasonEnum": "remediation.models.SkipReason",
     },
     "SERVE_PERMISSIONS": ["medic.auth.ScopePermission"],
     "SERVE_AUTHENTICATION": [

@@ -10,6 +10,8 @@ from heartbeats import jobs_api, maintenance_api
 from medic import api as medic_api
 from medic import health
 from medic.errors import MedicError, NotFound, error_response
+from remediation import agent_api
+from remediation import api as remediation_api
 
 v2 = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
@@ -43,6 +45,19 @@ v2 = [
     path("alerts", alerting_api.AlertList.as_view()),
     path("alerts/<int:alert_id>", alerting_api.AlertDetail.as_view()),
     path("alerts/<int:alert_id>/deliveries", alerting_api.AlertDeliveries.as_view()),
+    # remote execution (docs/remote-execution.md): scripts, jobs, agents, the agent protocol
+    path("scripts", remediation_api.ScriptList.as_view()),
+    path("scripts/<str:name>", remediation_api.ScriptDetail.as_view()),
+    path("scripts/<str:name>/versions", remediation_api.ScriptVersions.as_view()),
+    path("scripts/<str:name>/run", remediation_api.ScriptRun.as_view()),
+    path("jobs", remediation_api.JobList.as_view()),
+    path("jobs/<str:job_id>", remediation_api.JobDetail.as_view()),
+    path("agents", remediation_api.AgentList.as_view()),
+    path("agents/<str:name>", remediation_api.AgentDetail.as_view()),
+    path("agent/register", agent_api.register_view),
+    path("agent/jobs", agent_api.jobs_view),
+    path("agent/jobs/<str:job_id>/result", agent_api.result_view),
+    path("agent/jobs/<str:job_id>/skipped", agent_api.skipped_view),
 ]
 
 urlpatterns = [
@@ -53,6 +68,7 @@ urlpatterns = [
     path("metrics", health.metrics),
     path("v2/", include(v2)),
     path("admin/", admin.site.urls),
+    path("", include("dashboard.urls")),  # /ui/ and the / redirect to it (docs/dashboard.md)
     path("", include("heartbeats.v1_urls")),
 ]
 

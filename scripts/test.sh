@@ -11,6 +11,8 @@ need=()
 command -v redis-server >/dev/null || need+=(redis-server)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v docker-compose >/dev/null || need+=(docker-compose)
+# Browser tests (tests/dashboard/test_browser.py) drive Debian's Chromium through Playwright.
+[ -x /usr/bin/chromium ] || need+=(chromium chromium-driver)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "==> apt-get install ${need[*]}"
@@ -61,6 +63,8 @@ export SECRET_KEY="test-$("$PY" -c 'import secrets; print(secrets.token_urlsafe(
 export ALLOWED_HOSTS="127.0.0.1,localhost,testserver"
 export MEDIC_TEST_WORKDIR="$WORK"
 export STATIC_ROOT="$WORK/static"
+# Screenshots of the dashboard's main pages, kept after the run for review (git-ignored).
+export MEDIC_SCREENSHOTS_DIR="${MEDIC_SCREENSHOTS_DIR:-$ROOT/tests/screenshots}"
 echo "==> PostgreSQL on 127.0.0.1:$PGPORT, Redis on 127.0.0.1:$REDISPORT"
 
 # --- static checks ------------------------------------------------------------------------------
@@ -73,6 +77,8 @@ echo "==> django checks, migrations, OpenAPI schema"
   || { echo "models changed without a migration: run manage.py makemigrations" >&2; exit 1; }
 "$PY" manage.py spectacular --validate --fail-on-warn --file "$WORK/openapi.yaml"
 "$PY" manage.py collectstatic --no-input -v 0
+echo "==> medic-agent: cargo fmt --check, clippy -D warnings, cargo test; release build (e2e)"
+bash agent-rs/build.sh test && bash agent-rs/build.sh release
 echo "==> docker-compose config"
 SECRET_KEY=x POSTGRES_PASSWORD=x docker-compose -f docker-compose.yml config -q
 

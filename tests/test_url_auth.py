@@ -15,6 +15,10 @@ PUBLIC = {"/health", "/health/live", "/health/ready", "/v1/healthcheck/network"}
 # The Django admin is a browser application with session login: without a session it
 # redirects to its login form (which must itself be reachable), it never serves data.
 SESSION_PREFIXES = ("/admin/",)
+# So is the dashboard (/ui/, and / redirects there): every page but its sign-in and sign-out
+# answers a request without a session with a redirect to the dashboard's login page.
+DASHBOARD_PREFIX = "/ui/"
+DASHBOARD_OPEN = {"/ui/login", "/ui/logout"}
 METHODS = ("get", "post", "patch", "delete")
 
 
@@ -41,6 +45,7 @@ def _paths():
 def test_the_walk_finds_the_api():
     paths = _paths()
     assert "/v2/services" in paths and "/heartbeat" in paths and "/metrics" in paths
+    assert "/ui/" in paths and "/ui/api-keys" in paths and "/ui/login" in paths
     assert len(paths) > 20
 
 
@@ -52,6 +57,17 @@ def test_every_pattern_requires_a_key(path, settings):
         response = getattr(client, method)(path)
         if path in PUBLIC:
             assert response.status_code in (200, 204, 405), (method, path)
+        elif path == "/":
+            assert response.status_code == 302 and response["Location"] == "/ui/", (method, path)
+        elif path in DASHBOARD_OPEN:
+            assert response.status_code in (200, 302, 405), (method, path)
+            if method == "get" and path == "/ui/login":
+                assert response.status_code == 200 and b'name="password"' in response.content
+            if response.status_code == 302:
+                assert response["Location"] == "/ui/login", (method, path)
+        elif path.startswith(DASHBOARD_PREFIX):
+            assert response.status_code == 302, (method, path, response.status_code)
+            assert response["Location"].startswith("/ui/login?next=/ui/"), (method, path)
         elif path.startswith(SESSION_PREFIXES):
             assert response.status_code in (200, 302, 404, 405), (method, path)
             if response.status_code == 200:

@@ -1,0 +1,17 @@
+import contextlib
+
+from django.apps import AppConfig
+
+
+class RemediationConfig(AppConfig):
+    name = "remediation"
+    verbose_name = "Remediation"
+
+    def ready(self) -> None:
+        from prometheus_client import REGISTRY
+
+        from remediation.metrics import AgentCollector
+
+        # ready() can run twice in some test set-ups: registering twice raises ValueError.
+        with contextlib.suppress(ValueError):
+            REGISTRY.register(AgentCollector())

@@ -1,0 +1,325 @@
+"""The dashboard in a real browser: Debian's Chromium driven by Playwright against gunicorn on
+the test database (tests/e2e's start_web). An admin signs in, creates a team, an API key and a
+service, sends a heartbeat through the API, lets the service go overdue, mutes it, and revokes
+the key; a viewer finds no controls and a forged POST is refused.
+
+Screenshots of the main pages at 1280 px and 390 px are written to MEDIC_SCREENSHOTS_DIR, by
+default tests/screenshots/ (git-ignored), for review.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import Group, User
+from django.db import connection, connections
+from django.utils import timezone
+from playwright.sync_api import expect, sync_playwright
+
+from dashboard.roles import groups_ensure
+from heartbeats.models import Service
+from heartbeats.sweep import sweep
+from tests.e2e.conftest import ROOT, process_env, start_web  # noqa: F401 (fixture)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SHOTS = Path(os.environ.get("MEDIC_SCREENSHOTS_DIR") or ROOT / "tests" / "screenshots")
+PASSWORD = "a long browser password"
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 900}
+
+
+@pytest.fixture(autouse=True)
+def _fast_passwords():
+    """The web process checks passwords with the production hashers: keep them here."""
+
+
+@pytest.fixture(scope="session")
+def static_root(tmp_path_factory) -> str:
+    root = tmp_path_factory.mktemp("static")
+    subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--no-input", "-v", "0"],
+        cwd=ROOT,
+        env=process_env(STATIC_ROOT=str(root)),
+        check=True,
+    )
+    return str(root)
+
+
+@pytest.fixture
+def _sessions_closed():
+    """After the web processes stop (this teardown runs after start_web's), wait until their
+    database sessions are gone, so the test database can be dropped at the end of the run."""
+    yield
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            if cursor.fetchone()[0] == 0:
+                return
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def web(_sessions_closed, start_web, static_root) -> str:  # noqa: F811 (the imported fixture)
+    return start_web(STATIC_ROOT=static_root, MEDIC_API_KEY_RECHECK_SECONDS="1")
+
+
+@pytest.fixture
+def browser(monkeypatch):
+    # Playwright's sync API keeps an event loop on this thread; the ORM calls made between
+    # browser steps are plain synchronous code all the same.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+        # While Playwright's loop is current, Django keys connections by that context: close
+        # the one the test body opened, or it outlives the test and blocks dropping the database.
+        connections.close_all()
+
+
+def _user(username: str, group: str) -> User:
+    groups_ensure(Group)  # transactional tests flush the rows of data migrations
+    user = User.objects.create_user(username, password=PASSWORD)
+    user.groups.add(Group.objects.get(name=group))
+    return user
+
+
+def _sign_in(page, username: str) -> None:
+    page.goto("/ui/login")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(re.compile(r"/ui/$"))
+
+
+def _shot(page, name: str) -> None:
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def _both_widths(browser, base_url: str, username: str, pages: dict[str, str]) -> None:
+    """Screenshots of ``pages`` (name -> path) at the phone width."""
+    context = browser.new_context(base_url=base_url, viewport=PHONE, device_scale_factor=1)
+    page = context.new_page()
+    _sign_in(page, username)
+    for name, path in pages.items():
+        page.goto(path)
+        _shot(page, f"{name}-390")
+    context.close()
+
+
+def _api(base_url: str, method: str, path: str, key: str, body: dict | None = None) -> int:
+    request = urllib.request.Request(
+        base_url + path,
+        method=method,
+        data=json.dumps(body or {}).encode(),
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+    )
+    try:
+        return urllib.request.urlopen(request, timeout=5).status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def _badge(page, name: str):
+    return page.locator(f'tr[data-service="{name}"] .badge').first
+
+
+def test_admin_runs_medic_from_the_browser(web, browser):
+    _user("ada", "admin")
+    context = browser.new_context(base_url=web, viewport=DESKTOP, device_scale_factor=1)
+    page = context.new_page()
+    page.on("dialog", lambda dialog: dialog.accept())
+
+    page.goto("/ui/")
+    assert page.url.endswith("/ui/login?next=/ui/")
+    _shot(page, "login-1280")
+    _sign_in(page, "ada")
+    expect(page.get_by_text("No services yet")).to_be_visible()
+    _shot(page, "services-empty-1280")
+
+    # a team with its Slack channel; the form explains a wrong channel id
+    page.get_by_role("link", name="Routing").click()
+    page.get_by_role("link", name="New team").click()
+    page.get_by_label("Name").fill("payments")
+    page.get_by_label("Slack channel id").fill("#payments")
+    page.get_by_role("button", name="Create team").click()
+    expect(
+        page.get_by_text("A Slack channel id such as C0123ABCD (not a #name).").first
+    ).to_be_visible()
+    _shot(page, "team-form-error-1280")
+    page.get_by_label("Slack channel id").fill("C0PAYMENTS")
+    page.get_by_role("button", name="Create team").click()
+    page.wait_for_url(re.compile(r"/ui/teams$"))
+    expect(page.locator('[data-testid="teams"]').get_by_text("C0PAYMENTS")).to_be_visible()
+
+    # a service with a short interval
+    page.get_by_role("link", name="Services").click()
+    page.get_by_role("link", name="New service").first.click()
+    page.get_by_label("Heartbeat name").fill("checkout-worker")
+    page.get_by_label("Service name").fill("Checkout worker")
+    page.get_by_label("Team").fill("payments")
+    page.get_by_label("Priority").select_option("p2")
+    page.get_by_label("Interval (minutes)").fill("0.1")
+    _shot(page, "service-form-1280")
+    page.get_by_role("button", name="Create service").click()
+    page.wait_for_url(re.compile(r"/ui/services/\d+$"))
+    expect(page.get_by_text("Created checkout-worker.")).to_be_visible()
+    page.get_by_role("link", name="Services").click()
+    expect(_badge(page, "checkout-worker")).to_have_text("new")
+
+    # an API key: the secret is shown once, with a copy button
+    page.get_by_role("link", name="API keys").click()
+    page.get_by_role("link", name="New API key").first.click()
+    page.get_by_label("Name").fill("checkout heartbeats")
+    page.get_by_role("button", name="Create key").click()
+    secret = page.get_by_test_id("secret").inner_text().strip()
+    assert secret.startswith("mdk_")
+    expect(page.get_by_role("button", name="Copy")).to_be_visible()
+    _shot(page, "apikey-created-1280")
+
+    # a heartbeat through the API turns the service up
+    assert _api(web, "POST", "/v2/heartbeat/checkout-worker", secret, {"status": "UP"}) == 201
+    page.goto("/ui/")
+    expect(_badge(page, "checkout-worker")).to_have_text("up")
+    expect(page.get_by_test_id("down-count")).to_have_text("0 down")
+    _shot(page, "services-up-1280")
+
+    # overdue: the sweep (run here, as the worker would) marks it down and opens the alert
+    deadline = Service.objects.get(heartbeat_name="checkout-worker").next_deadline_at
+    time.sleep(max(0.0, (deadline - timezone.now()).total_seconds()) + 0.2)
+    assert sweep().marked_down
+    page.goto("/ui/")
+    expect(_badge(page, "checkout-worker")).to_have_text("down")
+    expect(page.get_by_test_id("down-count")).to_have_text("1 down")
+    expect(page.get_by_test_id("open-alerts")).to_have_text("1 open alert")
+    _shot(page, "services-down-1280")
+    page.get_by_role("link", name="checkout-worker").click()
+    expect(page.get_by_text("Down.", exact=True)).to_be_visible()
+    page.get_by_role("link", name=re.compile(r"^#\d+$")).first.click()
+    timeline = page.get_by_test_id("timeline")
+    expect(timeline.get_by_text("Opened", exact=True)).to_be_visible()
+    expect(timeline.get_by_text("Nobody was notified")).to_be_visible()
+    _shot(page, "alert-1280")
+
+    # mute it with a reason and a preset
+    page.get_by_role("link", name="checkout-worker").first.click()
+    page.get_by_role("button", name="Mute").click()  # no reason yet: the form says so
+    expect(page.get_by_text("Say why the service is muted.").first).to_be_visible()
+    page.get_by_label("Reason").fill("Payment provider outage, tracked in INC-42")
+    page.get_by_text("4 hours").click()
+    page.get_by_role("button", name="Mute").click()
+    banner = page.get_by_test_id("mute-banner")
+    expect(banner).to_contain_text("Payment provider outage, tracked in INC-42")
+    expect(banner).to_contain_text("by user:ada until")
+    _shot(page, "service-muted-1280")
+    page.goto("/ui/")
+    row = page.locator('tr[data-service="checkout-worker"]')
+    expect(row.locator(".badge.muted")).to_be_visible()
+    page.goto("/ui/alerts")
+    expect(page.locator('[data-testid="alerts"] .badge.muted')).to_be_visible()
+    _shot(page, "alerts-1280")
+
+    # revoke the key: the API refuses it from then on
+    page.goto("/ui/api-keys")
+    row = page.locator('tr[data-key="checkout heartbeats"]')
+    row.get_by_role("button", name="Revoke").click()
+    expect(page.get_by_text("Revoked checkout heartbeats")).to_be_visible()
+    expect(row.get_by_text("revoked")).to_be_visible()
+    _shot(page, "apikeys-1280")
+    deadline_at = time.monotonic() + 10
+    while _api(web, "POST", "/v2/heartbeat/checkout-worker", secret) != 401:
+        assert time.monotonic() < deadline_at, "the revoked key still works"
+        time.sleep(0.25)
+
+    # the rest of the main pages, for review
+    for name, path in {
+        "teams": "/ui/teams",
+        "targets": "/ui/targets",
+        "rules": "/ui/rules",
+        "working-hours-form": "/ui/working-hours/new",
+        "maintenance": "/ui/maintenance",
+    }.items():
+        page.goto(path)
+        _shot(page, f"{name}-1280")
+    context.close()
+
+    service = Service.objects.get(heartbeat_name="checkout-worker")
+    _both_widths(
+        browser,
+        web,
+        "ada",
+        {
+            "services": "/ui/",
+            "service": f"/ui/services/{service.pk}",
+            "alerts": "/ui/alerts",
+            "alert": f"/ui/alerts/{service.alerts.get().pk}",
+            "apikeys": "/ui/api-keys",
+            "teams": "/ui/teams",
+        },
+    )
+
+
+def test_viewer_cannot_change_anything(web, browser):
+    _user("vera", "viewer")
+    service = Service.objects.create(
+        heartbeat_name="ledger", service_name="Ledger", alert_interval=5, team="payments"
+    )
+    context = browser.new_context(base_url=web, viewport=DESKTOP, device_scale_factor=1)
+    page = context.new_page()
+    _sign_in(page, "vera")
+    expect(page.locator('tr[data-service="ledger"]')).to_be_visible()
+    assert page.get_by_role("link", name="New service").count() == 0
+    assert page.get_by_role("link", name="API keys").count() == 0
+    page.get_by_role("link", name="ledger").click()
+    for control in ("Edit", "Delete", "Mute", "Unmute"):
+        assert page.get_by_role("button", name=control).count() == 0
+        assert page.get_by_role("link", name=control, exact=True).count() == 0
+    _shot(page, "service-viewer-1280")
+
+    # a forged POST, with a valid session and CSRF token, is refused by the role check
+    token = next(c["value"] for c in context.cookies() if c["name"] == "csrftoken")
+    response = page.request.post(
+        f"/ui/services/{service.pk}/mute",
+        form={"csrfmiddlewaretoken": token, "reason": "forged", "duration": "1d"},
+        headers={"Referer": f"{web}/ui/services/{service.pk}"},
+    )
+    assert response.status == 403
+    assert "can't do this here" in response.text()
+    service.refresh_from_db()
+    assert not service.muted
+    response = page.request.post(
+        "/ui/api-keys/new",
+        form={"csrfmiddlewaretoken": token, "name": "backdoor", "scopes": "admin"},
+        headers={"Referer": f"{web}/ui/api-keys/new"},
+    )
+    assert response.status == 403
+    page.goto("/ui/api-keys")
+    expect(page.get_by_text("can't do this here")).to_be_visible()
+    _shot(page, "forbidden-1280")
+    context.close()
