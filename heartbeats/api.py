@@ -18,7 +18,14 @@ from rest_framework.views import APIView
 
 from heartbeats import services as svc
 from heartbeats.models import Heartbeat, HeartbeatSource, Priority, Service, ServiceStatus
-from medic.auth import ApiKeyAuthentication, ScopePermission, authenticate, require_scope, scope_for
+from medic.auth import (
+    ApiKeyAuthentication,
+    ScopePermission,
+    authenticate,
+    presented_key,
+    require_scope,
+    scope_for,
+)
 from medic.durations import parse_duration
 from medic.errors import InvalidInput, MedicError
 from medic.models import actor_label
@@ -310,12 +317,13 @@ class HeartbeatCreate(APIView):
     """``POST /v2/heartbeat/{service}``: the ingest hot path (see docs/performance.md)."""
 
     # Documented, and served when in doubt, as the DRF view below. The URL is routed to the lean
-    # plain-Django function that ``as_view`` returns: for the common request (no body or a JSON
-    # object of plain strings; JSON or any ``Accept``) it authenticates, records and answers
-    # itself, without DRF's request wrapping, negotiation, parsers or serializers. Every other
-    # request (malformed or invalid bodies, other content types or ``Accept`` values, other
-    # methods) goes to the DRF view untouched, before any side effect. Both give the same
-    # statuses, headers and bytes: bench/ingest/contract.py checks it on every benchmark run.
+    # plain-Django function that ``as_view`` returns: for the common request (an API key; no
+    # body or a JSON object of plain strings; JSON or any ``Accept``) it authenticates, records
+    # and answers itself, without DRF's request wrapping, negotiation, parsers or serializers.
+    # Every other request (no key, malformed or invalid bodies, other content types or ``Accept``
+    # values, other methods) goes to the DRF view untouched, before any side effect. Both give
+    # the same statuses, headers and bytes: bench/ingest/contract.py checks it on every
+    # benchmark run.
     _renderer = JSONRenderer()
     _json_types = frozenset({"application/json", "application/json; charset=utf-8"})
     _any_accept = frozenset({"", "*/*", "application/json"})
@@ -366,11 +374,12 @@ class HeartbeatCreate(APIView):
     @classmethod
     def as_view(cls, **initkwargs):
         drf_view = super().as_view(**initkwargs)
-        # The lean path hard-codes what DRF would do with this view's policies: give them up (a
-        # throttle, another authenticator...) and every request takes the DRF view again.
+        # The lean path hard-codes what DRF would do with this view's policies for a request that
+        # presents an API key (ApiKeyAuthentication first settles it). Change them (a throttle,
+        # another permission or renderer) and every request takes the DRF view again.
         lean = (
             not cls.throttle_classes
-            and list(cls.authentication_classes) == [ApiKeyAuthentication]
+            and list(cls.authentication_classes)[:1] == [ApiKeyAuthentication]
             and list(cls.permission_classes) == [ScopePermission]
             and list(cls.renderer_classes) == [JSONRenderer]
         )
@@ -393,6 +402,7 @@ class HeartbeatCreate(APIView):
             meta = request.META
             if (
                 request.method != "POST"
+                or not presented_key(request)
                 or meta.get("HTTP_ACCEPT", "") not in cls._any_accept
                 or "format=" in meta.get("QUERY_STRING", "")
             ):

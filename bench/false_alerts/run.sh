@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# False-alert benchmark: replays a simulated month of heartbeats from many services through the
+# real heartbeat path and the real sweep on a controllable clock (see README.md next to this file).
+#
+#   bash bench/false_alerts/run.sh [--services 1000] [--days 30] [--seed 1] [--start 2026-03-01]
+#                                   [--workers 2] [--verbose]
+#
+# Starts a throwaway PostgreSQL on a free loopback port (as scripts/test.sh does; no Redis: no
+# notification target is configured, so no delivery is ever created, and anything enqueued goes
+# to an in-memory Celery broker), migrates, runs replay.py and removes everything on exit.
+# Exit status: 0 when every target is met, 1 when one is missed, 2 on a setup error.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$ROOT"
+
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "==> apt-get install postgresql"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null
+  else
+    echo "missing system package: postgresql (install it, or run as root)" >&2
+    exit 2
+  fi
+fi
+
+source scripts/venv.sh ""  # (its first argument names pip extras: none)
+PY="$ROOT/.venv/bin/python"
+
+# --- throwaway PostgreSQL -----------------------------------------------------------------------
+PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+WORK=$(mktemp -d)
+chmod 755 "$WORK"
+free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+PGPORT=$(free_port)
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+
+cleanup() {
+  set +e
+  as_pg "$PGBIN/pg_ctl" -D "$WORK/pg" -m immediate stop >/dev/null 2>&1
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+if [ "$(id -u)" = 0 ]; then
+  install -d -o postgres -g postgres -m 700 "$WORK/pg" "$WORK/pgrun"
+else
+  mkdir -m 700 "$WORK/pg" "$WORK/pgrun"
+fi
+as_pg "$PGBIN/initdb" -D "$WORK/pg" --auth=trust --no-sync -U postgres >/dev/null
+# fsync off: throwaway data; this benchmark measures decisions, not durability.
+as_pg "$PGBIN/pg_ctl" -D "$WORK/pg" -l "$WORK/pgrun/postgres.log" -w start \
+  -o "-c listen_addresses=127.0.0.1 -p $PGPORT -k $WORK/pgrun -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=50" >/dev/null
+"$PGBIN/createdb" -h 127.0.0.1 -p "$PGPORT" -U postgres medic
+
+export DATABASE_URL="postgresql://postgres@127.0.0.1:$PGPORT/medic"
+export SECRET_KEY="bench-$("$PY" -c 'import secrets; print(secrets.token_urlsafe(40))')"
+export ALLOWED_HOSTS="127.0.0.1,localhost"
+export STATIC_ROOT="$WORK/static"
+export DJANGO_SETTINGS_MODULE=medic.settings
+# No notification target at all: alerts open, no delivery row is written.
+export SLACK_BOT_TOKEN="" SLACK_DEFAULT_CHANNEL="" PAGERDUTY_ROUTING_KEY=""
+export REDIS_URL="" CELERY_BROKER_URL="memory://localhost/" CELERY_TASK_ALWAYS_EAGER=0
+export MEDIC_SWEEP_INTERVAL_SECONDS=5 MEDIC_LOG_LEVEL=WARNING
+unset MEDIC_EMBEDDED DEBUG
+echo "==> PostgreSQL $(basename "$(dirname "$PGBIN")") on 127.0.0.1:$PGPORT (throwaway)"
+
+"$PY" manage.py migrate --no-input -v 0
+export PGSOCK="$WORK/pgrun"
+"$PY" bench/false_alerts/replay.py "$@"

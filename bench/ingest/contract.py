@@ -1,0 +1,228 @@
+"""Check that the two shortcuts of the ingest hot path change nothing but speed.
+
+1. ``POST /v2/heartbeat/{service}`` is routed to the plain-Django function that
+   ``HeartbeatCreate.as_view()`` returns; it hands anything unusual to the DRF view it wraps.
+   The same requests go to both; status, headers, body (ids and times masked) and the metrics
+   each one moved must be equal.
+2. ``heartbeat_record`` stores a steady-state beat with one SQL statement; its general path
+   locks the row and runs ``beat_apply``. Twin services (same configuration, both up) get the
+   same beat, one through each; the resulting service rows, heartbeat rows and results must be
+   equal, for a range of intervals and grace periods (the statement computes the deadline
+   itself).
+
+Run by run.sh against the benchmark database before the load (its services are named
+``contract-*``, so the benchmark's row check is unaffected); exits 1 on any difference.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "medic.settings")
+
+import django
+
+django.setup()
+
+from django.db import connection, transaction  # noqa: E402
+from django.forms.models import model_to_dict  # noqa: E402
+from django.test import RequestFactory  # noqa: E402
+from django.test.utils import CaptureQueriesContext  # noqa: E402
+from django.utils import timezone  # noqa: E402
+from prometheus_client import REGISTRY  # noqa: E402
+
+from heartbeats.api import HeartbeatCreate  # noqa: E402
+from heartbeats.models import Service  # noqa: E402
+from heartbeats.services import (  # noqa: E402
+    beat_apply,
+    heartbeat_record,
+    service_create,
+    service_get_active,
+)
+from medic import ratelimit  # noqa: E402
+from medic.apikeys import api_key_create, key_cache  # noqa: E402
+
+HEADERS = ("Content-Type", "Allow", "WWW-Authenticate", "Vary", "Retry-After")
+VOLATILE = ("id", "time", "next_deadline_at")
+
+
+def _service(name: str, active: bool) -> Service:
+    found = Service.objects.filter(heartbeat_name=name).first()
+    return found or service_create(heartbeat_name=name, alert_interval=60, active=active)
+
+
+def _metrics() -> dict:
+    wanted = {"medic_auth_failures_total", "medic_heartbeats_total", "medic_rate_limited_total"}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for m in REGISTRY.collect()
+        for s in m.samples
+        if s.name in wanted
+    }
+
+
+def _call(view, request, service: str, spend: int | None) -> tuple[dict, dict]:
+    # Both paths start from the same state: key cache and rate-limit counters empty, except for
+    # the budget a case spends on purpose.
+    key_cache.clear()
+    ratelimit.backend().clear()
+    if spend is not None:
+        ratelimit.hit("heartbeat", str(spend), 1)
+    before = _metrics()
+    response = view(request, service=service)
+    if hasattr(response, "render"):
+        response = response.render()
+    after = _metrics()
+    moved = {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)}
+    body = response.content.decode()  # compared byte for byte, ids and times masked
+    for key in VOLATILE:
+        body = re.sub(rf'"{key}":(\s*)("[^"]*"|\d+|null)', rf'"{key}":\1<{key}>', body)
+    body = re.sub(r"retry in \d+ s", "retry in <n> s", body)  # the clock moves between calls
+    headers = {h: response.get(h) for h in HEADERS}
+    if headers["Retry-After"] is not None:
+        headers["Retry-After"] = "<n>"
+    shape = {"status": response.status_code, "headers": headers, "body": body}
+    return shape, {"moved": moved}
+
+
+def _record_paths() -> tuple[int, int]:
+    """Part 2: the one-statement path against the general path, on twin services."""
+    failures = 0
+    configs = [(5, 0), (0.1, 0), (1 / 3, 7), (2.5, 30), (60, 0), (1440, 3600), (0.7, 1)]
+    at = timezone.now()
+    for n, (interval, grace) in enumerate(configs):
+        twins = []
+        for path in ("statement", "general"):
+            name = f"contract-{path}-{n}"
+            service = Service.objects.filter(heartbeat_name=name).first() or service_create(
+                heartbeat_name=name, alert_interval=interval, grace_period_seconds=grace
+            )
+            heartbeat_record(service_ref=service.pk)  # first beat: new -> up (general path)
+            twins.append(service)
+        with CaptureQueriesContext(connection) as queries:
+            fast = heartbeat_record(
+                service_ref=twins[0].heartbeat_name.upper(), status=" ok ", message="m", at=at
+            )
+        with transaction.atomic():
+            locked = service_get_active(twins[1].pk)
+            general_beat, _ = beat_apply(service=locked, now=at, status=" ok ", message="m")
+        rows = []
+        for service, beat in ((fast.service, fast.heartbeat), (locked, general_beat)):
+            stored = Service.objects.get(pk=service.pk)
+            volatile = ("id", "heartbeat_name", "service_name", "date_added", "date_modified")
+            rows.append(
+                {
+                    "returned": {
+                        k: v for k, v in model_to_dict(service).items() if k not in volatile
+                    },
+                    "stored": {k: v for k, v in model_to_dict(stored).items() if k not in volatile},
+                    "beat": {
+                        k: v
+                        for k, v in model_to_dict(beat.__class__.objects.get(pk=beat.pk)).items()
+                        if k not in ("id", "service")
+                    },
+                    "beat returned": (beat.time, beat.status, beat.message, beat.source),
+                }
+            )
+        one_statement = len(queries) == 1 and queries[0]["sql"].lstrip().startswith("WITH")
+        same = rows[0] == rows[1] and one_statement
+        failures += not same
+        label = f"interval {interval:g} min, grace {grace} s"
+        print(f"  {'ok  ' if same else 'DIFF'} heartbeat_record {label}")
+        if not same:
+            print(f"       one statement: {one_statement} ({len(queries)} queries)")
+            print(f"       statement: {rows[0]}")
+            print(f"       general:   {rows[1]}")
+    return len(configs), failures
+
+
+def main() -> int:
+    active = _service("contract-active", True)
+    _service("contract-inactive", False)
+    writer = api_key_create(name="contract writer", scopes=["write"], actor="bench").secret
+    reader = api_key_create(name="contract reader", scopes=["read"], actor="bench").secret
+    limited = api_key_create(
+        name="contract limited", scopes=["write"], rate_limits={"heartbeat": 1}, actor="bench"
+    )
+    spent = limited.secret
+    bad = writer[:-4] + ("aaaa" if not writer.endswith("aaaa") else "bbbb")
+    factory = RequestFactory()
+    lean = HeartbeatCreate.as_view()
+    drf = lean.__wrapped__
+
+    j = "application/json"
+    cases = [
+        # name, service, body, content type, extra headers
+        ("no body", "contract-active", b"", None, {}),
+        ("empty object", "contract-active", b"{}", j, {}),
+        ("status and message", "contract-active", b'{"status":"DOWN","message":"m"}', j, {}),
+        ("whitespace trimmed", "contract-active", b'{"status":"  ok ","message":" x "}', j, {}),
+        ("unicode", "contract-active", '{"message":"h\u00e9 \u2028"}'.encode(), j, {}),
+        ("charset param", "contract-active", b"{}", "application/json; charset=utf-8", {}),
+        ("by id", str(active.pk), b"{}", j, {}),
+        ("case-insensitive name", "CONTRACT-Active", b"{}", j, {}),
+        ("numeric status", "contract-active", b'{"status":5}', j, {}),
+        ("blank status", "contract-active", b'{"status":"  "}', j, {}),
+        ("null status", "contract-active", b'{"status":null}', j, {}),
+        ("long status", "contract-active", b'{"status":"' + b"x" * 33 + b'"}', j, {}),
+        ("long message", "contract-active", b'{"message":"' + b"x" * 1001 + b'"}', j, {}),
+        ("nul character", "contract-active", b'{"message":"a\\u0000"}', j, {}),
+        ("surrogate", "contract-active", b'{"message":"a\\ud800"}', j, {}),
+        ("list body", "contract-active", b"[1]", j, {}),
+        ("malformed JSON", "contract-active", b"{nope", j, {}),
+        ("NaN", "contract-active", b'{"status":"UP","x":NaN}', j, {}),
+        ("text/plain", "contract-active", b"{}", "text/plain", {}),
+        ("no content type", "contract-active", b"{}", "", {}),
+        ("Accept html", "contract-active", b"{}", j, {"HTTP_ACCEPT": "text/html"}),
+        ("Accept indent", "contract-active", b"{}", j, {"HTTP_ACCEPT": j + "; indent=2"}),
+        ("Accept any", "contract-active", b"{}", j, {"HTTP_ACCEPT": "*/*"}),
+        ("unknown service", "contract-nope", b"{}", j, {}),
+        ("inactive service", "contract-inactive", b"{}", j, {}),
+        ("no key", "contract-active", b"{}", j, {"key": None}),
+        ("wrong key", "contract-active", b"{}", j, {"key": bad}),
+        ("malformed key", "contract-active", b"{}", j, {"key": "nope"}),
+        ("basic auth", "contract-active", b"{}", j, {"HTTP_AUTHORIZATION": "Basic eDp5"}),
+        ("read scope", "contract-active", b"{}", j, {"key": reader}),
+        ("X-API-Key", "contract-active", b"{}", j, {"key": None, "HTTP_X_API_KEY": writer}),
+        ("no key, bad body", "contract-active", b"{nope", j, {"key": None}),
+        ("rate limited", "contract-active", b"{}", j, {"key": spent, "spend": limited.key.pk}),
+    ]
+    failures = 0
+    for name, service, body, ctype, extra in cases:
+        extra = dict(extra)
+        key = extra.pop("key", writer)
+        spend = extra.pop("spend", None)
+        if key is not None:
+            extra.setdefault("HTTP_AUTHORIZATION", f"Bearer {key}")
+        results = []
+        for view in (lean, drf):
+            request = factory.post(
+                f"/v2/heartbeat/{service}",
+                data=body,
+                content_type=ctype or "application/octet-stream",
+                **extra,
+            )
+            if not ctype:
+                request.META.pop("CONTENT_TYPE", None)
+            results.append(_call(view, request, service, spend))
+        (lean_shape, lean_info), (drf_shape, drf_info) = results
+        same = lean_shape == drf_shape and lean_info["moved"] == drf_info["moved"]
+        failures += not same
+        mark = "ok  " if same else "DIFF"
+        print(f"  {mark} {lean_shape['status']} {name}")
+        if not same:
+            print(f"       lean: {lean_shape} {lean_info}")
+            print(f"       drf:  {drf_shape} {drf_info}")
+    checked, record_failures = _record_paths()
+    total = len(cases) + checked
+    failures += record_failures
+    print(f"{total - failures} passed, {failures} failed")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
