@@ -245,6 +245,8 @@ class Scenario:
     windows: list[WindowSpec]
     intents: list[OutageIntent]
     transitions: dict[str, list[int]]
+    # Negative control only (--inject-late): this share of beats arrives later than grace.
+    late_fraction: float = 0.0
 
 
 def _pick(rng: random.Random, table, weight_at: int):
@@ -385,8 +387,10 @@ def _extra(rng: random.Random, spec: ServiceSpec) -> int:
 # --- The senders ---------------------------------------------------------------------------------
 
 
-def _jitter(rng: random.Random, grace: int, early_max: int) -> int:
+def _jitter(rng: random.Random, grace: int, early_max: int, late_fraction: float = 0.0) -> int:
     """Mostly a few seconds late; sometimes late by up to 90% of grace; sometimes early."""
+    if late_fraction and rng.random() < late_fraction:
+        return grace + 10 * SECOND + int(rng.uniform(0, grace / 2))  # beyond grace: an incident
     roll = rng.random()
     if roll < 0.85:
         return int(rng.uniform(0.2 * SECOND, max(0.3 * SECOND, min(5 * SECOND, 0.3 * grace))))
@@ -460,14 +464,15 @@ def plan(scenario: Scenario, spec: ServiceSpec, seed: int) -> tuple[list[Beat], 
         for fire in table.runs:
             if fire > hi:
                 break
-            at = max(lo + 1000, fire + _jitter(rng, spec.grace_us, early_limit(spec, fire, table)))
+            early = early_limit(spec, fire, table)
+            at = max(lo + 1000, fire + _jitter(rng, spec.grace_us, early, scenario.late_fraction))
             beats.append(Beat(at, fire))
     else:
         at_nominal = lo + int(rng.uniform(0, spec.period_us))
         while at_nominal < hi:
             # Never early by more than 5% of grace: two successive beats are never further
             # apart than the period plus 95% of grace.
-            jitter = _jitter(rng, spec.grace_us, spec.grace_us // 20)
+            jitter = _jitter(rng, spec.grace_us, spec.grace_us // 20, scenario.late_fraction)
             beats.append(Beat(max(lo + 1000, at_nominal + jitter)))
             at_nominal += spec.period_us
     beats = [b for b in beats if b.at < hi]

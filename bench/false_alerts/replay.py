@@ -154,6 +154,7 @@ class Shard:
         self.due: list[tuple[int, int]] = []
         self.parked: set[int] = set()
         self.sent = Counter()
+        self.kind_seconds = Counter()
         self.disagreements: list[tuple] = []
         self.disagreement_count = 0
         self.medic_deadline_at_outage: dict[tuple[int, int], int] = {}
@@ -198,9 +199,12 @@ class Shard:
             self.position[index] = position + 1
             if position + 1 < len(self.beats[index]):
                 heapq.heappush(self.queue, (self.beats[index][position + 1].at, index))
+            kind = self.specs[index].kind
+            clock = time.perf_counter()
             result = heartbeat_record(service_ref=self.pk[index], at=m.to_dt(at))
+            self.kind_seconds[kind] += time.perf_counter() - clock
             service = result.service
-            self.sent[self.specs[index].kind] += 1
+            self.sent[kind] += 1
             deadline = m.to_us(service.next_deadline_at)
             expected = self.expect[index].after(beat)
             if deadline != expected:
@@ -271,6 +275,7 @@ def _worker(conn, scenario, specs, pks, seed) -> None:
                         "outages": shard.outages,
                         "medic_deadline_at_outage": shard.medic_deadline_at_outage,
                         "sent": shard.sent,
+                        "kind_seconds": shard.kind_seconds,
                         "disagreements": shard.disagreements,
                         "disagreement_count": shard.disagreement_count,
                         "seconds_in_beats": shard.seconds_in_beats,
@@ -530,6 +535,8 @@ def report(args, scenario, coordinator, results, wall) -> int:
     print(
         f"== Medic false-alert benchmark: {len(specs)} services, {args.days} days, seed {args.seed}"
     )
+    if s.late_fraction:
+        print(f"NEGATIVE CONTROL: {s.late_fraction:.2%} of beats are sent later than grace")
     print(f"simulated    {m.fmt(s.start)} -> {m.fmt(s.end)}, sweep grid {tick / m.SECOND:g}s")
     print(f"DST changes  {len(changes)}: " + "; ".join(changes))
     print(
@@ -569,6 +576,14 @@ def report(args, scenario, coordinator, results, wall) -> int:
         f"{wall['replay']:.0f}s: {beats / max(wall['replay'], 1e-9):,.0f} beats/s with "
         f"{args.workers} workers, {1000 * worker_seconds / max(1, beats):.2f} ms per beat in a "
         f"worker); {os.cpu_count()} CPUs, load average {load[0]:.1f} at the end"
+    )
+    kind_seconds = sum((r["kind_seconds"] for r in results), Counter())
+    print(
+        "per beat     time inside heartbeat_record: "
+        + ", ".join(
+            f"{k} {1000 * kind_seconds[k] / max(1, sent[k]):.2f} ms"
+            for k in ("interval", "at_least", "cron")
+        )
     )
     print(RULES)
     print()
@@ -703,6 +718,14 @@ def main() -> int:
     parser.add_argument("--start", default="2026-03-01", help="UTC date (default 2026-03-01)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--verbose", action="store_true", help="list every outage")
+    parser.add_argument(
+        "--inject-late",
+        type=float,
+        default=0.0,
+        metavar="FRACTION",
+        help="negative control: this share of beats arrives later than grace, which the "
+        "benchmark must report as false alerts (and fail)",
+    )
     args = parser.parse_args()
 
     from django.conf import settings
@@ -716,6 +739,7 @@ def main() -> int:
         start=start,
         tick_s=settings.MEDIC_SWEEP_INTERVAL_SECONDS,
     )
+    scenario.late_fraction = args.inject_late
     pks = create_services(scenario)
     create_windows(scenario, pks)
     print(

@@ -8,18 +8,30 @@
 # Starts a throwaway PostgreSQL on a free loopback port (as scripts/test.sh does; no Redis: no
 # notification target is configured, so no delivery is ever created, and anything enqueued goes
 # to an in-memory Celery broker), migrates, runs replay.py and removes everything on exit.
-# Exit status: 0 when every target is met, 1 when one is missed, 2 on a setup error.
+# Exit status: 0 when the target is met and every check passes, 1 when not, 2 (or another
+# non-zero status) when the environment cannot be set up.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
 
-if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+# The PostgreSQL server binaries (initdb, pg_ctl): where pg_config says, else on the PATH.
+pg_bindir() {
+  local dir
+  dir=$(pg_config --bindir 2>/dev/null || true)
+  if [ -n "$dir" ] && [ -x "$dir/initdb" ]; then echo "$dir"; return; fi
+  dir=$(dirname "$(command -v initdb 2>/dev/null || echo none/none)")
+  if [ -x "$dir/initdb" ]; then echo "$dir"; fi
+}
+PGBIN=$(pg_bindir)
+if [ -z "$PGBIN" ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "==> apt-get install postgresql"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null
-  else
-    echo "missing system package: postgresql (install it, or run as root)" >&2
+    PGBIN=$(pg_bindir)
+  fi
+  if [ -z "$PGBIN" ]; then
+    echo "missing PostgreSQL server binaries (install postgresql, or run as root)" >&2
     exit 2
   fi
 fi
@@ -28,7 +40,6 @@ source scripts/venv.sh ""  # (its first argument names pip extras: none)
 PY="$ROOT/.venv/bin/python"
 
 # --- throwaway PostgreSQL -----------------------------------------------------------------------
-PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
 WORK=$(mktemp -d)
 chmod 755 "$WORK"
 free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -55,16 +66,13 @@ as_pg "$PGBIN/pg_ctl" -D "$WORK/pg" -l "$WORK/pgrun/postgres.log" -w start \
 
 export DATABASE_URL="postgresql://postgres@127.0.0.1:$PGPORT/medic"
 export SECRET_KEY="bench-$("$PY" -c 'import secrets; print(secrets.token_urlsafe(40))')"
-export ALLOWED_HOSTS="127.0.0.1,localhost"
-export STATIC_ROOT="$WORK/static"
 export DJANGO_SETTINGS_MODULE=medic.settings
 # No notification target at all: alerts open, no delivery row is written.
 export SLACK_BOT_TOKEN="" SLACK_DEFAULT_CHANNEL="" PAGERDUTY_ROUTING_KEY=""
 export REDIS_URL="" CELERY_BROKER_URL="memory://localhost/" CELERY_TASK_ALWAYS_EAGER=0
 export MEDIC_SWEEP_INTERVAL_SECONDS=5 MEDIC_LOG_LEVEL=WARNING
 unset MEDIC_EMBEDDED DEBUG
-echo "==> PostgreSQL $(basename "$(dirname "$PGBIN")") on 127.0.0.1:$PGPORT (throwaway)"
+echo "==> PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}') on 127.0.0.1:$PGPORT (throwaway)"
 
 "$PY" manage.py migrate --no-input -v 0
-export PGSOCK="$WORK/pgrun"
 "$PY" bench/false_alerts/replay.py "$@"
