@@ -52,7 +52,7 @@ class Service(models.Model):
     consecutive_failures = models.PositiveIntegerField(default=0)
     # Alert when a run takes longer than this multiple of the service's own p95 (None: off).
     slow_run_factor = models.FloatField(null=True, blank=True)
-    team = models.CharField(max_length=100, default="site-reliability", db_index=True)
+    team = models.CharField(max_length=100, default="site-reliability")
     priority = models.CharField(max_length=2, choices=Priority.choices, default=Priority.P3)
     runbook = models.CharField(max_length=1000, blank=True, default="")
     status = models.CharField(
@@ -89,6 +89,9 @@ class Service(models.Model):
             models.Index(
                 fields=["mute_until"], name="service_mute_until_idx", condition=Q(muted=True)
             ),
+            # Equality only (filters by team): no varchar_pattern_ops twin. Every heartbeat
+            # updates the row, and each index costs an entry per update.
+            models.Index(fields=["team"], name="service_team_idx"),
         ]
 
     def __str__(self) -> str:
@@ -106,17 +109,26 @@ class HeartbeatSource(models.TextChoices):
 
 
 class Heartbeat(models.Model):
-    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="heartbeats")
+    # Not indexed alone: heartbeat_service_time_idx starts with service_id.
+    service = models.ForeignKey(
+        Service, on_delete=models.CASCADE, related_name="heartbeats", db_index=False
+    )
     time = models.DateTimeField(default=timezone.now)
     # Free text in v1 (UP, DOWN, DEGRADED, ...); shown everywhere, never acted upon for v1.
     status = models.CharField(max_length=32)
     message = models.CharField(max_length=1000, blank=True, default="")
     source = models.CharField(max_length=8, choices=HeartbeatSource.choices)
     # Id in the v1 database for imported rows: makes the import idempotent.
-    v1_id = models.BigIntegerField(null=True, blank=True, unique=True)
+    v1_id = models.BigIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["-time", "-id"]
+        constraints = [
+            # Partial: only imported rows have a v1 id, the others get no index entry.
+            models.UniqueConstraint(
+                fields=["v1_id"], condition=Q(v1_id__isnull=False), name="heartbeat_v1_id_uniq"
+            ),
+        ]
         indexes = [
             models.Index(fields=["service", "-time"], name="heartbeat_service_time_idx"),
             models.Index(fields=["time"], name="heartbeat_time_idx"),

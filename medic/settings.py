@@ -162,11 +162,10 @@ if not _database_url:
         "DATABASE_URL is not set, e.g. postgresql://medic:PASSWORD@db:5432/medic "
         "(or set MEDIC_EMBEDDED=1 for the SQLite trial mode)."
     )
-# Persistent connections keep the heartbeat path free of connection set-up. The health check (a
-# "SELECT 1" when a kept connection is reused by a new request) costs ~0.2 ms per heartbeat
-# (docs/performance.md) but stays on by default: without it, after a database restart or
-# failover every kept connection fails its next request with a 500. DATABASE_CONN_HEALTH_CHECKS=0
-# trades that for throughput.
+# Persistent connections keep the heartbeat path free of connection set-up. Health checks are on:
+# a kept connection that the server dropped (restart, failover) is replaced before a request uses
+# it instead of failing that request with a 500. On PostgreSQL the check asks the socket, not the
+# server (medic/db/postgresql/base.py): no round trip per request.
 DATABASES = {
     "default": dj_database_url.parse(
         _database_url,
@@ -174,6 +173,10 @@ DATABASES = {
         conn_health_checks=env_bool("DATABASE_CONN_HEALTH_CHECKS", True),
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"]["ENGINE"] = "medic.db.postgresql"
+# 1: check kept connections with Django's "SELECT 1" round trip instead of the socket check.
+DATABASE_CONN_HEALTH_CHECK_QUERY = env_bool("DATABASE_CONN_HEALTH_CHECK_QUERY", False)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"].setdefault("OPTIONS", {}).update(
