@@ -95,7 +95,14 @@ def _last_seen(alert: Alert) -> str:
 
 
 def alert_link(alert: Alert) -> str:
-    return f"{settings.MEDIC_BASE_URL}/v2/alerts/{alert.pk}"
+    """The alert's page in the admin portal (timeline, deliveries, service)."""
+    return f"{settings.MEDIC_BASE_URL}/ui/alerts/{alert.pk}"
+
+
+# Alerts that report an event (nothing that a heartbeat could end) rather than a service down.
+EVENT_HEADLINES = {
+    "script_skipped": ":warning: *{service}*: a remediation script was refused",
+}
 
 
 def template_variables(delivery: Delivery) -> dict:
@@ -268,6 +275,8 @@ class SlackTransport:
             headline = f":white_check_mark: *{_service_line(alert)}* recovered"
         elif delivery.event == NotificationEvent.RENOTIFY:
             headline = f":rotating_light: *{_service_line(alert)}* is still down"
+        elif alert.reason in EVENT_HEADLINES:
+            headline = EVENT_HEADLINES[alert.reason].format(service=_service_line(alert))
         else:
             headline = f":rotating_light: *{_service_line(alert)}* is down"
         lines = [

@@ -85,7 +85,7 @@ def test_default_body_without_template(receiver):
     assert (
         body["service"] == "ledger" and body["status"] == "down" and body["runbook"] == "https://rb"
     )
-    assert body["dashboard_link"].endswith(f"/v2/alerts/{body['alert_id']}")
+    assert body["dashboard_link"].endswith(f"/ui/alerts/{body['alert_id']}")
 
 
 def test_webhook_4xx_is_final_and_5xx_is_retried(receiver, settings):

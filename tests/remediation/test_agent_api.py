@@ -8,6 +8,7 @@ import pytest
 from django.utils import timezone
 
 from alerting.models import Alert, AlertState, Delivery
+from alerting.transports import SlackTransport
 from heartbeats.models import Heartbeat, ServiceStatus
 from remediation.models import Agent, Job, JobState
 from tests.conftest import ApiClient
@@ -140,6 +141,11 @@ def test_a_skip_opens_an_alert_through_normal_routing(web1, writer, reader, gree
     assert alert.state == AlertState.RESOLVED and alert.notify_count == 1
     (delivery,) = Delivery.objects.filter(alert=alert)
     assert delivery.channel == "slack" and delivery.event == "trigger"
+    text = SlackTransport().payload(delivery)["text"]
+    assert text.startswith(":warning: *medic-agent web-1*: a remediation script was refused")
+    assert "is down" not in text
+    assert "refused script 'greet' (hash_mismatch_disk)" in text
+    assert f"/ui/alerts/{alert.pk}|Alert {alert.pk}>" in text
     # the same refusal again within the window joins the same alert: no second page
     second = _queue(writer)
     client.get("/v2/agent/jobs?wait=0")
