@@ -397,8 +397,9 @@ class HeartbeatCreate(APIView):
             response["Allow"] = allow
             return response
 
-        @functools.wraps(drf_view)  # keeps .cls/.initkwargs (OpenAPI) and .csrf_exempt
-        def view(request, service: str):
+        def lean_fields(request) -> tuple[str, str] | None:
+            """(status, message) when the lean path answers this request; None: the DRF view
+            does. Pure: it reads the body, nothing else."""
             meta = request.META
             if (
                 request.method != "POST"
@@ -406,10 +407,10 @@ class HeartbeatCreate(APIView):
                 or meta.get("HTTP_ACCEPT", "") not in cls._any_accept
                 or "format=" in meta.get("QUERY_STRING", "")
             ):
-                return drf_view(request, service=service)
-            fields = cls.lean_body(request)
-            if fields is None:
-                return drf_view(request, service=service)
+                return None
+            return cls.lean_body(request)
+
+        def lean_answer(request, service: str, fields: tuple[str, str]) -> HttpResponse:
             try:
                 require_scope(authenticate(request), scope)
                 result = svc.heartbeat_record(
@@ -425,6 +426,17 @@ class HeartbeatCreate(APIView):
                 return respond(exc.as_dict(), exc.status, headers)
             return respond(cls.accepted(result), status.HTTP_201_CREATED)
 
+        @functools.wraps(drf_view)  # keeps .cls/.initkwargs (OpenAPI) and .csrf_exempt
+        def view(request, service: str):
+            fields = lean_fields(request)
+            if fields is None:
+                return drf_view(request, service=service)
+            return lean_answer(request, service, fields)
+
+        # For the WSGI heartbeat route (medic/fastroute.py), which answers the same requests
+        # without Django's URL resolution and the middleware they do not use.
+        view.lean_fields = lean_fields
+        view.lean_answer = lean_answer
         return view
 
     @classmethod

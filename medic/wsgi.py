@@ -3,4 +3,8 @@ import os
 from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "medic.settings")
-application = get_wsgi_application()
+django_application = get_wsgi_application()
+
+from medic.fastroute import HeartbeatRoute  # noqa: E402 (needs the settings configured)
+
+application = HeartbeatRoute(django_application)

@@ -1,4 +1,4 @@
-"""Check that the two shortcuts of the ingest hot path change nothing but speed.
+"""Check that the three shortcuts of the ingest hot path change nothing but speed.
 
 1. ``POST /v2/heartbeat/{service}`` is routed to the plain-Django function that
    ``HeartbeatCreate.as_view()`` returns; it hands anything unusual to the DRF view it wraps.
@@ -10,12 +10,19 @@
    equal, for a range of intervals and grace periods (the statement computes the deadline
    itself).
 
+3. The WSGI heartbeat route (``medic.wsgi.application``, see medic/fastroute.py) answers the
+   lean view's requests without Django's URL resolution and unused middleware. The same
+   requests go through it and through Django's own WSGI handler; status line, every header and
+   the body must be equal, and the route must have answered exactly the requests the lean view
+   handles itself (the others are handed to Django).
+
 Run by run.sh against the benchmark database before the load (its services are named
 ``contract-*``, so the benchmark's row check is unaffected); exits 1 on any difference.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import sys
@@ -45,6 +52,8 @@ from heartbeats.services import (  # noqa: E402
 )
 from medic import ratelimit  # noqa: E402
 from medic.apikeys import api_key_create, key_cache  # noqa: E402
+from medic.fastroute import HeartbeatRoute  # noqa: E402
+from medic.wsgi import django_application  # noqa: E402
 
 HEADERS = ("Content-Type", "Allow", "WWW-Authenticate", "Vary", "Retry-After")
 VOLATILE = ("id", "time", "next_deadline_at")
@@ -87,6 +96,44 @@ def _call(view, request, service: str, spend: int | None) -> tuple[dict, dict]:
         headers["Retry-After"] = "<n>"
     shape = {"status": response.status_code, "headers": headers, "body": body}
     return shape, {"moved": moved}
+
+
+def _wsgi(app, environ: dict, body: bytes, spend: int | None) -> tuple[dict, dict]:
+    key_cache.clear()
+    ratelimit.backend().clear()
+    if spend is not None:
+        ratelimit.hit("heartbeat", str(spend), 1)
+    before = _metrics()
+    answer = {}
+
+    def start_response(status, headers, exc_info=None):
+        answer.update(status=status, headers=sorted(headers))
+
+    environ = dict(environ, **{"wsgi.input": io.BytesIO(body)})
+    response = app(environ, start_response)
+    try:
+        content = b"".join(response).decode()
+    finally:
+        response.close()
+    after = _metrics()
+    moved = {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)}
+    for key in VOLATILE:
+        content = re.sub(rf'"{key}":(\s*)("[^"]*"|\d+|null)', rf'"{key}":\1<{key}>', content)
+    content = re.sub(r"retry in \d+ s", "retry in <n> s", content)
+    answer["headers"] = [
+        (name, "<n>" if name.lower() in ("retry-after", "x-ratelimit-reset") else value)
+        for name, value in answer["headers"]
+    ]
+    return {**answer, "body": content}, {"moved": moved}
+
+
+def _again(request, body: bytes) -> dict:
+    """RequestFactory.post arguments that rebuild ``request`` (for a side-effect-free probe)."""
+    meta = {k: v for k, v in request.META.items() if k.startswith("HTTP_")}
+    ctype = request.META.get("CONTENT_TYPE")
+    kwargs = {"path": request.path, "data": body, **meta}
+    kwargs["content_type"] = ctype or "application/octet-stream"
+    return kwargs
 
 
 def _record_paths() -> tuple[int, int]:
@@ -180,6 +227,7 @@ def main() -> int:
         ("Accept html", "contract-active", b"{}", j, {"HTTP_ACCEPT": "text/html"}),
         ("Accept indent", "contract-active", b"{}", j, {"HTTP_ACCEPT": j + "; indent=2"}),
         ("Accept any", "contract-active", b"{}", j, {"HTTP_ACCEPT": "*/*"}),
+        ("host not allowed", "contract-active", b"{}", j, {"HTTP_HOST": "medic.evil.example"}),
         ("unknown service", "contract-nope", b"{}", j, {}),
         ("inactive service", "contract-inactive", b"{}", j, {}),
         ("no key", "contract-active", b"{}", j, {"key": None}),
@@ -191,6 +239,15 @@ def main() -> int:
         ("no key, bad body", "contract-active", b"{nope", j, {"key": None}),
         ("rate limited", "contract-active", b"{}", j, {"key": spent, "spend": limited.key.pk}),
     ]
+    route = HeartbeatRoute(django_application)
+    assert route.chain is not None, "the heartbeat route switched itself off"
+    handed: list[str] = []
+
+    def to_django(environ, start_response):
+        handed.append(environ["PATH_INFO"])
+        return django_application(environ, start_response)
+
+    route.django = to_django  # counts the requests the route hands over
     failures = 0
     for name, service, body, ctype, extra in cases:
         extra = dict(extra)
@@ -211,14 +268,30 @@ def main() -> int:
             results.append(_call(view, request, service, spend))
         (lean_shape, lean_info), (drf_shape, drf_info) = results
         same = lean_shape == drf_shape and lean_info["moved"] == drf_info["moved"]
+        # Part 3: the WSGI route against Django's handler.
+        environ = {k: v for k, v in request.META.items() if k != "wsgi.input"}
+        takes_lean = lean.lean_fields(factory.post(**_again(request, body))) is not None
+        handed.clear()
+        route_shape, route_info = _wsgi(route, environ, body, spend)
+        django_shape, django_info = _wsgi(django_application, environ, body, spend)
+        route_same = (
+            route_shape == django_shape
+            and route_info["moved"] == django_info["moved"]
+            and (len(handed) == 0) == takes_lean
+        )
         failures += not same
-        mark = "ok  " if same else "DIFF"
-        print(f"  {mark} {lean_shape['status']} {name}")
+        failures += not route_same
+        mark = "ok  " if same and route_same else "DIFF"
+        how = "route" if takes_lean else "django"
+        print(f"  {mark} {lean_shape['status']} {name} (WSGI: {how})")
         if not same:
             print(f"       lean: {lean_shape} {lean_info}")
             print(f"       drf:  {drf_shape} {drf_info}")
+        if not route_same:
+            print(f"       route ({len(handed)} handed over): {route_shape} {route_info}")
+            print(f"       django: {django_shape} {django_info}")
     checked, record_failures = _record_paths()
-    total = len(cases) + checked
+    total = 2 * len(cases) + checked
     failures += record_failures
     print(f"{total - failures} passed, {failures} failed")
     return 1 if failures else 0
