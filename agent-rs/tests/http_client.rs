@@ -474,10 +474,25 @@ fn tls_with_a_private_ca() {
     assert!(e.is_retryable(), "{e}");
     assert!(e.to_string().contains("invalid peer certificate"), "{e}");
 
-    // The system's roots do not know the test CA either.
+    // The system's roots do not know the test CA either...
     let client = Client::new(&url, "k", None, T).unwrap();
     let e = client
         .request("GET", "/v2/agent/jobs", None, T)
         .unwrap_err();
     assert!(e.to_string().contains("invalid peer certificate"), "{e}");
+
+    // ... unless the system's bundle holds it (SSL_CERT_FILE stands in for the bundle; no
+    // other test of this binary reads the system roots).
+    let mut bundle = std::fs::read("/etc/ssl/certs/ca-certificates.crt").unwrap_or_default();
+    bundle.extend(std::fs::read(dir.join("other-ca.crt")).unwrap());
+    bundle.extend(std::fs::read(dir.join("server-ca.crt")).unwrap());
+    std::fs::write(dir.join("bundle.crt"), bundle).unwrap();
+    std::env::set_var("SSL_CERT_FILE", dir.join("bundle.crt"));
+    let client = Client::new(&url, "k", None, T);
+    std::env::remove_var("SSL_CERT_FILE");
+    let (status, _) = client
+        .unwrap()
+        .request("GET", "/v2/agent/jobs", None, T)
+        .unwrap();
+    assert_eq!(status, 200);
 }
