@@ -15,7 +15,7 @@ REGISTRY=/usr/share/cargo/registry
 CRATE_PACKAGES=(
   librust-rustls-dev librust-rustls-pemfile-dev librust-rustls-native-certs-dev
   librust-serde-dev librust-serde-derive-dev librust-serde-json-dev librust-toml-dev
-  librust-sha2-dev librust-libc-dev
+  librust-sha2-dev librust-libc-dev librust-openssl-probe-dev
 )
 
 ensure_crates() {
