@@ -4,7 +4,11 @@
 #
 #   ./bench_footprint.sh            builds with ./build.sh release first
 #   SKIP_BUILD=1 ./bench_footprint.sh
-#   BENCH_TLS=1 ./bench_footprint.sh      the stand-in speaks TLS (self-signed CA via openssl)
+#   BENCH_TLS=1 ./bench_footprint.sh      the stand-in speaks TLS (self-signed CA via openssl),
+#                                         trusted through ca_file
+#   BENCH_TLS=system ./bench_footprint.sh  the same without ca_file: the agent loads the
+#                                         system's roots (SSL_CERT_FILE: the system bundle
+#                                         plus the throwaway CA)
 #   BENCH_METRICS=1 ./bench_footprint.sh  with the metrics endpoint on
 #   BENCH_SMAPS=1 ./bench_footprint.sh    also resident memory by mapping
 set -euo pipefail
@@ -29,6 +33,7 @@ trap cleanup EXIT
 scheme=http
 tls_args=()
 ca_line=
+agent_env=()
 if [ -n "${BENCH_TLS:-}" ]; then
   # A throwaway CA and a server certificate for "localhost" signed by it.
   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
@@ -40,7 +45,13 @@ if [ -n "${BENCH_TLS:-}" ]; then
     -CAcreateserial -days 1 -extfile "$tmp/ext" -out "$tmp/tls.crt" 2>/dev/null
   scheme=https
   tls_args=("$tmp/tls.crt" "$tmp/tls.key")
-  ca_line="ca_file = \"$tmp/ca.crt\""
+  if [ "$BENCH_TLS" = system ]; then
+    cat /etc/ssl/certs/ca-certificates.crt "$tmp/ca.crt" >"$tmp/bundle.crt"
+    agent_env+=("SSL_CERT_FILE=$tmp/bundle.crt")
+    echo "trusted roots: $(grep -c 'BEGIN CERTIFICATE' "$tmp/bundle.crt") (system bundle + test CA)"
+  else
+    ca_line="ca_file = \"$tmp/ca.crt\""
+  fi
 fi
 
 # Stand-in for the Medic server: answers registration, then holds every job poll open for
@@ -92,7 +103,7 @@ work_dir = "work"
 ${BENCH_METRICS:+metrics_listen = \"127.0.0.1:0\"}
 TOML
 
-"$BIN" run --config "$tmp/agent.toml" 2>"$tmp/agent.log" &
+env ${agent_env[@]+"${agent_env[@]}"} "$BIN" run --config "$tmp/agent.toml" 2>"$tmp/agent.log" &
 agent_pid=$!
 for _ in $(seq 100); do [ -s "$tmp/polls" ] && break; sleep 0.1; done
 if [ ! -s "$tmp/polls" ]; then

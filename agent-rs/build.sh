@@ -13,9 +13,9 @@ cd "$(dirname "$0")"
 
 REGISTRY=/usr/share/cargo/registry
 CRATE_PACKAGES=(
-  librust-ureq-dev librust-rustls-dev librust-rustls-pemfile-dev librust-rustls-native-certs-dev
+  librust-rustls-dev librust-rustls-pemfile-dev librust-rustls-native-certs-dev
   librust-serde-dev librust-serde-derive-dev librust-serde-json-dev librust-toml-dev
-  librust-sha2-dev librust-libc-dev librust-tiny-http-dev
+  librust-sha2-dev librust-libc-dev librust-openssl-probe-dev
 )
 
 ensure_crates() {

@@ -7,6 +7,7 @@ pub mod client;
 pub mod config;
 pub mod error;
 pub mod exec;
+pub mod http;
 pub mod log;
 pub mod metrics;
 pub mod registry;

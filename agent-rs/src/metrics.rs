@@ -4,9 +4,11 @@ use crate::error::{Error, Result};
 use crate::log;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::net::SocketAddr;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::thread;
+use std::time::{Duration, Instant};
 
 /// Label sets kept per counter family. Script names in skipped jobs come from the server, so
 /// the number of series is bounded; the rest is counted under `script="_other"`.
@@ -106,43 +108,182 @@ fn escape(v: &str) -> String {
         .replace('\n', "\\n")
 }
 
-/// Serves `GET /metrics` on `addr` from a background thread.
+/// Bytes of request line and headers read before a request is refused.
+const MAX_REQUEST_HEAD: usize = 8 * 1024;
+/// Time a client gets to send its request, and to take the response.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
+const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Serves `GET /metrics` on `addr` from a background thread, one connection at a time (a
+/// Prometheus scrape is one short request).
 pub fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> Result<()> {
-    let server = tiny_http::Server::http(addr)
+    let listener = TcpListener::bind(addr)
         .map_err(|e| Error::Config(format!("cannot listen for metrics on {addr}: {e}")))?;
+    let bound = listener.local_addr().unwrap_or(addr);
     thread::Builder::new()
         .name("metrics".into())
-        .stack_size(128 * 1024)
-        .spawn(move || {
-            for request in server.incoming_requests() {
-                let path = request.url().split('?').next().unwrap_or("");
-                let response = if path == "/metrics" {
-                    let ctype = tiny_http::Header::from_bytes(
-                        &b"Content-Type"[..],
-                        &b"text/plain; version=0.0.4; charset=utf-8"[..],
-                    );
-                    let resp = tiny_http::Response::from_string(metrics.render());
-                    match ctype {
-                        Ok(h) => resp.with_header(h),
-                        Err(()) => resp,
+        .stack_size(64 * 1024)
+        .spawn(move || loop {
+            match listener.accept() {
+                Ok((stream, _)) => {
+                    if let Err(e) = answer(stream, &metrics) {
+                        log::warn(
+                            "metrics response failed",
+                            &[("error", e.to_string().into())],
+                        );
                     }
-                } else {
-                    tiny_http::Response::from_string("not found\n").with_status_code(404)
-                };
-                if let Err(e) = request.respond(response) {
-                    log::warn(
-                        "metrics response failed",
-                        &[("error", e.to_string().into())],
-                    );
                 }
+                // Out of file descriptors and the like: do not spin.
+                Err(_) => thread::sleep(Duration::from_millis(100)),
             }
         })
         .map_err(|e| Error::io("cannot start metrics thread", e))?;
     log::info(
         "metrics endpoint listening",
-        &[("addr", addr.to_string().into())],
+        &[("addr", bound.to_string().into())],
     );
     Ok(())
+}
+
+/// Reads one request and answers it, then closes the connection. A client that sends
+/// nothing usable within the timeout is dropped without an answer.
+fn answer(mut stream: TcpStream, metrics: &Metrics) -> std::io::Result<()> {
+    let _ = stream.set_nodelay(true);
+    stream.set_write_timeout(Some(CLIENT_TIMEOUT))?;
+    let reply = match read_head(&mut stream) {
+        Ok(request_line) => route(&request_line, metrics),
+        Err(HeadError::TooLarge) => Reply::text(431, "request header too large\n"),
+        Err(HeadError::Malformed) => Reply::text(400, "bad request\n"),
+        Err(HeadError::Gone) => return Ok(()),
+    };
+    let mut out = format!(
+        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n",
+        reply.status,
+        reason(reply.status),
+        reply.content_type,
+        reply.body.len()
+    );
+    if reply.status == 405 {
+        out.push_str("Allow: GET, HEAD\r\n");
+    }
+    out.push_str("Connection: close\r\n\r\n");
+    if !reply.head_only {
+        out.push_str(&reply.body);
+    }
+    match stream.write_all(out.as_bytes()) {
+        // The client went away first: nothing to report.
+        Err(e) if matches!(e.kind(), ErrorKind::BrokenPipe | ErrorKind::ConnectionReset) => {
+            return Ok(());
+        }
+        other => other?,
+    }
+    if reply.status != 200 {
+        // The request may have more bytes on the way (a body, the rest of an oversized
+        // head); closing with them unread would reset the connection and could discard the
+        // answer before the client reads it. Take a bounded amount first.
+        let _ = stream.shutdown(Shutdown::Write);
+        let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+        let mut sink = [0u8; 1024];
+        for _ in 0..64 {
+            if !matches!(stream.read(&mut sink), Ok(n) if n > 0) {
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
+struct Reply {
+    status: u16,
+    content_type: &'static str,
+    body: String,
+    /// HEAD: the headers a GET would get, without the body.
+    head_only: bool,
+}
+
+impl Reply {
+    fn text(status: u16, body: &str) -> Reply {
+        Reply {
+            status,
+            content_type: "text/plain; charset=utf-8",
+            body: body.to_string(),
+            head_only: false,
+        }
+    }
+}
+
+enum HeadError {
+    TooLarge,
+    Malformed,
+    /// Closed, reset or timed out before a full request arrived.
+    Gone,
+}
+
+/// Reads up to the blank line that ends the request head; returns the request line.
+fn read_head(stream: &mut TcpStream) -> std::result::Result<String, HeadError> {
+    let deadline = Instant::now() + CLIENT_TIMEOUT;
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+            return Err(HeadError::Gone);
+        }
+        let n = match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => return Err(HeadError::Gone),
+            Ok(n) => n,
+        };
+        let from = buf.len().saturating_sub(3);
+        buf.extend_from_slice(&chunk[..n]);
+        let tail = &buf[from..];
+        let ended =
+            tail.windows(4).any(|w| w == b"\r\n\r\n") || tail.windows(2).any(|w| w == b"\n\n");
+        if ended {
+            let line_end = buf.iter().position(|&b| b == b'\n').unwrap_or(buf.len());
+            return std::str::from_utf8(&buf[..line_end])
+                .map(|l| l.trim_end_matches('\r').to_string())
+                .map_err(|_| HeadError::Malformed);
+        }
+        if buf.len() > MAX_REQUEST_HEAD {
+            return Err(HeadError::TooLarge);
+        }
+    }
+}
+
+/// The answer to a request line: the metrics for `GET` (or `HEAD`) `/metrics`.
+fn route(request_line: &str, metrics: &Metrics) -> Reply {
+    let mut parts = request_line.split(' ');
+    let (Some(method), Some(target), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Reply::text(400, "bad request\n");
+    };
+    if !version.starts_with("HTTP/1.") {
+        return Reply::text(400, "bad request\n");
+    }
+    if target.split('?').next() != Some("/metrics") {
+        return Reply::text(404, "not found\n");
+    }
+    if method != "GET" && method != "HEAD" {
+        return Reply::text(405, "method not allowed\n");
+    }
+    Reply {
+        status: 200,
+        content_type: CONTENT_TYPE,
+        body: metrics.render(),
+        head_only: method == "HEAD",
+    }
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        400 => "Bad Request",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        431 => "Request Header Fields Too Large",
+        _ => "Error",
+    }
 }
 
 #[cfg(test)]

@@ -181,22 +181,43 @@ fn metrics_endpoint_serves_prometheus_text() {
     let metrics = std::sync::Arc::new(Metrics::new());
     metrics.inc_skipped("cleanup", "hash_mismatch_disk");
     serve(format!("127.0.0.1:{port}").parse().unwrap(), metrics).unwrap();
-    let get = |path: &str| -> String {
+    let send = |request: &str| -> String {
         let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-        write!(
-            s,
-            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
+        s.write_all(request.as_bytes()).unwrap();
         let mut text = String::new();
         s.read_to_string(&mut text).unwrap();
         text
     };
-    let text = get("/metrics");
+    let get = |method: &str, path: &str| -> String {
+        send(&format!(
+            "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        ))
+    };
+    let text = get("GET", "/metrics");
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
     assert!(text.contains("text/plain; version=0.0.4"), "{text}");
     assert!(text.contains(
         "medic_agent_script_skipped_total{script=\"cleanup\",reason=\"hash_mismatch_disk\"} 1"
     ));
-    assert!(get("/other").starts_with("HTTP/1.1 404"));
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    assert!(
+        head.contains(&format!("\r\nContent-Length: {}\r\n", body.len())),
+        "{head}"
+    );
+    assert!(get("GET", "/metrics?x=1").starts_with("HTTP/1.1 200"));
+    let text = get("HEAD", "/metrics");
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.ends_with("\r\n\r\n"), "HEAD has no body: {text}");
+    assert!(get("GET", "/other").starts_with("HTTP/1.1 404"));
+    let text = get("POST", "/metrics");
+    assert!(text.starts_with("HTTP/1.1 405"), "{text}");
+    assert!(text.contains("\r\nAllow: GET, HEAD\r\n"), "{text}");
+    assert!(send("nonsense\r\n\r\n").starts_with("HTTP/1.1 400"));
+    let huge = format!("GET /metrics HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(20_000));
+    assert!(send(&huge).starts_with("HTTP/1.1 431"));
+    // A client that connects and says nothing does not block the next one for long.
+    let _idle = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let started = Instant::now();
+    assert!(get("GET", "/metrics").starts_with("HTTP/1.1 200"));
+    assert!(started.elapsed() < Duration::from_secs(8));
 }
