@@ -28,8 +28,8 @@ from alerting.models import (
 )
 from alerting.schedules import DAY_NAMES
 from alerting.transports import DEFAULT_BODY
-from heartbeats.models import Priority, ServiceStatus
-from heartbeats.services import service_get
+from heartbeats.models import Priority, ScheduleKind, ServiceStatus
+from heartbeats.services import cron_period_minutes, service_get
 from medic.apikeys import VALID_SCOPES
 from medic.durations import parse_duration
 from medic.errors import MedicError, to_medic_error
@@ -118,7 +118,26 @@ class ServiceFilterForm(forms.Form):
         return self.cleaned_data.get(name) or ""
 
 
+def _needed_by_choice(form: forms.Form, names: tuple[str, ...]) -> None:
+    """Fields required when their group's choice is made (a schedule kind, a window's scope):
+    not marked "(optional)" although the form field itself is not required."""
+    for name in names:
+        form.fields[name].needed_by_choice = True
+
+
+SCHEDULE_KINDS = [
+    (ScheduleKind.INTERVAL, "Interval: a beat every few minutes"),
+    (ScheduleKind.AT_LEAST, "At least N beats per window"),
+    (ScheduleKind.CRON, "Cron: at set times in a time zone"),
+]
+
+
 class ServiceForm(forms.Form):
+    """Every setting of a service. Only the chosen schedule kind's fields are read (the others
+    are hidden by the script, and ignored without it). ``payload`` gives the v2 API's fields,
+    which the view validates with the API's serializer and writes through heartbeats.services,
+    so the browser and the API accept and refuse the same things."""
+
     heartbeat_name = forms.CharField(
         max_length=255,
         help_text="What clients send heartbeats as. Unique (case-insensitive), no '/'.",
@@ -133,19 +152,91 @@ class ServiceForm(forms.Form):
         help_text="The owning team; its Slack channel hears about alerts.",
     )
     priority = forms.ChoiceField(choices=Priority.choices, initial=Priority.P3)
+    schedule_kind = forms.ChoiceField(
+        label="Kind",
+        choices=SCHEDULE_KINDS,
+        initial=ScheduleKind.INTERVAL,
+        required=False,
+        widget=forms.RadioSelect(attrs={"data-switch": "schedule_kind"}),
+        help_text="What 'on time' means for this service (docs/schedules.md).",
+    )
+    # interval
     alert_interval = forms.FloatField(
         label="Interval (minutes)",
         min_value=0.1,
         initial=5,
+        required=False,
         help_text="Expect at least the threshold of heartbeats within this many minutes.",
     )
-    threshold = forms.IntegerField(min_value=1, initial=1, help_text="Heartbeats per interval.")
+    threshold = forms.IntegerField(
+        min_value=1, initial=1, required=False, help_text="Heartbeats per interval."
+    )
+    # at least N per window
+    at_least_count = forms.IntegerField(
+        label="At least (beats)",
+        min_value=1,
+        initial=10,
+        required=False,
+        help_text="How many heartbeats must arrive in every window.",
+    )
+    at_least_window = forms.FloatField(
+        label="Per window of (minutes)",
+        min_value=0.1,
+        initial=60,
+        required=False,
+        help_text="The sliding window, e.g. 60 for 'at least 10 per hour'.",
+    )
+    # cron
+    cron_expression = forms.CharField(
+        max_length=120,
+        required=False,
+        widget=forms.TextInput(attrs={"spellcheck": "false", "autocomplete": "off"}),
+        help_text="Five fields in local time: minute hour day-of-month month day-of-week, "
+        "e.g. 0 3 * * * (daily at 03:00) or 30 2 * * 1-5 (weekdays at 02:30).",
+    )
+    schedule_timezone = forms.CharField(
+        label="Time zone",
+        max_length=64,
+        initial="UTC",
+        required=False,
+        widget=forms.TextInput(attrs={"list": "id_schedule_timezone_list", "autocomplete": "off"}),
+        help_text="An IANA name such as Europe/Berlin (not CET). Skipped and repeated hours "
+        "follow the DST rules of docs/schedules.md.",
+    )
+    cron_repeat_minutes = forms.FloatField(
+        label="Repeat an open alert every (minutes)",
+        min_value=0.1,
+        required=False,
+        help_text="Blank: the cron period (a day for a daily job).",
+    )
+    # every kind
     grace_period_seconds = forms.IntegerField(
         label="Grace (seconds)",
         min_value=0,
         max_value=7 * 86400,
         initial=0,
-        help_text="Extra time after the interval before the service counts as down.",
+        help_text="Extra time after each deadline before the service counts as down.",
+    )
+    # job runs
+    max_duration = forms.CharField(
+        label="Longest run",
+        max_length=20,
+        required=False,
+        help_text="A run still going after this is hung and alerts: e.g. 30m, 2h, 5400 "
+        "(seconds). Blank: off (a run not done by the next deadline alerts instead).",
+    )
+    failure_threshold = forms.IntegerField(
+        label="Failed runs before an alert",
+        min_value=1,
+        initial=1,
+        required=False,
+        help_text="Consecutive failed runs that take the service down and alert (blank: 1).",
+    )
+    slow_run_factor = forms.FloatField(
+        label="Slow-run factor",
+        required=False,
+        help_text="Alert (informational) when a run takes longer than this multiple of the "
+        "service's p95 duration, e.g. 2. Blank: off. Needs 5 completed runs.",
     )
     runbook = forms.CharField(
         max_length=1000, required=False, help_text="A link or short instructions for responders."
@@ -156,10 +247,128 @@ class ServiceForm(forms.Form):
         help_text="Inactive services are paused: heartbeats are refused and no alerts open.",
     )
 
+    # The form field that shows an API field's error, per schedule kind.
+    FIELD_MAP = {
+        ScheduleKind.INTERVAL: {},
+        ScheduleKind.AT_LEAST: {"alert_interval": "at_least_window", "threshold": "at_least_count"},
+        ScheduleKind.CRON: {"alert_interval": "cron_repeat_minutes"},
+    }
+
     def __init__(self, *args, editing: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
         if editing:
             del self.fields["heartbeat_name"]
+        _needed_by_choice(self, ("alert_interval", "threshold", "at_least_count"))
+        _needed_by_choice(self, ("at_least_window", "cron_expression", "schedule_timezone"))
+
+    @classmethod
+    def initial_from(cls, service) -> dict:
+        initial = {
+            f: getattr(service, f)
+            for f in (
+                "service_name",
+                "team",
+                "priority",
+                "schedule_kind",
+                "grace_period_seconds",
+                "failure_threshold",
+                "slow_run_factor",
+                "runbook",
+                "active",
+                "schedule_timezone",
+            )
+        }
+        if service.max_duration_seconds:
+            initial["max_duration"] = duration_label(
+                timedelta(seconds=service.max_duration_seconds)
+            ).replace(" ", "")
+        if service.schedule_kind == ScheduleKind.AT_LEAST:
+            initial["at_least_count"] = service.threshold
+            initial["at_least_window"] = service.alert_interval
+        elif service.schedule_kind == ScheduleKind.CRON:
+            initial["cron_expression"] = service.cron_expression
+            try:
+                period = cron_period_minutes(service.cron_expression, service.schedule_timezone)
+            except Exception:  # a stored expression the current rules refuse: show the value
+                period = None
+            if period is None or abs(period - service.alert_interval) > 0.01:
+                initial["cron_repeat_minutes"] = service.alert_interval
+        else:
+            initial["alert_interval"] = service.alert_interval
+            initial["threshold"] = service.threshold
+        return initial
+
+    def clean_max_duration(self):
+        raw = self.cleaned_data["max_duration"].strip()
+        if not raw:
+            return None
+        try:
+            return int(parse_duration(raw).total_seconds())
+        except ValueError:
+            raise ValidationError(
+                f"'{raw}' is not a duration: use 30m, 2h, 1h30m or a number of seconds."
+            ) from None
+
+    def clean(self):
+        data = super().clean()
+        kind = data.get("schedule_kind") or ScheduleKind.INTERVAL
+        data["schedule_kind"] = kind
+        required = {
+            ScheduleKind.INTERVAL: {
+                "alert_interval": "Enter the interval in minutes, e.g. 5.",
+                "threshold": "Enter how many heartbeats each interval needs (usually 1).",
+            },
+            ScheduleKind.AT_LEAST: {
+                "at_least_count": "Enter how many heartbeats each window needs, e.g. 10.",
+                "at_least_window": "Enter the window in minutes, e.g. 60.",
+            },
+            ScheduleKind.CRON: {
+                "cron_expression": "Enter a cron expression such as 0 3 * * * (daily at 03:00).",
+                "schedule_timezone": "Enter a time zone such as Europe/Berlin, or UTC.",
+            },
+        }.get(kind, {})
+        for name, message in required.items():
+            if name not in self.errors and data.get(name) in (None, ""):
+                self.add_error(name, message)
+        return data
+
+    def payload(self) -> dict:
+        """The v2 API's service fields for what was entered (the chosen kind's only)."""
+        data = self.cleaned_data
+        kind = data["schedule_kind"]
+        out = {
+            "service_name": data["service_name"],
+            "team": data["team"],
+            "priority": data["priority"],
+            "schedule_kind": kind,
+            "grace_period_seconds": data["grace_period_seconds"],
+            "max_duration_seconds": data["max_duration"],
+            "failure_threshold": data["failure_threshold"] or 1,
+            "slow_run_factor": data["slow_run_factor"],
+            "runbook": data["runbook"],
+            "active": data["active"],
+        }
+        if "heartbeat_name" in self.fields:
+            out["heartbeat_name"] = data["heartbeat_name"].strip()
+        if kind == ScheduleKind.CRON:
+            out["cron_expression"] = data["cron_expression"].strip()
+            out["schedule_timezone"] = data["schedule_timezone"].strip()
+            out["threshold"] = 1
+            if data["cron_repeat_minutes"] is not None:
+                out["alert_interval"] = data["cron_repeat_minutes"]
+        elif kind == ScheduleKind.AT_LEAST:
+            out.update(
+                alert_interval=data["at_least_window"],
+                threshold=data["at_least_count"],
+                cron_expression="",
+            )
+        else:
+            out.update(
+                alert_interval=data["alert_interval"],
+                threshold=data["threshold"],
+                cron_expression="",
+            )
+        return out
 
 
 MUTE_PRESETS = [("30m", "30 minutes"), ("1h", "1 hour"), ("4h", "4 hours"), ("1d", "1 day")]
