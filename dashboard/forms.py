@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import timedelta
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from django import forms
 from django.core.exceptions import ValidationError
@@ -26,8 +27,9 @@ from alerting.models import (
     RoutingWhen,
     WorkingHours,
 )
-from alerting.schedules import DAY_NAMES
+from alerting.schedules import DAY_NAMES, ScheduleError, validate_timezone
 from alerting.transports import DEFAULT_BODY
+from heartbeats import cron
 from heartbeats.models import Priority, ScheduleKind, ServiceStatus
 from heartbeats.services import cron_period_minutes, service_get
 from medic.apikeys import VALID_SCOPES
@@ -784,6 +786,260 @@ class WorkingHoursForm(forms.Form):
                     self.add_error(None, message)
         if not exc.fields:
             self.add_error(None, exc.message)
+
+
+# --- Maintenance windows ----------------------------------------------------------------------
+
+WINDOW_KINDS = [("once", "One-time"), ("recurring", "Recurring")]
+WINDOW_SCOPES = [
+    ("all", "All services"),
+    ("services", "Listed services"),
+    ("team", "A team"),
+    ("pattern", "A name pattern"),
+]
+_LOCAL_FORMATS = ("%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S")
+
+
+def _local_datetime(raw: str) -> datetime:
+    """A wall-clock time as typed (``2026-03-29T02:30`` from a datetime-local input, or with a
+    space); an explicit offset (``...+02:00``) is kept."""
+    raw = raw.strip()
+    for pattern in _LOCAL_FORMATS:
+        try:
+            return datetime.strptime(raw, pattern)
+        except ValueError:
+            continue
+    try:
+        value = datetime.fromisoformat(raw)
+    except ValueError:
+        raise ValidationError(
+            f"'{raw}' is not a date and time: use YYYY-MM-DD HH:MM, e.g. 2026-12-05 22:00."
+        ) from None
+    return value
+
+
+class MaintenanceWindowForm(forms.Form):
+    """A maintenance window as fields. One-time times are typed as local wall-clock time in the
+    window's zone (DST rules of heartbeats.cron: a skipped time means the jump, a repeated one
+    its first occurrence). ``window_fields`` and ``services`` are what heartbeats.maintenance
+    takes; ``api_payload`` is the same in the v2 API's words, for its serializer."""
+
+    name = forms.CharField(max_length=100, help_text="Unique, e.g. db-upgrade or sunday-patching.")
+    description = forms.CharField(
+        label="Reason",
+        max_length=500,
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Why: shown with the window and in its start and end notices.",
+    )
+    kind = forms.ChoiceField(
+        label="Kind",
+        choices=WINDOW_KINDS,
+        initial="once",
+        required=False,
+        widget=forms.RadioSelect,
+        help_text="Only the fields of the chosen kind are used.",
+    )
+    timezone = forms.CharField(
+        label="Time zone",
+        max_length=64,
+        initial="UTC",
+        widget=forms.TextInput(attrs={"list": "id_timezone_list", "autocomplete": "off"}),
+        help_text="An IANA name such as Europe/Berlin or America/New_York (not CET or EST). "
+        "Times below are local times in this zone.",
+    )
+    starts_at = forms.CharField(
+        label="Starts",
+        required=False,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+        help_text="Local date and time, e.g. 2026-12-05 22:00.",
+    )
+    ends_at = forms.CharField(
+        label="Ends",
+        required=False,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+        help_text="At most 30 days after the start.",
+    )
+    cron_expression = forms.CharField(
+        label="Starts at (cron)",
+        max_length=120,
+        required=False,
+        widget=forms.TextInput(attrs={"spellcheck": "false", "autocomplete": "off"}),
+        help_text="When each occurrence starts, five fields in local time: minute hour "
+        "day-of-month month day-of-week. 0 2 * * 0 is Sundays at 02:00.",
+    )
+    duration_minutes = forms.IntegerField(
+        label="Duration (minutes)",
+        min_value=1,
+        required=False,
+        help_text="How long each occurrence lasts (at most 30 days).",
+    )
+    scope = forms.ChoiceField(
+        label="Covers",
+        choices=WINDOW_SCOPES,
+        initial="all",
+        required=False,
+        widget=forms.RadioSelect,
+    )
+    services = forms.CharField(
+        label="Services",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false"}),
+        help_text="Heartbeat names, one per line or separated by commas.",
+    )
+    team = forms.CharField(
+        label="Team",
+        max_length=100,
+        required=False,
+        widget=forms.TextInput(attrs={"list": "id_team_list", "autocomplete": "off"}),
+        help_text="Services whose team is this one.",
+    )
+    pattern = forms.CharField(
+        label="Name pattern",
+        max_length=200,
+        required=False,
+        widget=forms.TextInput(attrs={"spellcheck": "false"}),
+        help_text="A glob on heartbeat names, case-insensitive: db-* or *-backup.",
+    )
+    notify = forms.BooleanField(
+        label="Announce start and end",
+        required=False,
+        initial=True,
+        help_text="The covered teams' Slack and webhook routes hear when each occurrence "
+        "starts and ends.",
+    )
+    preview_from = forms.DateField(
+        label="Preview from",
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text="Blank: now. A day to preview from (in the window's zone), e.g. the week of "
+        "a DST change.",
+    )
+
+    def __init__(self, *args, previewing: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.previewing = previewing
+        if previewing:  # a preview needs the times, not yet a name
+            self.fields["name"].required = False
+            self.fields["name"].needed_by_choice = True
+        self.zone = None
+        self.services_list: list = []
+        self.window_fields: dict = {}
+        self.notes: list[str] = []  # how typed local times were read (DST)
+        _needed_by_choice(self, ("starts_at", "ends_at", "cron_expression", "duration_minutes"))
+        _needed_by_choice(self, ("services", "team", "pattern"))
+
+    @classmethod
+    def initial_from(cls, window) -> dict:
+        zone = ZoneInfo(window.time_zone)
+        initial = {
+            "name": window.name,
+            "description": window.description,
+            "timezone": window.time_zone,
+            "kind": "recurring" if window.recurring else "once",
+            "cron_expression": window.cron_expression,
+            "duration_minutes": window.duration_minutes,
+            "scope": window.scope,
+            "team": window.team,
+            "pattern": window.pattern,
+            "notify": window.notify,
+            "services": "\n".join(s.heartbeat_name for s in window.services.all()),
+        }
+        for name in ("starts_at", "ends_at"):
+            value = getattr(window, name)
+            if value is not None:
+                initial[name] = value.astimezone(zone).strftime("%Y-%m-%dT%H:%M")
+        return initial
+
+    def clean_name(self):
+        return self.cleaned_data["name"].strip()
+
+    def clean_services(self):
+        names = [n.strip() for n in re.split(r"[,\n]", self.cleaned_data["services"])]
+        found, unknown = [], []
+        for name in dict.fromkeys(n for n in names if n):
+            try:
+                found.append(service_get(name))
+            except MedicError:
+                unknown.append(name)
+        if unknown:
+            listed = ", ".join(f"'{n}'" for n in unknown)
+            raise ValidationError(
+                f"No service with heartbeat name {listed}: check the spelling "
+                "(names are case-insensitive)."
+            )
+        return found
+
+    def _instant(self, field: str, what: str):
+        raw = self.cleaned_data.get(field, "").strip()
+        if not raw:
+            self.add_error(field, f"Enter when the window {what}, as local date and time.")
+            return None
+        try:
+            typed = _local_datetime(raw)
+        except ValidationError as exc:
+            self.add_error(field, exc)
+            return None
+        if typed.tzinfo is not None:
+            return typed
+        instant = cron.localize(typed, self.zone)
+        local = instant.astimezone(self.zone)
+        if local.replace(tzinfo=None) != typed:
+            self.notes.append(
+                f"{typed:%Y-%m-%d %H:%M} does not exist in {self.zone.key} (the clocks skip "
+                f"it): the window {what} at the jump, {local:%H:%M} {local.tzname()}."
+            )
+        elif local.replace(fold=1).utcoffset() != local.utcoffset():
+            self.notes.append(
+                f"{typed:%Y-%m-%d %H:%M} happens twice in {self.zone.key} (the clocks fall "
+                f"back): the window {what} at the first, {local:%H:%M} {local.tzname()}."
+            )
+        return instant
+
+    def clean(self):
+        data = super().clean()
+        kind = data.get("kind") or "once"
+        scope = data.get("scope") or "all"
+        name = data.get("timezone", "")
+        try:
+            self.zone = validate_timezone(name)
+        except ScheduleError as exc:
+            if "timezone" not in self.errors:
+                for message in exc.fields.get("timezone", [str(exc)]):
+                    self.add_error("timezone", message)
+        starts = ends = None
+        if kind == "once" and self.zone is not None:
+            starts = self._instant("starts_at", "starts")
+            ends = self._instant("ends_at", "ends")
+        services = data.get("services") or []
+        self.services_list = services if scope == "services" else []
+        self.window_fields = {
+            "name": data.get("name", ""),
+            "description": data.get("description", "").strip(),
+            "time_zone": self.zone.key if self.zone else name,
+            "starts_at": starts,
+            "ends_at": ends,
+            "cron_expression": data.get("cron_expression", "").strip() if kind != "once" else "",
+            "duration_minutes": data.get("duration_minutes") if kind != "once" else None,
+            "scope": scope,
+            "team": data.get("team", "").strip() if scope == "team" else "",
+            "pattern": data.get("pattern", "").strip() if scope == "pattern" else "",
+            "notify": data.get("notify", False),
+        }
+        return data
+
+    def api_payload(self) -> dict:
+        """The window in the v2 API's words (``POST /v2/maintenance-windows``)."""
+        fields = dict(self.window_fields)
+        fields["timezone"] = fields.pop("time_zone")
+        fields["services"] = [str(s.pk) for s in self.services_list]
+        return fields
+
+    def preview_after(self, now: datetime) -> datetime:
+        day = self.cleaned_data.get("preview_from")
+        if day is None or self.zone is None:
+            return now
+        return cron.localize(datetime.combine(day, time()), self.zone)
 
 
 # --- Alerts -----------------------------------------------------------------------------------

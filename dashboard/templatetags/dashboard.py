@@ -195,6 +195,17 @@ def zone_time(value: datetime, zone_name: str, with_day: bool = True) -> str:
     return f"{text} {local.tzname()} ({zone_offset(local)})"
 
 
+@register.filter
+def zoned(value: datetime | None, zone_name: str) -> str:
+    """``{{ when|zoned:window.time_zone }}``: local time, abbreviation and offset."""
+    if value is None:
+        return "—"
+    try:
+        return zone_time(value, zone_name, with_day=False)
+    except (ValueError, KeyError):
+        return utc(value)
+
+
 @register.simple_tag
 def next_expected(service, now: datetime | None = None):
     """When the next heartbeat is due (the deadline without grace), in the service's zone for
