@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import timedelta
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from django import forms
 from django.core.exceptions import ValidationError
@@ -26,10 +27,11 @@ from alerting.models import (
     RoutingWhen,
     WorkingHours,
 )
-from alerting.schedules import DAY_NAMES
+from alerting.schedules import DAY_NAMES, ScheduleError, validate_timezone
 from alerting.transports import DEFAULT_BODY
-from heartbeats.models import Priority, ServiceStatus
-from heartbeats.services import service_get
+from heartbeats import cron
+from heartbeats.models import Priority, ScheduleKind, ServiceStatus
+from heartbeats.services import cron_period_minutes, service_get
 from medic.apikeys import VALID_SCOPES
 from medic.durations import parse_duration
 from medic.errors import MedicError, to_medic_error
@@ -118,7 +120,26 @@ class ServiceFilterForm(forms.Form):
         return self.cleaned_data.get(name) or ""
 
 
+def _needed_by_choice(form: forms.Form, names: tuple[str, ...]) -> None:
+    """Fields required when their group's choice is made (a schedule kind, a window's scope):
+    not marked "(optional)" although the form field itself is not required."""
+    for name in names:
+        form.fields[name].needed_by_choice = True
+
+
+SCHEDULE_KINDS = [
+    (ScheduleKind.INTERVAL, "Interval: a beat every few minutes"),
+    (ScheduleKind.AT_LEAST, "At least N beats per window"),
+    (ScheduleKind.CRON, "Cron: at set times in a time zone"),
+]
+
+
 class ServiceForm(forms.Form):
+    """Every setting of a service. Only the chosen schedule kind's fields are read (the others
+    are hidden by the script, and ignored without it). ``payload`` gives the v2 API's fields,
+    which the view validates with the API's serializer and writes through heartbeats.services,
+    so the browser and the API accept and refuse the same things."""
+
     heartbeat_name = forms.CharField(
         max_length=255,
         help_text="What clients send heartbeats as. Unique (case-insensitive), no '/'.",
@@ -133,19 +154,91 @@ class ServiceForm(forms.Form):
         help_text="The owning team; its Slack channel hears about alerts.",
     )
     priority = forms.ChoiceField(choices=Priority.choices, initial=Priority.P3)
+    schedule_kind = forms.ChoiceField(
+        label="Kind",
+        choices=SCHEDULE_KINDS,
+        initial=ScheduleKind.INTERVAL,
+        required=False,
+        widget=forms.RadioSelect(attrs={"data-switch": "schedule_kind"}),
+        help_text="What 'on time' means for this service (docs/schedules.md).",
+    )
+    # interval
     alert_interval = forms.FloatField(
         label="Interval (minutes)",
         min_value=0.1,
         initial=5,
+        required=False,
         help_text="Expect at least the threshold of heartbeats within this many minutes.",
     )
-    threshold = forms.IntegerField(min_value=1, initial=1, help_text="Heartbeats per interval.")
+    threshold = forms.IntegerField(
+        min_value=1, initial=1, required=False, help_text="Heartbeats per interval."
+    )
+    # at least N per window
+    at_least_count = forms.IntegerField(
+        label="At least (beats)",
+        min_value=1,
+        initial=10,
+        required=False,
+        help_text="How many heartbeats must arrive in every window.",
+    )
+    at_least_window = forms.FloatField(
+        label="Per window of (minutes)",
+        min_value=0.1,
+        initial=60,
+        required=False,
+        help_text="The sliding window, e.g. 60 for 'at least 10 per hour'.",
+    )
+    # cron
+    cron_expression = forms.CharField(
+        max_length=120,
+        required=False,
+        widget=forms.TextInput(attrs={"spellcheck": "false", "autocomplete": "off"}),
+        help_text="Five fields in local time: minute hour day-of-month month day-of-week, "
+        "e.g. 0 3 * * * (daily at 03:00) or 30 2 * * 1-5 (weekdays at 02:30).",
+    )
+    schedule_timezone = forms.CharField(
+        label="Time zone",
+        max_length=64,
+        initial="UTC",
+        required=False,
+        widget=forms.TextInput(attrs={"list": "id_schedule_timezone_list", "autocomplete": "off"}),
+        help_text="An IANA name such as Europe/Berlin (not CET). Skipped and repeated hours "
+        "follow the DST rules of docs/schedules.md.",
+    )
+    cron_repeat_minutes = forms.FloatField(
+        label="Repeat an open alert every (minutes)",
+        min_value=0.1,
+        required=False,
+        help_text="Blank: the cron period (a day for a daily job).",
+    )
+    # every kind
     grace_period_seconds = forms.IntegerField(
         label="Grace (seconds)",
         min_value=0,
         max_value=7 * 86400,
         initial=0,
-        help_text="Extra time after the interval before the service counts as down.",
+        help_text="Extra time after each deadline before the service counts as down.",
+    )
+    # job runs
+    max_duration = forms.CharField(
+        label="Longest run",
+        max_length=20,
+        required=False,
+        help_text="A run still going after this is hung and alerts: e.g. 30m, 2h, 5400 "
+        "(seconds). Blank: off (a run not done by the next deadline alerts instead).",
+    )
+    failure_threshold = forms.IntegerField(
+        label="Failed runs before an alert",
+        min_value=1,
+        initial=1,
+        required=False,
+        help_text="Consecutive failed runs that take the service down and alert (blank: 1).",
+    )
+    slow_run_factor = forms.FloatField(
+        label="Slow-run factor",
+        required=False,
+        help_text="Alert (informational) when a run takes longer than this multiple of the "
+        "service's p95 duration, e.g. 2. Blank: off. Needs 5 completed runs.",
     )
     runbook = forms.CharField(
         max_length=1000, required=False, help_text="A link or short instructions for responders."
@@ -156,10 +249,128 @@ class ServiceForm(forms.Form):
         help_text="Inactive services are paused: heartbeats are refused and no alerts open.",
     )
 
+    # The form field that shows an API field's error, per schedule kind.
+    FIELD_MAP = {
+        ScheduleKind.INTERVAL: {},
+        ScheduleKind.AT_LEAST: {"alert_interval": "at_least_window", "threshold": "at_least_count"},
+        ScheduleKind.CRON: {"alert_interval": "cron_repeat_minutes"},
+    }
+
     def __init__(self, *args, editing: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
         if editing:
             del self.fields["heartbeat_name"]
+        _needed_by_choice(self, ("alert_interval", "threshold", "at_least_count"))
+        _needed_by_choice(self, ("at_least_window", "cron_expression", "schedule_timezone"))
+
+    @classmethod
+    def initial_from(cls, service) -> dict:
+        initial = {
+            f: getattr(service, f)
+            for f in (
+                "service_name",
+                "team",
+                "priority",
+                "schedule_kind",
+                "grace_period_seconds",
+                "failure_threshold",
+                "slow_run_factor",
+                "runbook",
+                "active",
+                "schedule_timezone",
+            )
+        }
+        if service.max_duration_seconds:
+            initial["max_duration"] = duration_label(
+                timedelta(seconds=service.max_duration_seconds)
+            ).replace(" ", "")
+        if service.schedule_kind == ScheduleKind.AT_LEAST:
+            initial["at_least_count"] = service.threshold
+            initial["at_least_window"] = service.alert_interval
+        elif service.schedule_kind == ScheduleKind.CRON:
+            initial["cron_expression"] = service.cron_expression
+            try:
+                period = cron_period_minutes(service.cron_expression, service.schedule_timezone)
+            except Exception:  # a stored expression the current rules refuse: show the value
+                period = None
+            if period is None or abs(period - service.alert_interval) > 0.01:
+                initial["cron_repeat_minutes"] = service.alert_interval
+        else:
+            initial["alert_interval"] = service.alert_interval
+            initial["threshold"] = service.threshold
+        return initial
+
+    def clean_max_duration(self):
+        raw = self.cleaned_data["max_duration"].strip()
+        if not raw:
+            return None
+        try:
+            return int(parse_duration(raw).total_seconds())
+        except ValueError:
+            raise ValidationError(
+                f"'{raw}' is not a duration: use 30m, 2h, 1h30m or a number of seconds."
+            ) from None
+
+    def clean(self):
+        data = super().clean()
+        kind = data.get("schedule_kind") or ScheduleKind.INTERVAL
+        data["schedule_kind"] = kind
+        required = {
+            ScheduleKind.INTERVAL: {
+                "alert_interval": "Enter the interval in minutes, e.g. 5.",
+                "threshold": "Enter how many heartbeats each interval needs (usually 1).",
+            },
+            ScheduleKind.AT_LEAST: {
+                "at_least_count": "Enter how many heartbeats each window needs, e.g. 10.",
+                "at_least_window": "Enter the window in minutes, e.g. 60.",
+            },
+            ScheduleKind.CRON: {
+                "cron_expression": "Enter a cron expression such as 0 3 * * * (daily at 03:00).",
+                "schedule_timezone": "Enter a time zone such as Europe/Berlin, or UTC.",
+            },
+        }.get(kind, {})
+        for name, message in required.items():
+            if name not in self.errors and data.get(name) in (None, ""):
+                self.add_error(name, message)
+        return data
+
+    def payload(self) -> dict:
+        """The v2 API's service fields for what was entered (the chosen kind's only)."""
+        data = self.cleaned_data
+        kind = data["schedule_kind"]
+        out = {
+            "service_name": data["service_name"],
+            "team": data["team"],
+            "priority": data["priority"],
+            "schedule_kind": kind,
+            "grace_period_seconds": data["grace_period_seconds"],
+            "max_duration_seconds": data["max_duration"],
+            "failure_threshold": data["failure_threshold"] or 1,
+            "slow_run_factor": data["slow_run_factor"],
+            "runbook": data["runbook"],
+            "active": data["active"],
+        }
+        if "heartbeat_name" in self.fields:
+            out["heartbeat_name"] = data["heartbeat_name"].strip()
+        if kind == ScheduleKind.CRON:
+            out["cron_expression"] = data["cron_expression"].strip()
+            out["schedule_timezone"] = data["schedule_timezone"].strip()
+            out["threshold"] = 1
+            if data["cron_repeat_minutes"] is not None:
+                out["alert_interval"] = data["cron_repeat_minutes"]
+        elif kind == ScheduleKind.AT_LEAST:
+            out.update(
+                alert_interval=data["at_least_window"],
+                threshold=data["at_least_count"],
+                cron_expression="",
+            )
+        else:
+            out.update(
+                alert_interval=data["alert_interval"],
+                threshold=data["threshold"],
+                cron_expression="",
+            )
+        return out
 
 
 MUTE_PRESETS = [("30m", "30 minutes"), ("1h", "1 hour"), ("4h", "4 hours"), ("1d", "1 day")]
@@ -575,6 +786,260 @@ class WorkingHoursForm(forms.Form):
                     self.add_error(None, message)
         if not exc.fields:
             self.add_error(None, exc.message)
+
+
+# --- Maintenance windows ----------------------------------------------------------------------
+
+WINDOW_KINDS = [("once", "One-time"), ("recurring", "Recurring")]
+WINDOW_SCOPES = [
+    ("all", "All services"),
+    ("services", "Listed services"),
+    ("team", "A team"),
+    ("pattern", "A name pattern"),
+]
+_LOCAL_FORMATS = ("%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S")
+
+
+def _local_datetime(raw: str) -> datetime:
+    """A wall-clock time as typed (``2026-03-29T02:30`` from a datetime-local input, or with a
+    space); an explicit offset (``...+02:00``) is kept."""
+    raw = raw.strip()
+    for pattern in _LOCAL_FORMATS:
+        try:
+            return datetime.strptime(raw, pattern)
+        except ValueError:
+            continue
+    try:
+        value = datetime.fromisoformat(raw)
+    except ValueError:
+        raise ValidationError(
+            f"'{raw}' is not a date and time: use YYYY-MM-DD HH:MM, e.g. 2026-12-05 22:00."
+        ) from None
+    return value
+
+
+class MaintenanceWindowForm(forms.Form):
+    """A maintenance window as fields. One-time times are typed as local wall-clock time in the
+    window's zone (DST rules of heartbeats.cron: a skipped time means the jump, a repeated one
+    its first occurrence). ``window_fields`` and ``services`` are what heartbeats.maintenance
+    takes; ``api_payload`` is the same in the v2 API's words, for its serializer."""
+
+    name = forms.CharField(max_length=100, help_text="Unique, e.g. db-upgrade or sunday-patching.")
+    description = forms.CharField(
+        label="Reason",
+        max_length=500,
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Why: shown with the window and in its start and end notices.",
+    )
+    kind = forms.ChoiceField(
+        label="Kind",
+        choices=WINDOW_KINDS,
+        initial="once",
+        required=False,
+        widget=forms.RadioSelect,
+        help_text="Only the fields of the chosen kind are used.",
+    )
+    timezone = forms.CharField(
+        label="Time zone",
+        max_length=64,
+        initial="UTC",
+        widget=forms.TextInput(attrs={"list": "id_timezone_list", "autocomplete": "off"}),
+        help_text="An IANA name such as Europe/Berlin or America/New_York (not CET or EST). "
+        "Times below are local times in this zone.",
+    )
+    starts_at = forms.CharField(
+        label="Starts",
+        required=False,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+        help_text="Local date and time, e.g. 2026-12-05 22:00.",
+    )
+    ends_at = forms.CharField(
+        label="Ends",
+        required=False,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+        help_text="At most 30 days after the start.",
+    )
+    cron_expression = forms.CharField(
+        label="Starts at (cron)",
+        max_length=120,
+        required=False,
+        widget=forms.TextInput(attrs={"spellcheck": "false", "autocomplete": "off"}),
+        help_text="When each occurrence starts, five fields in local time: minute hour "
+        "day-of-month month day-of-week. 0 2 * * 0 is Sundays at 02:00.",
+    )
+    duration_minutes = forms.IntegerField(
+        label="Duration (minutes)",
+        min_value=1,
+        required=False,
+        help_text="How long each occurrence lasts (at most 30 days).",
+    )
+    scope = forms.ChoiceField(
+        label="Covers",
+        choices=WINDOW_SCOPES,
+        initial="all",
+        required=False,
+        widget=forms.RadioSelect,
+    )
+    services = forms.CharField(
+        label="Services",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false"}),
+        help_text="Heartbeat names, one per line or separated by commas.",
+    )
+    team = forms.CharField(
+        label="Team",
+        max_length=100,
+        required=False,
+        widget=forms.TextInput(attrs={"list": "id_team_list", "autocomplete": "off"}),
+        help_text="Services whose team is this one.",
+    )
+    pattern = forms.CharField(
+        label="Name pattern",
+        max_length=200,
+        required=False,
+        widget=forms.TextInput(attrs={"spellcheck": "false"}),
+        help_text="A glob on heartbeat names, case-insensitive: db-* or *-backup.",
+    )
+    notify = forms.BooleanField(
+        label="Announce start and end",
+        required=False,
+        initial=True,
+        help_text="The covered teams' Slack and webhook routes hear when each occurrence "
+        "starts and ends.",
+    )
+    preview_from = forms.DateField(
+        label="Preview from",
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text="Blank: now. A day to preview from (in the window's zone), e.g. the week of "
+        "a DST change.",
+    )
+
+    def __init__(self, *args, previewing: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.previewing = previewing
+        if previewing:  # a preview needs the times, not yet a name
+            self.fields["name"].required = False
+            self.fields["name"].needed_by_choice = True
+        self.zone = None
+        self.services_list: list = []
+        self.window_fields: dict = {}
+        self.notes: list[str] = []  # how typed local times were read (DST)
+        _needed_by_choice(self, ("starts_at", "ends_at", "cron_expression", "duration_minutes"))
+        _needed_by_choice(self, ("services", "team", "pattern"))
+
+    @classmethod
+    def initial_from(cls, window) -> dict:
+        zone = ZoneInfo(window.time_zone)
+        initial = {
+            "name": window.name,
+            "description": window.description,
+            "timezone": window.time_zone,
+            "kind": "recurring" if window.recurring else "once",
+            "cron_expression": window.cron_expression,
+            "duration_minutes": window.duration_minutes,
+            "scope": window.scope,
+            "team": window.team,
+            "pattern": window.pattern,
+            "notify": window.notify,
+            "services": "\n".join(s.heartbeat_name for s in window.services.all()),
+        }
+        for name in ("starts_at", "ends_at"):
+            value = getattr(window, name)
+            if value is not None:
+                initial[name] = value.astimezone(zone).strftime("%Y-%m-%dT%H:%M")
+        return initial
+
+    def clean_name(self):
+        return self.cleaned_data["name"].strip()
+
+    def clean_services(self):
+        names = [n.strip() for n in re.split(r"[,\n]", self.cleaned_data["services"])]
+        found, unknown = [], []
+        for name in dict.fromkeys(n for n in names if n):
+            try:
+                found.append(service_get(name))
+            except MedicError:
+                unknown.append(name)
+        if unknown:
+            listed = ", ".join(f"'{n}'" for n in unknown)
+            raise ValidationError(
+                f"No service with heartbeat name {listed}: check the spelling "
+                "(names are case-insensitive)."
+            )
+        return found
+
+    def _instant(self, field: str, what: str):
+        raw = self.cleaned_data.get(field, "").strip()
+        if not raw:
+            self.add_error(field, f"Enter when the window {what}, as local date and time.")
+            return None
+        try:
+            typed = _local_datetime(raw)
+        except ValidationError as exc:
+            self.add_error(field, exc)
+            return None
+        if typed.tzinfo is not None:
+            return typed
+        instant = cron.localize(typed, self.zone)
+        local = instant.astimezone(self.zone)
+        if local.replace(tzinfo=None) != typed:
+            self.notes.append(
+                f"{typed:%Y-%m-%d %H:%M} does not exist in {self.zone.key} (the clocks skip "
+                f"it): the window {what} at the jump, {local:%H:%M} {local.tzname()}."
+            )
+        elif local.replace(fold=1).utcoffset() != local.utcoffset():
+            self.notes.append(
+                f"{typed:%Y-%m-%d %H:%M} happens twice in {self.zone.key} (the clocks fall "
+                f"back): the window {what} at the first, {local:%H:%M} {local.tzname()}."
+            )
+        return instant
+
+    def clean(self):
+        data = super().clean()
+        kind = data.get("kind") or "once"
+        scope = data.get("scope") or "all"
+        name = data.get("timezone", "")
+        try:
+            self.zone = validate_timezone(name)
+        except ScheduleError as exc:
+            if "timezone" not in self.errors:
+                for message in exc.fields.get("timezone", [str(exc)]):
+                    self.add_error("timezone", message)
+        starts = ends = None
+        if kind == "once" and self.zone is not None:
+            starts = self._instant("starts_at", "starts")
+            ends = self._instant("ends_at", "ends")
+        services = data.get("services") or []
+        self.services_list = services if scope == "services" else []
+        self.window_fields = {
+            "name": data.get("name", ""),
+            "description": data.get("description", "").strip(),
+            "time_zone": self.zone.key if self.zone else name,
+            "starts_at": starts,
+            "ends_at": ends,
+            "cron_expression": data.get("cron_expression", "").strip() if kind != "once" else "",
+            "duration_minutes": data.get("duration_minutes") if kind != "once" else None,
+            "scope": scope,
+            "team": data.get("team", "").strip() if scope == "team" else "",
+            "pattern": data.get("pattern", "").strip() if scope == "pattern" else "",
+            "notify": data.get("notify", False),
+        }
+        return data
+
+    def api_payload(self) -> dict:
+        """The window in the v2 API's words (``POST /v2/maintenance-windows``)."""
+        fields = dict(self.window_fields)
+        fields["timezone"] = fields.pop("time_zone")
+        fields["services"] = [str(s.pk) for s in self.services_list]
+        return fields
+
+    def preview_after(self, now: datetime) -> datetime:
+        day = self.cleaned_data.get("preview_from")
+        if day is None or self.zone is None:
+            return now
+        return cron.localize(datetime.combine(day, time()), self.zone)
 
 
 # --- Alerts -----------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from django.db.models import Case, Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Value, When
 
@@ -299,3 +299,111 @@ def service_maintenance_windows(service: Service, now: datetime) -> list[WindowR
     if not has_maintenance():
         return None
     return [r for r in maintenance_rows(now, service=service) if r.state != "past"]
+
+
+# --- Maintenance window preview ---------------------------------------------------------------
+
+
+@dataclass
+class PreviewRow:
+    start: datetime
+    end: datetime
+    start_local: str  # "Sun 2026-03-29 03:00 CEST (UTC+02:00)"
+    end_local: str
+    start_utc: str  # "2026-03-29 01:00"
+    end_utc: str
+    duration: str
+    state: str  # "open now", "over" or ""
+    flags: list[str]
+
+
+def _cron_named_time(expression: str, zone, start: datetime) -> datetime | None:
+    """The wall-clock time the cron expression named for the occurrence at ``start``, when it
+    differs from the clock at ``start`` (a time skipped by a spring-forward change)."""
+    from croniter import croniter
+
+    from heartbeats.cron import localize
+
+    local = start.astimezone(zone).replace(tzinfo=None)
+    if croniter.match(expression, local):
+        return None
+    iterator = croniter(expression, local - timedelta(hours=3))
+    for _ in range(500):
+        named = iterator.get_next(datetime)
+        if named >= local:
+            return None
+        if localize(named, zone) == start:
+            return named
+    return None
+
+
+@dataclass
+class Preview:
+    rows: list[PreviewRow]
+    zone: str
+    recurring: bool
+    after: datetime | None  # None: from now
+    notes: list[str] = field(default_factory=list)
+    saved: bool = False  # the stored window, not what the form holds
+
+
+def window_preview(window, after: datetime, now: datetime, count: int = 5) -> list[PreviewRow]:
+    """The next ``count`` occurrences of ``window`` from ``after`` (a one-time window: its only
+    one) in the window's zone, each flagged where a DST change moves or stretches it."""
+    from zoneinfo import ZoneInfo
+
+    from dashboard.templatetags.dashboard import offset_text, seconds, zone_offset, zone_time
+    from heartbeats.maintenance import occurrences
+
+    zone = ZoneInfo(window.time_zone)
+    if window.recurring:
+        spans = occurrences(window, after, count)
+    else:
+        spans = [(window.starts_at, window.ends_at)]
+    rows = []
+    previous = after.astimezone(zone).utcoffset()
+    for start, end in spans:
+        local_start, local_end = start.astimezone(zone), end.astimezone(zone)
+        flags = []
+        named = _cron_named_time(window.cron_expression, zone, start) if window.recurring else None
+        if named is not None:
+            before = (start - timedelta(seconds=1)).astimezone(zone).replace(tzinfo=None)
+            jump_from = (before + timedelta(seconds=1)).strftime("%H:%M")
+            flags.append(
+                f"{named:%H:%M} does not exist on {named:%Y-%m-%d} (clocks jump from {jump_from} "
+                f"to {local_start:%H:%M}): starts at the jump, {local_start:%H:%M} "
+                f"{local_start.tzname()}."
+            )
+        if local_start.replace(fold=1).utcoffset() != local_start.utcoffset():
+            flags.append(
+                f"{local_start:%H:%M} happens twice on {local_start:%Y-%m-%d} (clocks fall back): "
+                f"starts at the first, {local_start:%H:%M} {local_start.tzname()}."
+            )
+        if local_start.utcoffset() != previous:
+            flags.append(
+                f"DST change: now {zone_offset(local_start)} ({local_start.tzname()}), was "
+                f"{offset_text(previous)}; {local_start:%H:%M} local is "
+                f"{start.astimezone(UTC):%H:%M} UTC."
+            )
+        if local_end.utcoffset() != local_start.utcoffset():
+            flags.append(
+                f"Clocks change during this one ({zone_offset(local_start)} → "
+                f"{zone_offset(local_end)}): it lasts {seconds(int((end - start).total_seconds()))}"
+                f" and ends at {local_end:%H:%M} {local_end.tzname()} on the clock."
+            )
+        previous = local_end.utcoffset()
+        state = "over" if end <= now else ("open now" if start <= now else "")
+        rows.append(
+            PreviewRow(
+                start=start,
+                end=end,
+                start_local=zone_time(start, window.time_zone),
+                end_local=zone_time(end, window.time_zone),
+                start_utc=start.astimezone(UTC).strftime("%Y-%m-%d %H:%M"),
+                end_utc=end.astimezone(UTC).strftime("%Y-%m-%d %H:%M"),
+                duration=seconds(int((end - start).total_seconds())),
+                state=state,
+                flags=flags,
+            )
+        )
+    return rows

@@ -52,7 +52,20 @@ ui = [
 if has_maintenance():
     from dashboard.views import maintenance
 
-    ui.append(path("maintenance", maintenance.MaintenanceList.as_view(), name="maintenance"))
+    ui += [
+        path("maintenance", maintenance.MaintenanceList.as_view(), name="maintenance"),
+        path("maintenance/new", maintenance.MaintenanceEdit.as_view(), name="maintenance_new"),
+        path(
+            "maintenance/<int:pk>/edit",
+            maintenance.MaintenanceEdit.as_view(),
+            name="maintenance_edit",
+        ),
+        path(
+            "maintenance/<int:pk>/delete",
+            maintenance.MaintenanceDelete.as_view(),
+            name="maintenance_delete",
+        ),
+    ]
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="dashboard:services"), name="root"),

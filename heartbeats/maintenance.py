@@ -149,6 +149,14 @@ def _validate(window: MaintenanceWindow, services: list[Service] | None) -> None
         raise InvalidInput(fields=errors)
 
 
+def window_check(*, services: list[Service] | None = None, **fields) -> MaintenanceWindow:
+    """An unsaved window built from ``fields`` and checked by the rules of ``window_create``
+    (zone and cron expression normalised); raises InvalidInput as they do. For previews."""
+    window = MaintenanceWindow(**fields)
+    _validate(window, services if window.scope == WindowScope.SERVICES else None)
+    return window
+
+
 def _save(window: MaintenanceWindow) -> None:
     try:
         with transaction.atomic():

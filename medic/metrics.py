@@ -13,7 +13,8 @@ from prometheus_client import Counter, Gauge, Histogram
 
 AUTH_FAILURES = Counter(
     "medic_auth_failures_total",
-    "API requests refused by authentication or authorization, by reason.",
+    "API requests refused by authentication or authorization, and failed or refused dashboard "
+    "sign-ins (login_failed, login_locked), by reason.",
     ["reason"],
 )
 API_KEY_HASH_VERIFICATIONS = Counter(

@@ -8,6 +8,9 @@ Fixed one-minute windows: one ``INCR`` + ``EXPIRE`` round trip per request. Clas
   any key work, so a flood of bad keys cannot make Medic hash;
 - ``anonymous``: per source address, v1 heartbeats accepted without a key during a migration.
 
+Failure counters (``failures_*``) serve the dashboard's sign-in lockout: a counter lives for a
+given number of seconds from its first failure and can be cleared (a successful sign-in).
+
 Limits come from settings (``MEDIC_RATE_LIMIT_*``) and can be raised or lowered per key
 (``ApiKey.rate_limits``). Without Redis (the embedded mode) counters live in process memory.
 If Redis fails, requests are let through and the failure is counted: a monitoring service that
@@ -48,6 +51,7 @@ class Decision:
 class MemoryBackend:
     def __init__(self) -> None:
         self._counts: dict[str, tuple[int, int]] = {}
+        self._expiring: dict[str, tuple[float, int]] = {}  # key -> (expires at, count)
         self._lock = threading.Lock()
 
     def hit(self, key: str, window: int, cost: int = 1) -> int:
@@ -69,6 +73,30 @@ class MemoryBackend:
     def clear(self) -> None:
         with self._lock:
             self._counts.clear()
+            self._expiring.clear()
+
+    def count_hit(self, key: str, ttl: int) -> tuple[int, int]:
+        """Add one to a counter that expires ``ttl`` seconds after its first hit; return the
+        count and the seconds it has left."""
+        with self._lock:
+            now = time.monotonic()
+            expires, count = self._expiring.get(key, (0.0, 0))
+            if expires <= now:
+                expires, count = now + ttl, 0
+            self._expiring[key] = (expires, count + 1)
+            if len(self._expiring) > 100_000:  # drop expired counters
+                self._expiring = {k: v for k, v in self._expiring.items() if v[0] > now}
+            return count + 1, max(1, round(expires - now))
+
+    def count_peek(self, key: str) -> tuple[int, int]:
+        with self._lock:
+            now = time.monotonic()
+            expires, count = self._expiring.get(key, (0.0, 0))
+            return (count, max(1, round(expires - now))) if expires > now else (0, 0)
+
+    def count_delete(self, key: str) -> None:
+        with self._lock:
+            self._expiring.pop(key, None)
 
 
 class RedisBackend:
@@ -93,6 +121,24 @@ class RedisBackend:
     def clear(self) -> None:
         for key in self._client.scan_iter("medic:rl:*"):
             self._client.delete(key)
+
+    def count_hit(self, key: str, ttl: int) -> tuple[int, int]:
+        pipe = self._client.pipeline(transaction=True)
+        pipe.set(key, 0, ex=ttl, nx=True)  # the first hit starts the period
+        pipe.incr(key)
+        pipe.ttl(key)
+        _, count, left = pipe.execute()
+        return int(count), max(1, int(left))
+
+    def count_peek(self, key: str) -> tuple[int, int]:
+        pipe = self._client.pipeline(transaction=False)
+        pipe.get(key)
+        pipe.ttl(key)
+        value, left = pipe.execute()
+        return (int(value), max(1, int(left))) if value else (0, 0)
+
+    def count_delete(self, key: str) -> None:
+        self._client.delete(key)
 
 
 _backend: MemoryBackend | RedisBackend | None = None
@@ -176,6 +222,35 @@ def record_failure(address: str) -> None:
     start, _ = _window()
     try:
         backend().hit(f"medic:rl:unauthenticated:{address}:{start}", start)
+    except Exception:
+        RATE_LIMIT_BACKEND_ERRORS.inc()
+
+
+def failures_record(subject: str, ttl: int) -> tuple[int, int]:
+    """Count one failure of ``subject`` (e.g. ``login-user:alice``) in a period of ``ttl``
+    seconds from its first failure. Returns (failures, seconds left); (0, 0) when the backend
+    is unavailable (counted in medic_rate_limit_backend_errors_total, nothing refused)."""
+    try:
+        return backend().count_hit(f"medic:rl:fail:{subject}", ttl)
+    except Exception as exc:
+        RATE_LIMIT_BACKEND_ERRORS.inc()
+        logger.warning("rate limiter unavailable, failure not counted: %s", exc)
+        return 0, 0
+
+
+def failures_count(subject: str) -> tuple[int, int]:
+    """(failures, seconds until the count expires) for ``subject``; (0, 0) when none."""
+    try:
+        return backend().count_peek(f"medic:rl:fail:{subject}")
+    except Exception as exc:
+        RATE_LIMIT_BACKEND_ERRORS.inc()
+        logger.warning("rate limiter unavailable, letting the request through: %s", exc)
+        return 0, 0
+
+
+def failures_clear(subject: str) -> None:
+    try:
+        backend().count_delete(f"medic:rl:fail:{subject}")
     except Exception:
         RATE_LIMIT_BACKEND_ERRORS.inc()
 

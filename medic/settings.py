@@ -257,6 +257,12 @@ MEDIC_RATE_LIMIT_MANAGEMENT = env_int("MEDIC_RATE_LIMIT_MANAGEMENT", 20)
 MEDIC_RATE_LIMIT_UNAUTHENTICATED = env_int("MEDIC_RATE_LIMIT_UNAUTHENTICATED", 30)
 MEDIC_RATE_LIMIT_ANONYMOUS = env_int("MEDIC_RATE_LIMIT_ANONYMOUS", 100)
 MEDIC_RATE_LIMIT_REDIS_URL = env_str("MEDIC_RATE_LIMIT_REDIS_URL", REDIS_URL)
+# Dashboard sign-in lockout: failed sign-ins counted per username and per client address for
+# MEDIC_LOGIN_FAILURE_WINDOW_MINUTES from the first failure; past a limit, sign-in is refused
+# (429) until the period ends. 0 disables a limit.
+MEDIC_LOGIN_MAX_FAILURES_PER_USER = env_int("MEDIC_LOGIN_MAX_FAILURES_PER_USER", 5)
+MEDIC_LOGIN_MAX_FAILURES_PER_ADDRESS = env_int("MEDIC_LOGIN_MAX_FAILURES_PER_ADDRESS", 20)
+MEDIC_LOGIN_FAILURE_WINDOW_MINUTES = env_int("MEDIC_LOGIN_FAILURE_WINDOW_MINUTES", 15)
 # How many reverse proxies in front of Medic append to X-Forwarded-For (0: use the peer address).
 MEDIC_TRUSTED_PROXY_HOPS = env_int("MEDIC_TRUSTED_PROXY_HOPS", 0)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode, urlsplit
+from zoneinfo import ZoneInfo
 
 from django import template
 from django.utils import timezone
@@ -157,7 +158,7 @@ def priority_badge(priority: str):
 
 
 @register.simple_tag
-def schedule_summary(service) -> str:
+def schedule_summary(service):
     """One line: what "on time" means for this service."""
     kind = getattr(service, "schedule_kind", "interval")
     grace = (
@@ -165,9 +166,60 @@ def schedule_summary(service) -> str:
     )
     if kind == "cron" and getattr(service, "cron_expression", ""):
         zone = getattr(service, "schedule_timezone", "UTC")
-        return f"cron {service.cron_expression} ({zone}){grace}"
+        return format_html("cron <code>{}</code> {}{}", service.cron_expression, zone, grace)
     beats = "1 beat" if service.threshold == 1 else f"{service.threshold} beats"
+    if kind == "at_least":
+        return f"at least {beats} / {minutes(service.alert_interval)}{grace}"
     return f"{beats} / {minutes(service.alert_interval)}{grace}"
+
+
+def zone_offset(value: datetime) -> str:
+    """``UTC+02:00``, ``UTC-05:00``, ``UTC+05:45``: the offset of an aware time."""
+    return offset_text(value.utcoffset())
+
+
+def offset_text(offset: timedelta | None) -> str:
+    offset = offset or timedelta(0)
+    sign = "-" if offset < timedelta(0) else "+"
+    total = abs(int(offset.total_seconds())) // 60
+    return f"UTC{sign}{total // 60:02d}:{total % 60:02d}"
+
+
+def zone_time(value: datetime, zone_name: str, with_day: bool = True) -> str:
+    """``Sun 2026-03-29 03:00 CEST (UTC+02:00)``: local time in ``zone_name``, its abbreviation
+    and offset (just ``... UTC`` for UTC)."""
+    local = value.astimezone(ZoneInfo(zone_name))
+    text = local.strftime("%a %Y-%m-%d %H:%M" if with_day else "%Y-%m-%d %H:%M")
+    if zone_name == "UTC":
+        return f"{text} UTC"
+    return f"{text} {local.tzname()} ({zone_offset(local)})"
+
+
+@register.filter
+def zoned(value: datetime | None, zone_name: str) -> str:
+    """``{{ when|zoned:window.time_zone }}``: local time, abbreviation and offset."""
+    if value is None:
+        return "—"
+    try:
+        return zone_time(value, zone_name, with_day=False)
+    except (ValueError, KeyError):
+        return utc(value)
+
+
+@register.simple_tag
+def next_expected(service, now: datetime | None = None):
+    """When the next heartbeat is due (the deadline without grace), in the service's zone for
+    cron schedules; relative to now."""
+    if not service.active or service.next_deadline_at is None:
+        return mark_safe('<span class="muted-text">—</span>')
+    due = service.next_deadline_at - timedelta(seconds=service.grace_period_seconds)
+    if getattr(service, "schedule_kind", "interval") == "cron":
+        try:
+            text = zone_time(due, service.schedule_timezone)
+        except (ValueError, KeyError):
+            text = utc(due)
+        return format_html("{} · {}", text, reltime(due, now))
+    return reltime(due, now)
 
 
 @register.simple_tag

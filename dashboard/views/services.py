@@ -6,6 +6,7 @@ from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 from django.utils import timezone
+from rest_framework import serializers as drf
 
 from alerting.models import NotificationEvent
 from alerting.routing import route_for
@@ -18,9 +19,11 @@ from dashboard.forms import (
     duration_label,
 )
 from dashboard.views.base import DeletePage, FormPage, Page, actor, paginate
+from dashboard.views.routing import time_zone_names
 from heartbeats import services as svc
-from heartbeats.models import Service
-from medic.errors import MedicError
+from heartbeats.api import ServiceSerializer, ServiceUpdateSerializer
+from heartbeats.models import ScheduleKind, Service
+from medic.errors import MedicError, to_medic_error
 
 
 class ServiceList(Page):
@@ -118,24 +121,50 @@ class ServiceUnmute(Page):
         return redirect("dashboard:service", pk=service.pk)
 
 
-_FIELDS = (
-    "service_name",
-    "team",
-    "priority",
-    "alert_interval",
-    "threshold",
-    "grace_period_seconds",
-    "runbook",
-    "active",
-)
+def _validated(serializer) -> dict:
+    """The API serializer's validated data, or its errors as the service layer's MedicError."""
+    try:
+        serializer.is_valid(raise_exception=True)
+    except drf.ValidationError as exc:
+        raise to_medic_error(exc) from exc
+    return dict(serializer.validated_data)
 
 
-class ServiceCreate(FormPage):
+class ServiceFormPage(FormPage):
+    """Create and edit: the form's fields go through the v2 API's serializer and then the same
+    service functions the API calls; their messages land next to the field to fix."""
+
+    template_name = "dashboard/services/form.html"
+
+    def error_field_map(self) -> dict[str, str]:
+        return self._field_map
+
+    def save(self, form):
+        kind = form.cleaned_data["schedule_kind"]
+        self._field_map = {
+            **ServiceForm.FIELD_MAP.get(kind, {}),
+            "max_duration_seconds": "max_duration",
+        }
+        return self.write(form.payload())
+
+    def write(self, payload: dict):
+        raise NotImplementedError
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["datalists"] = {"team": selectors.team_names()}
+        context["zones"] = time_zone_names()
+        return context
+
+    _field_map: dict[str, str] = {}
+
+
+class ServiceCreate(ServiceFormPage):
     title = "New service"
     submit_label = "Create service"
     intro = (
-        "A service is something that sends heartbeats. It is up while enough heartbeats arrive "
-        "within its interval, and down (with an alert) when they stop."
+        "A service is something that sends heartbeats. It is up while its heartbeats arrive on "
+        "schedule, and down (with an alert) when they stop."
     )
 
     def make_form(self, data=None):
@@ -144,46 +173,49 @@ class ServiceCreate(FormPage):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         context["cancel_url"] = reverse("dashboard:services")
-        context["datalists"] = {"team": selectors.team_names()}
         return context
 
-    def save(self, form):
-        data = form.cleaned_data
-        return svc.service_create(
-            actor=actor(self.request),
-            heartbeat_name=data["heartbeat_name"].strip(),
-            **{f: data[f] for f in _FIELDS},
-        )
+    def write(self, payload):
+        data = _validated(ServiceSerializer(data=payload))
+        return svc.service_create(actor=actor(self.request), **data)
 
     def success(self, service):
         messages.success(self.request, f"Created {service.heartbeat_name}.")
         return redirect("dashboard:service", pk=service.pk)
 
 
-class ServiceEdit(FormPage):
+class ServiceEdit(ServiceFormPage):
     submit_label = "Save changes"
 
     def get_object(self):
         return get_object_or_404(Service, pk=self.kwargs["pk"])
 
     def make_form(self, data=None):
-        initial = {f: getattr(self.object, f) for f in _FIELDS}
-        return ServiceForm(data, initial=initial, editing=True)
+        return ServiceForm(data, initial=ServiceForm.initial_from(self.object), editing=True)
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         context["title"] = f"Edit {self.object.heartbeat_name}"
         context["cancel_url"] = reverse("dashboard:service", args=[self.object.pk])
-        context["datalists"] = {"team": selectors.team_names()}
         return context
 
-    def save(self, form):
-        data = form.cleaned_data
-        return svc.service_update(
-            service_ref=self.object.pk,
-            actor=actor(self.request),
-            **{f: data[f] for f in _FIELDS},
-        )
+    def write(self, payload):
+        if payload["schedule_kind"] == ScheduleKind.CRON and "alert_interval" not in payload:
+            # Blank "repeat every": the cron period, as when a cron service is created. (The
+            # form shows it blank when the stored value is the period: then nothing changes.)
+            try:
+                period = svc.cron_period_minutes(
+                    payload["cron_expression"], payload["schedule_timezone"]
+                )
+            except Exception:  # a bad expression or zone: the serializer or service says so
+                period = None
+            was_cron = self.object.schedule_kind == ScheduleKind.CRON
+            if period is not None and not (
+                was_cron and abs(period - self.object.alert_interval) <= 0.01
+            ):
+                payload["alert_interval"] = period
+        data = _validated(ServiceUpdateSerializer(self.object, data=payload, partial=True))
+        return svc.service_update(service_ref=self.object.pk, actor=actor(self.request), **data)
 
     def success(self, service):
         messages.success(self.request, f"Saved {service.heartbeat_name}.")

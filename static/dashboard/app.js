@@ -2,6 +2,9 @@
 (function () {
   "use strict";
 
+  // Styles that only make sense with this script (it hides what does not apply).
+  document.documentElement.classList.add("js");
+
   function ready(fn) {
     if (document.readyState !== "loading") fn();
     else document.addEventListener("DOMContentLoaded", fn);
@@ -76,6 +79,36 @@
       };
       kind.addEventListener("change", sync);
       sync();
+    }
+
+    // Fields that belong to one choice show only while it is chosen:
+    // data-show-when="schedule_kind=cron" or "scope=team,pattern". Without this script every
+    // group is shown and the server reads only the chosen one's fields.
+    var conditional = document.querySelectorAll("[data-show-when]");
+    if (conditional.length) {
+      var chosen = function (name) {
+        var checked = document.querySelector('input[name="' + name + '"]:checked');
+        if (checked) return checked.value;
+        var select = document.querySelector('select[name="' + name + '"]');
+        return select ? select.value : null;
+      };
+      var syncShown = function () {
+        conditional.forEach(function (group) {
+          var rule = group.getAttribute("data-show-when").split("=");
+          var value = chosen(rule[0]);
+          group.hidden = value !== null && rule[1].split(",").indexOf(value) === -1;
+        });
+      };
+      var watched = {};
+      conditional.forEach(function (group) {
+        watched[group.getAttribute("data-show-when").split("=")[0]] = true;
+      });
+      Object.keys(watched).forEach(function (name) {
+        document.querySelectorAll('[name="' + name + '"]').forEach(function (input) {
+          input.addEventListener("change", syncShown);
+        });
+      });
+      syncShown();
     }
 
     // Mute: typing a custom duration picks "Custom".

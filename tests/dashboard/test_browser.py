@@ -26,7 +26,7 @@ from django.utils import timezone
 from playwright.sync_api import expect, sync_playwright
 
 from dashboard.roles import groups_ensure
-from heartbeats.models import Service
+from heartbeats.models import MaintenanceWindow, Service
 from heartbeats.sweep import sweep
 from tests.e2e.conftest import ROOT, process_env, start_web  # noqa: F401 (fixture)
 
@@ -283,6 +283,84 @@ def test_admin_runs_medic_from_the_browser(web, browser):
             "teams": "/ui/teams",
         },
     )
+
+
+def test_operator_plans_a_cron_service_and_a_maintenance_window(web, browser):
+    _user("otto", "operator")
+    context = browser.new_context(base_url=web, viewport=DESKTOP, device_scale_factor=1)
+    page = context.new_page()
+    _sign_in(page, "otto")
+
+    # a nightly job on a cron schedule: choosing the kind shows its fields only
+    page.goto("/ui/services/new")
+    expect(page.get_by_label("Interval (minutes)")).to_be_visible()
+    expect(page.get_by_label("Cron expression")).to_be_hidden()
+    page.get_by_text("Cron: at set times in a time zone").click()
+    expect(page.get_by_label("Interval (minutes)")).to_be_hidden()
+    page.get_by_label("Heartbeat name").fill("nightly-backup")
+    page.get_by_label("Team").fill("payments")
+    page.get_by_label("Cron expression").fill("30 2 * *")
+    page.get_by_label("Time zone", exact=True).fill("Europe/Berlin")
+    page.get_by_label("Grace (seconds)").fill("900")
+    page.get_by_label("Longest run").fill("2h")
+    page.get_by_role("button", name="Create service").click()
+    expect(page.get_by_text("Use five fields: minute hour day-of-month").first).to_be_visible()
+    expect(page.get_by_label("Cron expression")).to_be_focused()  # the field to fix
+    page.get_by_label("Cron expression").fill("30 2 * * *")
+    _shot(page, "service-form-cron-1280")
+    page.get_by_role("button", name="Create service").click()
+    page.wait_for_url(re.compile(r"/ui/services/\d+$"))
+    expect(page.get_by_test_id("schedule")).to_have_text(
+        "cron 30 2 * * * Europe/Berlin, grace 15 min"
+    )
+    expect(page.get_by_test_id("next-expected")).to_contain_text(re.compile(r"0[23]:[03]0 CES?T"))
+    expect(page.get_by_text("after 2 h")).to_be_visible()
+    _shot(page, "service-cron-1280")
+
+    # a daily maintenance window at 02:30 Berlin time, previewed across spring forward
+    page.get_by_role("link", name="Plan a window for this service").click()
+    expect(page.get_by_label("Services", exact=True)).to_have_value("nightly-backup")
+    page.get_by_label("Name", exact=True).fill("backup-quiet-time")
+    page.get_by_label("Reason").fill("The backup restarts the database")
+    page.get_by_label("Recurring", exact=True).check()
+    expect(page.get_by_label("Starts", exact=True)).to_be_hidden()
+    page.get_by_label("Time zone", exact=True).fill("Europe/Berlin")
+    page.get_by_label("Starts at (cron)").fill("30 2 * * *")
+    page.get_by_label("Duration (minutes)").fill("60")
+    page.get_by_label("Preview from").fill("2027-03-26")
+    page.get_by_role("button", name="Preview").click()
+    preview = page.get_by_test_id("preview")
+    expect(preview).to_contain_text("Next 5 occurrences in Europe/Berlin")
+    expect(preview).to_contain_text("Sat 2027-03-27 02:30 CET (UTC+01:00)")
+    expect(preview).to_contain_text("Sun 2027-03-28 03:00 CEST (UTC+02:00)")
+    expect(preview).to_contain_text("02:30 does not exist on 2027-03-28")
+    expect(preview).to_contain_text("Mon 2027-03-29 02:30 CEST (UTC+02:00)")
+    assert MaintenanceWindow.objects.count() == 0  # a preview saves nothing
+    _shot(page, "maintenance-form-preview-1280")
+    page.get_by_role("button", name="Create window").click()
+    page.wait_for_url(re.compile(r"/ui/maintenance$"))
+    expect(page.get_by_text("Created maintenance window backup-quiet-time.")).to_be_visible()
+    expect(page.get_by_role("link", name="backup-quiet-time")).to_be_visible()
+    _shot(page, "maintenance-list-1280")
+    window = MaintenanceWindow.objects.get(name="backup-quiet-time")
+    assert (window.cron_expression, window.duration_minutes, window.time_zone) == (
+        "30 2 * * *",
+        60,
+        "Europe/Berlin",
+    )
+    assert [s.heartbeat_name for s in window.services.all()] == ["nightly-backup"]
+
+    # a one-time window with the end before the start: the form says so, nothing is saved
+    page.get_by_role("link", name="New window").click()
+    page.get_by_label("Name", exact=True).fill("db-upgrade")
+    page.get_by_label("Time zone", exact=True).fill("America/New_York")
+    page.get_by_label("Starts", exact=True).fill("2027-12-04T22:00")
+    page.get_by_label("Ends", exact=True).fill("2027-12-04T21:00")
+    page.get_by_role("button", name="Create window").click()
+    expect(page.get_by_text("Must be after the start.").first).to_be_visible()
+    _shot(page, "maintenance-form-error-1280")
+    context.close()
+    _both_widths(browser, web, "otto", {"maintenance-form": f"/ui/maintenance/{window.pk}/edit"})
 
 
 def test_viewer_cannot_change_anything(web, browser):

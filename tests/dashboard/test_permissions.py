@@ -5,12 +5,14 @@ get the page."""
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 import pytest
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
-from heartbeats.models import Service
+from heartbeats.maintenance import window_create
+from heartbeats.models import MaintenanceWindow, Service
 from medic.models import ApiKey
 from tests.dashboard.conftest import logged_in, make_user
 
@@ -47,6 +49,9 @@ PAGES = {
     "/ui/working-hours/{schedule}": (OPERATOR, OPERATOR),
     "/ui/working-hours/{schedule}/delete": (OPERATOR, OPERATOR),
     "/ui/maintenance": (VIEWER, OPERATOR),
+    "/ui/maintenance/new": (OPERATOR, OPERATOR),
+    "/ui/maintenance/{window}/edit": (OPERATOR, OPERATOR),
+    "/ui/maintenance/{window}/delete": (OPERATOR, OPERATOR),
     "/ui/api-keys": (ADMIN, ADMIN),
     "/ui/api-keys/new": (ADMIN, ADMIN),
     "/ui/api-keys/{key}/rotate": (None, ADMIN),
@@ -54,6 +59,20 @@ PAGES = {
 }
 PUBLIC = {"/ui/login", "/ui/logout"}
 PERSONAS = [None, "norole", VIEWER, OPERATOR, ADMIN, "superuser"]
+
+
+@pytest.fixture
+def world(world):
+    """The shared world and a maintenance window (far away, so it holds nothing back)."""
+    world["window"] = window_create(
+        actor="tests",
+        name="far-future",
+        starts_at=datetime(2099, 1, 1, tzinfo=UTC),
+        ends_at=datetime(2099, 1, 1, 1, tzinfo=UTC),
+        scope="team",
+        team="payments",
+    )
+    return world
 
 
 def _client(persona: str | None) -> Client:
@@ -86,7 +105,7 @@ def test_the_matrix_covers_every_dashboard_url():
     assert patterns == covered
 
 
-_IDS = ("service", "alert", "team", "target", "rule", "schedule", "key")
+_IDS = ("service", "alert", "team", "target", "rule", "schedule", "key", "window")
 
 
 @pytest.mark.parametrize("persona", PERSONAS)
@@ -118,7 +137,11 @@ BELOW = [
 @pytest.mark.parametrize(("template", "persona"), BELOW)
 def test_forged_post_below_the_role_changes_nothing(template, persona, world):
     path = template.format(**{k: world[k].pk for k in _IDS})
-    before = (Service.objects.count(), ApiKey.objects.filter(revoked_at=None).count())
+    before = (
+        Service.objects.count(),
+        ApiKey.objects.filter(revoked_at=None).count(),
+        MaintenanceWindow.objects.count(),
+    )
     response = _client(persona).post(
         path, {"reason": "forged", "duration": "1h", "name": "x", "scopes": ["admin"]}
     )
@@ -127,7 +150,11 @@ def test_forged_post_below_the_role_changes_nothing(template, persona, world):
         assert response["Location"].startswith("/ui/login?next=")
     else:
         assert response.status_code == 403
-    assert (Service.objects.count(), ApiKey.objects.filter(revoked_at=None).count()) == before
+    assert (
+        Service.objects.count(),
+        ApiKey.objects.filter(revoked_at=None).count(),
+        MaintenanceWindow.objects.count(),
+    ) == before
     world["service"].refresh_from_db()
     assert not world["service"].muted
 
@@ -169,6 +196,9 @@ def test_operator_and_admin_see_their_controls(operator, admin_user, world):
     assert "/ui/api-keys" not in operator.get("/ui/").content.decode()
     assert _write_controls(operator.get("/ui/targets").content.decode()) == []
     assert "/ui/targets/new" in _write_controls(admin_user.get("/ui/targets").content.decode())
+    maintenance = _write_controls(operator.get("/ui/maintenance").content.decode())
+    assert "/ui/maintenance/new" in maintenance
+    assert f"/ui/maintenance/{world['window'].pk}/delete" in maintenance
     assert "/ui/api-keys" in admin_user.get("/ui/").content.decode()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.utils import timezone
@@ -304,3 +305,296 @@ def test_runbook_links_only_to_web_urls(viewer, db):
     assert b'<a href="https://wiki/run"' in viewer.get(f"/ui/services/{web.pk}").content
     html = viewer.get(f"/ui/services/{odd.pk}").content.decode()
     assert 'href="javascript' not in html and "javascript:alert(1)" in html
+
+
+# --- Schedule kinds and job settings -------------------------------------------------------------
+
+BASE = {"team": "payments", "priority": "p3", "grace_period_seconds": "0", "active": "on"}
+
+
+def _detail_text(client, service) -> str:
+    html = client.get(f"/ui/services/{service.pk}").content.decode()
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
+
+
+def test_create_interval_service_with_job_settings(operator, world):
+    response = operator.post(
+        "/ui/services/new",
+        {
+            **BASE,
+            "heartbeat_name": "queue-worker",
+            "schedule_kind": "interval",
+            "alert_interval": "5",
+            "threshold": "2",
+            "max_duration": "1h30m",
+            "failure_threshold": "3",
+            "slow_run_factor": "2.5",
+        },
+    )
+    assert response.status_code == 302
+    service = Service.objects.get(heartbeat_name="queue-worker")
+    assert (service.schedule_kind, service.alert_interval, service.threshold) == ("interval", 5, 2)
+    assert service.cron_expression == ""
+    assert (service.max_duration_seconds, service.failure_threshold, service.slow_run_factor) == (
+        5400,
+        3,
+        2.5,
+    )
+    text = _detail_text(operator, service)
+    assert "Schedule 2 beats / 5 min" in text
+    assert "Hung-run alert after 1.5 h" in text
+    assert "Failed-run alert after 3 in a row" in text
+    assert "Slow-run alert over 2.5\N{MULTIPLICATION SIGN} p95" in text
+
+
+def test_create_at_least_service(operator, world):
+    response = operator.post(
+        "/ui/services/new",
+        {
+            **BASE,
+            "heartbeat_name": "ingest",
+            "schedule_kind": "at_least",
+            # the interval fields hold their defaults (hidden by the script): ignored
+            "alert_interval": "5",
+            "threshold": "1",
+            "at_least_count": "10",
+            "at_least_window": "60",
+        },
+    )
+    assert response.status_code == 302
+    service = Service.objects.get(heartbeat_name="ingest")
+    assert (service.schedule_kind, service.threshold, service.alert_interval) == (
+        "at_least",
+        10,
+        60,
+    )
+    assert (service.max_duration_seconds, service.failure_threshold, service.slow_run_factor) == (
+        None,
+        1,
+        None,
+    )
+    text = _detail_text(operator, service)
+    assert "Schedule at least 10 beats / 1 h" in text
+    assert "Hung-run alert at the next deadline" in text and "Slow-run alert off" in text
+
+
+def test_create_cron_service_shows_its_schedule_and_next_expected_time(operator, world):
+    response = operator.post(
+        "/ui/services/new",
+        {
+            **BASE,
+            "heartbeat_name": "nightly-backup",
+            "schedule_kind": "cron",
+            "cron_expression": "0  3 * * *",
+            "schedule_timezone": "Europe/Berlin",
+            "grace_period_seconds": "600",
+            "threshold": "4",  # an interval field: ignored for cron
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    service = Service.objects.get(heartbeat_name="nightly-backup")
+    assert (service.schedule_kind, service.cron_expression, service.schedule_timezone) == (
+        "cron",
+        "0 3 * * *",
+        "Europe/Berlin",
+    )
+    assert service.threshold == 1
+    assert service.alert_interval in (1380, 1440, 1500)  # the cron period: a day (23/25 h at DST)
+    html = operator.get(f"/ui/services/{service.pk}").content.decode()
+    assert "cron <code>0 3 * * *</code> Europe/Berlin, grace 10 min" in html
+    expected = service.next_deadline_at - timedelta(minutes=10)
+    local = expected.astimezone(ZoneInfo("Europe/Berlin"))
+    assert local.hour == 3 and local.minute == 0
+    next_expected = html[html.index('data-testid="next-expected"') :]
+    assert (
+        f"{local:%a %Y-%m-%d} 03:00 {local.tzname()} (UTC+0{local.utcoffset().seconds // 3600}:00)"
+        in (next_expected[:300])
+    )
+    # the list shows the same summary
+    assert (
+        "cron <code>0 3 * * *</code> Europe/Berlin, grace 10 min"
+        in operator.get("/ui/").content.decode()
+    )
+    # editing: the form holds the cron fields; the repeat interval is the default (blank)
+    form = operator.get(f"/ui/services/{service.pk}/edit").content.decode()
+    assert 'value="0 3 * * *"' in form and 'value="Europe/Berlin"' in form
+    assert re.search(r'<input type="radio" name="schedule_kind" value="cron"[^>]*checked', form)
+    assert re.search(r'name="cron_repeat_minutes"(?![^>]*value=)', form)
+    # saving the form as shown changes nothing
+    response = operator.post(
+        f"/ui/services/{service.pk}/edit",
+        {
+            **BASE,
+            "service_name": "nightly-backup",
+            "schedule_kind": "cron",
+            "cron_expression": "0 3 * * *",
+            "schedule_timezone": "Europe/Berlin",
+            "grace_period_seconds": "600",
+            "failure_threshold": "1",
+        },
+    )
+    assert response.status_code == 302
+    assert not AuditEvent.objects.filter(event="service.updated", object_id=str(service.pk))
+
+
+def test_edit_switches_between_schedule_kinds(operator, world):
+    service = world["service"]
+    data = {**BASE, "service_name": "Billing", "failure_threshold": "1"}
+    response = operator.post(
+        f"/ui/services/{service.pk}/edit",
+        {
+            **data,
+            "schedule_kind": "cron",
+            "cron_expression": "*/15 * * * *",
+            "schedule_timezone": "UTC",
+            "cron_repeat_minutes": "30",
+        },
+    )
+    assert response.status_code == 302
+    service.refresh_from_db()
+    assert (service.schedule_kind, service.cron_expression, service.alert_interval) == (
+        "cron",
+        "*/15 * * * *",
+        30,
+    )
+    # back to an interval: the cron expression goes
+    response = operator.post(
+        f"/ui/services/{service.pk}/edit",
+        {**data, "schedule_kind": "interval", "alert_interval": "10", "threshold": "1"},
+    )
+    assert response.status_code == 302
+    service.refresh_from_db()
+    assert (service.schedule_kind, service.cron_expression, service.alert_interval) == (
+        "interval",
+        "",
+        10,
+    )
+    # to cron with a blank repeat interval: the cron period
+    operator.post(
+        f"/ui/services/{service.pk}/edit",
+        {
+            **data,
+            "schedule_kind": "cron",
+            "cron_expression": "0 * * * *",
+            "schedule_timezone": "UTC",
+        },
+    )
+    service.refresh_from_db()
+    assert (service.schedule_kind, service.alert_interval) == ("cron", 60)
+    events = AuditEvent.objects.filter(event="service.updated", object_id=str(service.pk))
+    assert events.count() == 3
+
+
+CRON = {**BASE, "heartbeat_name": "fresh", "schedule_kind": "cron", "schedule_timezone": "UTC"}
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "message"),
+    [
+        ({"cron_expression": "0 3 * *"}, "cron_expression", "Use five fields"),
+        ({"cron_expression": "0 25 * * *"}, "cron_expression", "is not a valid cron expression"),
+        ({"cron_expression": "0 0 30 2 *"}, "cron_expression", "never fires"),
+        ({"cron_expression": ""}, "cron_expression", "Enter a cron expression such as 0 3 * * *"),
+        (
+            {"cron_expression": "0 3 * * *", "schedule_timezone": "CET"},
+            "schedule_timezone",
+            "CET is an abbreviation, not a time zone",
+        ),
+        (
+            {"cron_expression": "0 3 * * *", "schedule_timezone": "Europe/Berln"},
+            "schedule_timezone",
+            "did you mean Europe/Berlin",
+        ),
+        (
+            {"cron_expression": "0 3 * * *", "cron_repeat_minutes": "0"},
+            "cron_repeat_minutes",
+            "greater than or equal to 0.1",
+        ),
+        (
+            {"cron_expression": "0 3 * * *", "slow_run_factor": "1"},
+            "slow_run_factor",
+            "Must be more than 1",
+        ),
+        (
+            {"cron_expression": "0 3 * * *", "max_duration": "soon"},
+            "max_duration",
+            "not a duration",
+        ),
+        (
+            {"cron_expression": "0 3 * * *", "failure_threshold": "0"},
+            "failure_threshold",
+            "greater than or equal to 1",
+        ),
+        (
+            {"schedule_kind": "at_least", "at_least_count": "", "at_least_window": "60"},
+            "at_least_count",
+            "Enter how many heartbeats each window needs",
+        ),
+        (
+            {"schedule_kind": "at_least", "at_least_count": "3", "at_least_window": "0"},
+            "at_least_window",
+            "greater than or equal to 0.1",
+        ),
+        (
+            {"schedule_kind": "interval", "alert_interval": ""},
+            "alert_interval",
+            "Enter the interval",
+        ),
+    ],
+)
+def test_schedule_fields_say_what_to_fix(operator, world, changes, field, message):
+    response = operator.post("/ui/services/new", {**CRON, **changes})
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert f'<p class="error" id="id_{field}_error">' in html
+    assert message in html[html.index('id="error-summary"') :]
+    assert not Service.objects.filter(heartbeat_name="fresh").exists()
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"cron_expression": "0 3 * * *"},
+        {"cron_expression": "0 3 * *"},
+        {"cron_expression": "0 0 30 2 *"},
+        {"cron_expression": "0 3 * * *", "schedule_timezone": "US/Eastern"},
+        {"cron_expression": "0 3 * * *", "slow_run_factor": "0.5"},
+        {"cron_expression": "0 3 * * *", "max_duration": "90"},
+    ],
+)
+def test_portal_and_api_accept_and_refuse_the_same_services(operator, writer, world, changes):
+    data = {**CRON, **changes}
+    portal = operator.post("/ui/services/new", data)
+    Service.objects.filter(heartbeat_name="fresh").delete()
+    payload = {
+        k: data[k]
+        for k in ("heartbeat_name", "team", "priority", "schedule_kind", "cron_expression")
+    }
+    payload["schedule_timezone"] = data["schedule_timezone"]
+    if "slow_run_factor" in data:
+        payload["slow_run_factor"] = float(data["slow_run_factor"])
+    if "max_duration" in data:
+        payload["max_duration_seconds"] = int(data["max_duration"])
+    api = writer.post("/v2/services", payload)
+    assert (portal.status_code == 302) == (api.status_code == 201), api.content
+
+
+def test_the_service_form_works_without_script(operator, world):
+    """Every kind's fields are in the page (the script only hides them), each group named."""
+    html = operator.get("/ui/services/new").content.decode()
+    for name in (
+        "alert_interval",
+        "threshold",
+        "at_least_count",
+        "at_least_window",
+        "cron_expression",
+        "schedule_timezone",
+        "cron_repeat_minutes",
+        "max_duration",
+        "failure_threshold",
+        "slow_run_factor",
+    ):
+        assert f'name="{name}"' in html
+    assert 'data-show-when="schedule_kind=cron"' in html
+    assert " hidden" not in html.split('data-show-when="schedule_kind=cron"')[1][:5]
+    assert '<option value="Europe/Berlin">' in html  # zone suggestions
