@@ -35,6 +35,7 @@ import django
 
 django.setup()
 
+from django.conf import settings  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 from django.forms.models import model_to_dict  # noqa: E402
 from django.test import RequestFactory  # noqa: E402
@@ -240,7 +241,11 @@ def main() -> int:
         ("rate limited", "contract-active", b"{}", j, {"key": spent, "spend": limited.key.pk}),
     ]
     route = HeartbeatRoute(django_application)
-    assert route.chain is not None, "the heartbeat route switched itself off"
+    if route.chain is None:
+        if settings.MEDIC_HEARTBEAT_ROUTE:
+            print("the heartbeat route switched itself off (see the log)")
+            return 1
+        print("MEDIC_HEARTBEAT_ROUTE=0: every request goes to Django; the route is not compared")
     handed: list[str] = []
 
     def to_django(environ, start_response):
@@ -270,7 +275,10 @@ def main() -> int:
         same = lean_shape == drf_shape and lean_info["moved"] == drf_info["moved"]
         # Part 3: the WSGI route against Django's handler.
         environ = {k: v for k, v in request.META.items() if k != "wsgi.input"}
-        takes_lean = lean.lean_fields(factory.post(**_again(request, body))) is not None
+        takes_lean = (
+            route.chain is not None
+            and lean.lean_fields(factory.post(**_again(request, body))) is not None
+        )
         handed.clear()
         route_shape, route_info = _wsgi(route, environ, body, spend)
         django_shape, django_info = _wsgi(django_application, environ, body, spend)
