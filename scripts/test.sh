@@ -6,10 +6,12 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 
+source scripts/throwaway.sh  # pg_bindir, free_port, throwaway_pg, ...
+
 # --- system packages ----------------------------------------------------------------------------
 need=()
 command -v redis-server >/dev/null || need+=(redis-server)
-ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+[ -n "$(pg_bindir)" ] || need+=(postgresql)
 command -v docker-compose >/dev/null || need+=(docker-compose)
 # Browser tests (tests/dashboard/test_browser.py) drive Debian's Chromium through Playwright.
 [ -x /usr/bin/chromium ] || need+=(chromium chromium-driver)
@@ -28,37 +30,17 @@ source scripts/venv.sh test
 PY="$ROOT/.venv/bin/python"
 
 # --- throwaway PostgreSQL and Redis ---------------------------------------------------------------
-PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
 WORK=$(mktemp -d /tmp/medic-test.XXXXXX)
 chmod 755 "$WORK"
-free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-PGPORT=$(free_port)
-REDISPORT=$(free_port)
-as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-
 cleanup() {
-  set +e
-  as_pg "$PGBIN/pg_ctl" -D "$WORK/pg" -m immediate stop >/dev/null 2>&1
-  [ -f "$WORK/redis.pid" ] && kill "$(cat "$WORK/redis.pid")" 2>/dev/null
+  throwaway_stop "$WORK"
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-
-if [ "$(id -u)" = 0 ]; then
-  install -d -o postgres -g postgres -m 700 "$WORK/pg" "$WORK/pgrun"
-else
-  mkdir -m 700 "$WORK/pg" "$WORK/pgrun"
-fi
-as_pg "$PGBIN/initdb" -D "$WORK/pg" --auth=trust --no-sync -U postgres >/dev/null
 # fsync off: throwaway test data only.
-as_pg "$PGBIN/pg_ctl" -D "$WORK/pg" -l "$WORK/pgrun/postgres.log" -w start \
-  -o "-c listen_addresses=127.0.0.1 -p $PGPORT -k $WORK/pgrun -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" >/dev/null
-redis-server --port "$REDISPORT" --bind 127.0.0.1 --daemonize yes --save '' --appendonly no \
-  --pidfile "$WORK/redis.pid" --logfile "$WORK/redis.log"
-for _ in $(seq 50); do redis-cli -p "$REDISPORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
-
-export DATABASE_URL="postgresql://postgres@127.0.0.1:$PGPORT/medic"
-export REDIS_URL="redis://127.0.0.1:$REDISPORT/0"
+throwaway_pg "$WORK" -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
+  -c max_connections=200
+throwaway_redis "$WORK"
 export SECRET_KEY="test-$("$PY" -c 'import secrets; print(secrets.token_urlsafe(40))')"
 export ALLOWED_HOSTS="127.0.0.1,localhost,testserver"
 export MEDIC_TEST_WORKDIR="$WORK"

@@ -15,21 +15,16 @@ JOBS=${2:-200}
 PY="$ROOT/.venv/bin/python"
 [ -x "$PY" ] || { echo "run 'make test' once first (it creates .venv)" >&2; exit 1; }
 
-PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+source scripts/throwaway.sh
 WORK=$(mktemp -d /tmp/medic-bench-agents.XXXXXX)
 chmod 755 "$WORK"
-free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-PGPORT=$(free_port)
-REDISPORT=$(free_port)
 GWPORT=$(free_port)
-as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 GW_PID=""
 
 cleanup() {
   set +e
   [ -n "$GW_PID" ] && kill "$GW_PID" 2>/dev/null && wait "$GW_PID" 2>/dev/null
-  as_pg "$PGBIN/pg_ctl" -D "$WORK/pg" -m immediate stop >/dev/null 2>&1
-  [ -f "$WORK/redis.pid" ] && kill "$(cat "$WORK/redis.pid")" 2>/dev/null
+  throwaway_stop "$WORK"
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -37,21 +32,9 @@ trap cleanup EXIT
 # One socket per agent on each side.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
-if [ "$(id -u)" = 0 ]; then
-  install -d -o postgres -g postgres -m 700 "$WORK/pg" "$WORK/pgrun"
-else
-  mkdir -m 700 "$WORK/pg" "$WORK/pgrun"
-fi
-as_pg "$PGBIN/initdb" -D "$WORK/pg" --auth=trust --no-sync -U postgres >/dev/null
-as_pg "$PGBIN/pg_ctl" -D "$WORK/pg" -l "$WORK/pgrun/postgres.log" -w start \
-  -o "-c listen_addresses=127.0.0.1 -p $PGPORT -k $WORK/pgrun -c fsync=off -c synchronous_commit=off -c max_connections=200" >/dev/null
-as_pg "$PGBIN/createdb" -h 127.0.0.1 -p "$PGPORT" -U postgres medic
-redis-server --port "$REDISPORT" --bind 127.0.0.1 --daemonize yes --save '' --appendonly no \
-  --pidfile "$WORK/redis.pid" --logfile "$WORK/redis.log"
-for _ in $(seq 50); do redis-cli -p "$REDISPORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+throwaway_pg "$WORK" -c fsync=off -c synchronous_commit=off -c max_connections=200
+throwaway_redis "$WORK"
 
-export DATABASE_URL="postgresql://postgres@127.0.0.1:$PGPORT/medic"
-export REDIS_URL="redis://127.0.0.1:$REDISPORT/0"
 export SECRET_KEY="bench-$("$PY" -c 'import secrets; print(secrets.token_urlsafe(40))')"
 export ALLOWED_HOSTS="127.0.0.1,localhost"
 export STATIC_ROOT="$WORK/static"

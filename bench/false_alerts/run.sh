@@ -14,23 +14,14 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
 
-# The PostgreSQL server binaries (initdb, pg_ctl): where pg_config says, else on the PATH.
-pg_bindir() {
-  local dir
-  dir=$(pg_config --bindir 2>/dev/null || true)
-  if [ -n "$dir" ] && [ -x "$dir/initdb" ]; then echo "$dir"; return; fi
-  dir=$(dirname "$(command -v initdb 2>/dev/null || echo none/none)")
-  if [ -x "$dir/initdb" ]; then echo "$dir"; fi
-}
-PGBIN=$(pg_bindir)
-if [ -z "$PGBIN" ]; then
+source scripts/throwaway.sh  # pg_bindir, throwaway_pg, ...
+if [ -z "$(pg_bindir)" ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "==> apt-get install postgresql"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null
-    PGBIN=$(pg_bindir)
   fi
-  if [ -z "$PGBIN" ]; then
+  if [ -z "$(pg_bindir)" ]; then
     echo "missing PostgreSQL server binaries (install postgresql, or run as root)" >&2
     exit 2
   fi
@@ -42,29 +33,15 @@ PY="$ROOT/.venv/bin/python"
 # --- throwaway PostgreSQL -----------------------------------------------------------------------
 WORK=$(mktemp -d)
 chmod 755 "$WORK"
-free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-PGPORT=$(free_port)
-as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-
 cleanup() {
-  set +e
-  as_pg "$PGBIN/pg_ctl" -D "$WORK/pg" -m immediate stop >/dev/null 2>&1
+  throwaway_stop "$WORK"
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-
-if [ "$(id -u)" = 0 ]; then
-  install -d -o postgres -g postgres -m 700 "$WORK/pg" "$WORK/pgrun"
-else
-  mkdir -m 700 "$WORK/pg" "$WORK/pgrun"
-fi
-as_pg "$PGBIN/initdb" -D "$WORK/pg" --auth=trust --no-sync -U postgres >/dev/null
 # fsync off: throwaway data; this benchmark measures decisions, not durability.
-as_pg "$PGBIN/pg_ctl" -D "$WORK/pg" -l "$WORK/pgrun/postgres.log" -w start \
-  -o "-c listen_addresses=127.0.0.1 -p $PGPORT -k $WORK/pgrun -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=50" >/dev/null
-"$PGBIN/createdb" -h 127.0.0.1 -p "$PGPORT" -U postgres medic
+throwaway_pg "$WORK" -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
+  -c max_connections=50
 
-export DATABASE_URL="postgresql://postgres@127.0.0.1:$PGPORT/medic"
 export SECRET_KEY="bench-$("$PY" -c 'import secrets; print(secrets.token_urlsafe(40))')"
 export DJANGO_SETTINGS_MODULE=medic.settings
 # No notification target at all: alerts open, no delivery row is written.

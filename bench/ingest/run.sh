@@ -40,10 +40,12 @@ RESULTS="$ROOT/bench/results"
 mkdir -p "$RESULTS"
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 
+source scripts/throwaway.sh  # pg_bindir, free_port, throwaway_pg, ...
+
 # --- system packages (as scripts/test.sh, plus wrk) ----------------------------------------------
 need=()
 command -v redis-server >/dev/null || need+=(redis-server)
-ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+[ -n "$(pg_bindir)" ] || need+=(postgresql)
 command -v wrk >/dev/null || need+=(wrk)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
@@ -60,16 +62,10 @@ source scripts/venv.sh
 PY="$ROOT/.venv/bin/python"
 
 # --- throwaway PostgreSQL and Redis ---------------------------------------------------------------
-# Duplicated from scripts/test.sh rather than factored out (the test entry point stays as it
-# is), with one deliberate difference: PostgreSQL keeps its durable defaults (fsync,
-# synchronous_commit and full_page_writes on), so every heartbeat is a durable commit.
-PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+# As scripts/test.sh, with one deliberate difference: PostgreSQL keeps its durable defaults
+# (fsync, synchronous_commit and full_page_writes on), so every heartbeat is a durable commit.
 WORK=$(mktemp -d /tmp/medic-bench.XXXXXX)
 chmod 755 "$WORK"
-free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-PGPORT=$(free_port)
-REDISPORT=$(free_port)
-as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 GUNICORN_PID=""
 
 cleanup() {
@@ -79,30 +75,17 @@ cleanup() {
     for _ in $(seq 100); do kill -0 "$GUNICORN_PID" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$GUNICORN_PID" 2>/dev/null
   fi
-  as_pg "$PGBIN/pg_ctl" -D "$WORK/pg" -m immediate stop >/dev/null 2>&1
-  [ -f "$WORK/redis.pid" ] && kill "$(cat "$WORK/redis.pid")" 2>/dev/null
+  throwaway_stop "$WORK"
   rm -rf "$WORK"
 }
 trap cleanup EXIT
 
-if [ "$(id -u)" = 0 ]; then
-  install -d -o postgres -g postgres -m 700 "$WORK/pg" "$WORK/pgrun"
-else
-  mkdir -m 700 "$WORK/pg" "$WORK/pgrun"
-fi
-as_pg "$PGBIN/initdb" -D "$WORK/pg" --auth=trust --no-sync -U postgres >/dev/null
-as_pg "$PGBIN/pg_ctl" -D "$WORK/pg" -l "$WORK/pgrun/postgres.log" -w start \
-  -o "-c listen_addresses=127.0.0.1 -p $PGPORT -k $WORK/pgrun -c max_connections=200" >/dev/null
-redis-server --port "$REDISPORT" --bind 127.0.0.1 --daemonize yes --save '' --appendonly no \
-  --pidfile "$WORK/redis.pid" --logfile "$WORK/redis.log"
-for _ in $(seq 50); do redis-cli -p "$REDISPORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+throwaway_pg "$WORK" -c max_connections=200
+throwaway_redis "$WORK"
 PG_PID=$(head -1 "$WORK/pg/postmaster.pid")
 REDIS_PID=$(cat "$WORK/redis.pid")
 psql_q() { "$PGBIN/psql" -h 127.0.0.1 -p "$PGPORT" -U postgres -d medic -Atqc "$1"; }
-"$PGBIN/createdb" -h 127.0.0.1 -p "$PGPORT" -U postgres medic
 
-export DATABASE_URL="postgresql://postgres@127.0.0.1:$PGPORT/medic"
-export REDIS_URL="redis://127.0.0.1:$REDISPORT/0"
 export SECRET_KEY="bench-$("$PY" -c 'import secrets; print(secrets.token_urlsafe(40))')"
 export ALLOWED_HOSTS="127.0.0.1,localhost"
 export STATIC_ROOT="$WORK/static"
