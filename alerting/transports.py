@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import requests
 from django.conf import settings
 
-from alerting.models import Alert, Channel, Delivery, NotificationEvent
+from alerting.models import Alert, AlertReason, Channel, Delivery, NotificationEvent
 from medic.crypto import DecryptionError, decrypt
 
 _session = requests.Session()
@@ -101,7 +101,7 @@ def alert_link(alert: Alert) -> str:
 
 # Alerts that report an event (nothing that a heartbeat could end) rather than a service down.
 EVENT_HEADLINES = {
-    "script_skipped": ":warning: *{service}*: a remediation script was refused",
+    AlertReason.SCRIPT_SKIPPED: ":warning: *{service}*: a remediation script was refused",
 }
 
 

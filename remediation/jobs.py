@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from alerting.models import Alert, AlertState, NotificationEvent
+from alerting.models import Alert, AlertReason, AlertState, NotificationEvent
 from alerting.services import deliveries_create, hold_reason
 from medic.errors import NotFound
 from remediation import sandbox
@@ -30,7 +30,7 @@ from remediation.metrics import (
 from remediation.models import Agent, Job, JobState, JobTarget, SkipReason
 
 logger = logging.getLogger(__name__)
-SKIP_ALERT_REASON = "script_skipped"
+SKIP_ALERT_REASON = AlertReason.SCRIPT_SKIPPED
 # Refusals that say something is wrong on the host or in the registry; a skip because the
 # agent was stopping is recorded on the job but alerts nobody.
 ALERTING_SKIPS = frozenset(
