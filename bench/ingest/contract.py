@@ -60,6 +60,13 @@ HEADERS = ("Content-Type", "Allow", "WWW-Authenticate", "Vary", "Retry-After")
 VOLATILE = ("id", "time", "next_deadline_at")
 
 
+def _masked(body: str) -> str:
+    """A response body compared byte for byte, with ids and times masked."""
+    for key in VOLATILE:
+        body = re.sub(rf'"{key}":(\s*)("[^"]*"|\d+|null)', rf'"{key}":\1<{key}>', body)
+    return re.sub(r"retry in \d+ s", "retry in <n> s", body)  # the clock moves between calls
+
+
 def _service(name: str, active: bool) -> Service:
     found = Service.objects.filter(heartbeat_name=name).first()
     return found or service_create(heartbeat_name=name, alert_interval=60, active=active)
@@ -88,10 +95,7 @@ def _call(view, request, service: str, spend: int | None) -> tuple[dict, dict]:
         response = response.render()
     after = _metrics()
     moved = {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)}
-    body = response.content.decode()  # compared byte for byte, ids and times masked
-    for key in VOLATILE:
-        body = re.sub(rf'"{key}":(\s*)("[^"]*"|\d+|null)', rf'"{key}":\1<{key}>', body)
-    body = re.sub(r"retry in \d+ s", "retry in <n> s", body)  # the clock moves between calls
+    body = _masked(response.content.decode())
     headers = {h: response.get(h) for h in HEADERS}
     if headers["Retry-After"] is not None:
         headers["Retry-After"] = "<n>"
@@ -118,9 +122,7 @@ def _wsgi(app, environ: dict, body: bytes, spend: int | None) -> tuple[dict, dic
         response.close()
     after = _metrics()
     moved = {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)}
-    for key in VOLATILE:
-        content = re.sub(rf'"{key}":(\s*)("[^"]*"|\d+|null)', rf'"{key}":\1<{key}>', content)
-    content = re.sub(r"retry in \d+ s", "retry in <n> s", content)
+    content = _masked(content)
     answer["headers"] = [
         (name, "<n>" if name.lower() in ("retry-after", "x-ratelimit-reset") else value)
         for name, value in answer["headers"]

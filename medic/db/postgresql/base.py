@@ -34,7 +34,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
             or not self.health_check_enabled
             or self.health_check_done
             or self.pool
-            or getattr(settings, "DATABASE_CONN_HEALTH_CHECK_QUERY", False)
+            or settings.DATABASE_CONN_HEALTH_CHECK_QUERY
         ):
             return super().close_if_health_check_failed()
         if not self._idle_socket_quiet():
