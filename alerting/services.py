@@ -296,3 +296,83 @@ def window_notices_create(*, window, kind: str, start: datetime, end: datetime) 
     for delivery_id in ids:
         enqueue_on_commit(deliver, delivery_id)
     return ids
+
+
+# --- Escalations and notices from remediation -------------------------------------------------
+
+
+def alert_escalate(
+    *, alert_id: int, remediation: dict, now: datetime | None = None
+) -> Alert | None:
+    """A remediation gave up: tell the alert's routes now, with what was tried.
+
+    ``remediation`` (execution, playbook, story) is attached to the alert's details, where every
+    transport shows it. Returns None when the alert is no longer open (nobody to tell).
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        alert = (
+            Alert.objects.select_for_update()
+            .select_related("service")
+            .filter(pk=alert_id, state=AlertState.OPEN)
+            .first()
+        )
+        if alert is None:
+            return None
+        alert.details = {**(alert.details or {}), "remediation": remediation}
+        alert.notify_count += 1
+        alert.last_notified_at = now
+        alert.next_notify_at = now + renotify_delay(alert.service)
+        alert.save(update_fields=["details", "notify_count", "last_notified_at", "next_notify_at"])
+        held = hold_reason(alert.service, now)
+        deliveries_create(
+            alert=alert, event=NotificationEvent.RENOTIFY, suppressed_reason=held, now=now
+        )
+    return alert
+
+
+def alert_notice_create(
+    *,
+    service,
+    reason: str,
+    summary: str,
+    dedup_key: str,
+    details: dict,
+    dedup_window: timedelta,
+    now: datetime | None = None,
+) -> Alert:
+    """Notify an event about a service (not a state heartbeats could end) through its routes.
+
+    Written already resolved, as agent refusals are: a service has one open alert at most, and
+    a notice must not hide (or be resolved by) the service's own incident. Repeats with the same
+    ``dedup_key`` within ``dedup_window`` join the first notice instead of paging again.
+    """
+    now = now or timezone.now()
+    recent = (
+        Alert.objects.filter(
+            service=service, dedup_key=dedup_key, opened_at__gte=now - dedup_window
+        )
+        .order_by("-opened_at")
+        .first()
+    )
+    if recent is not None:
+        return recent
+    held = hold_reason(service, now)
+    alert = Alert.objects.create(
+        service=service,
+        dedup_key=dedup_key[:300],
+        external_reference_id=dedup_key[:300],
+        state=AlertState.RESOLVED,
+        reason=reason,
+        priority=service.priority,
+        summary=summary[:500],
+        details=details,
+        opened_at=now,
+        resolved_at=now,
+        suppressed=bool(held),
+        notify_count=0 if held else 1,
+        last_notified_at=None if held else now,
+        next_notify_at=None,
+    )
+    deliveries_create(alert=alert, event=NotificationEvent.TRIGGER, suppressed_reason=held, now=now)
+    return alert

@@ -102,6 +102,8 @@ def alert_link(alert: Alert) -> str:
 # Alerts that report an event (nothing that a heartbeat could end) rather than a service down.
 EVENT_HEADLINES = {
     AlertReason.SCRIPT_SKIPPED: ":warning: *{service}*: a remediation script was refused",
+    AlertReason.REMEDIATION_CIRCUIT_OPEN: ":no_entry: *{service}*: automatic remediation stopped",
+    AlertReason.PLAYBOOK_DEMOTED: ":warning: *{service}*: a playbook now needs approval",
 }
 
 
@@ -292,6 +294,8 @@ class SlackTransport:
                 lines.append(
                     f"*Exit code:* {details['exit_code']}   *Run:* `{details.get('run_id')}`"
                 )
+            if details.get("remediation"):
+                lines.append("*Remediation:* " + str(details["remediation"].get("story"))[:1500])
             if details.get("output_tail"):
                 # Slack caps a section at 3,000 characters: show the end of the output.
                 lines.append("*Output (tail):*\n```" + details["output_tail"][-1500:] + "```")

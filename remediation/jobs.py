@@ -16,8 +16,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from alerting.models import Alert, AlertReason, AlertState, NotificationEvent
-from alerting.services import deliveries_create, hold_reason
+from alerting.models import Alert, AlertReason
+from alerting.services import alert_notice_create
 from medic.errors import NotFound
 from remediation import sandbox
 from remediation.metrics import (
@@ -213,36 +213,18 @@ def skip_alert_open(*, job: Job, now: datetime) -> Alert | None:
     if service is None:
         return None
     script = job.script_version.script.name
-    key = skip_alert_dedup_key(agent, script, job.skip_reason)
-    window = timedelta(minutes=settings.MEDIC_AGENT_SKIP_ALERT_DEDUP_MINUTES)
-    recent = (
-        Alert.objects.filter(service=service, dedup_key=key, opened_at__gte=now - window)
-        .order_by("-opened_at")
-        .first()
-    )
-    if recent is not None:
-        return recent
-    held = hold_reason(service, now)
     summary = (
         f"medic-agent {agent.name} refused script '{script}' ({job.skip_reason}): {job.detail}"
-    )[:500]
-    alert = Alert.objects.create(
-        service=service,
-        dedup_key=key,
-        external_reference_id=key,
-        state=AlertState.RESOLVED,
-        reason=SKIP_ALERT_REASON,
-        priority=service.priority,
-        summary=summary,
-        opened_at=now,
-        resolved_at=now,
-        suppressed=bool(held),
-        notify_count=0 if held else 1,
-        last_notified_at=None if held else now,
-        next_notify_at=None,
     )
-    deliveries_create(alert=alert, event=NotificationEvent.TRIGGER, suppressed_reason=held, now=now)
-    return alert
+    return alert_notice_create(
+        service=service,
+        reason=SKIP_ALERT_REASON,
+        summary=summary,
+        dedup_key=skip_alert_dedup_key(agent, script, job.skip_reason),
+        details={},
+        dedup_window=timedelta(minutes=settings.MEDIC_AGENT_SKIP_ALERT_DEDUP_MINUTES),
+        now=now,
+    )
 
 
 # --- Local runs -------------------------------------------------------------------------------
