@@ -11,7 +11,6 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-from alerting.schedules import ScheduleError, validate_timezone
 from heartbeats import cron
 from heartbeats.models import (
     Heartbeat,
@@ -26,6 +25,7 @@ from medic.enqueue import enqueue_on_commit
 from medic.errors import Conflict, InvalidInput, NotFound
 from medic.metrics import HEARTBEATS
 from medic.models import AuditEvent
+from medic.timezones import TimezoneError, validate_timezone
 
 # Statuses counted with their own label in medic_heartbeats_total; any other free text (v1
 # allowed anything) is counted as "other" so label cardinality stays bounded.
@@ -291,8 +291,8 @@ def _validate(service: Service) -> None:
         errors["schedule_kind"] = [f"Must be one of {', '.join(ScheduleKind.values)}."]
     try:
         validate_timezone(service.schedule_timezone)
-    except ScheduleError as exc:
-        errors["schedule_timezone"] = exc.fields.get("timezone", [str(exc)])
+    except TimezoneError as exc:
+        errors["schedule_timezone"] = [str(exc)]
     if service.schedule_kind == ScheduleKind.CRON:
         try:
             service.cron_expression = cron.validate_cron(service.cron_expression)
@@ -333,7 +333,7 @@ def service_create(*, actor: str = "system", **fields) -> Service:
                 cron.validate_cron(fields.get("cron_expression", "")),
                 validate_timezone(fields.get("schedule_timezone", "UTC")).key,
             )
-        except (cron.CronError, ScheduleError):
+        except (cron.CronError, TimezoneError):
             fields["alert_interval"] = 60.0  # _validate reports the real problem
     service = Service(**fields)
     now = timezone.now()
