@@ -11,7 +11,10 @@ class RemediationConfig(AppConfig):
         from prometheus_client import REGISTRY
 
         from remediation.metrics import AgentCollector
+        from remediation.playbooks import triggers
 
         # ready() can run twice in some test set-ups: registering twice raises ValueError.
         with contextlib.suppress(ValueError):
             REGISTRY.register(AgentCollector())
+        # Playbooks start from domain events (service down, job failed, alert opened, ...).
+        triggers.register()

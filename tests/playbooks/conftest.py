@@ -50,7 +50,7 @@ def playbook_yaml(
         trigger:
           service_pattern: "{pattern}"
           consecutive_failures: {failures}
-        {extra_trigger}
+        EXTRA
         steps:
           - name: restart
             type: webhook
@@ -71,7 +71,7 @@ def playbook_yaml(
             interval: 1s
             on_failure: escalate
         """
-    )
+    ).replace("EXTRA\n", extra_trigger + "\n" if extra_trigger else "")
 
 
 def post_yaml(client, path: str, text: str, method: str = "post", **extra):
