@@ -237,7 +237,18 @@ def _claim(execution_id: int, step_index: int, attempt: int, now: datetime):
             execution=execution, position=step_index
         )
         step.claims += 1
-        fields = ["claims"]
+        if step.claim_open:
+            step.interruptions += 1
+            _event(
+                execution,
+                "step_resumed",
+                now,
+                step=step.name,
+                attempt=attempt,
+                message="the previous claim's lease ran out (its worker stopped)",
+            )
+        step.claim_open = True
+        fields = ["claims", "claim_open", "interruptions"]
         if step.started_at is None or step.state == StepState.PENDING:
             step.started_at = now
             step.state = StepState.RUNNING
@@ -249,7 +260,6 @@ def _claim(execution_id: int, step_index: int, attempt: int, now: datetime):
             if spec["type"] == "script":
                 step.result = {}
                 fields.append("result")
-        limit = spec["retries"] + 1 + settings.MEDIC_PLAYBOOK_MAX_RESUMES
         lease = spec["timeout_seconds"] + settings.MEDIC_PLAYBOOK_LEASE_MARGIN_SECONDS
         if spec["type"] in ("wait", "condition", "script"):
             # These only look at the database; a lease as long as the wait is not needed.
@@ -258,10 +268,10 @@ def _claim(execution_id: int, step_index: int, attempt: int, now: datetime):
         execution.save(update_fields=["due_at"])
         ctx = steps.StepContext(execution, step, spec, _scope(execution), now)
         ready = None
-        if step.claims > limit:
+        if step.interruptions > settings.MEDIC_PLAYBOOK_MAX_RESUMES:
             ready = steps.StepOutcome(
                 steps.FAILED,
-                {"status": "failed", "error": f"interrupted {step.claims - 1} times"},
+                {"status": "failed", "error": f"interrupted {step.interruptions} times"},
                 message="the step was interrupted too many times (a worker keeps dying on it)",
                 final=True,
             )
@@ -331,7 +341,16 @@ def _record(execution_id: int, step_index: int, attempt: int, outcome, now: date
         if outcome.request is not None:
             step.request = compliance.mask_value(outcome.request)
         step.result = compliance.mask_value({**step.result, **outcome.result})
-        fields = ["request", "result", "state", "finished_at", "duration_ms", "deadline_at"]
+        step.claim_open = False
+        fields = [
+            "request",
+            "result",
+            "state",
+            "finished_at",
+            "duration_ms",
+            "deadline_at",
+            "claim_open",
+        ]
         if outcome.status == steps.WAIT:
             step.state = StepState.WAITING
             step.deadline_at = outcome.resume_at

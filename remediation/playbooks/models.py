@@ -169,8 +169,12 @@ class ExecutionStep(models.Model):
     type = models.CharField(max_length=16)
     state = models.CharField(max_length=10, choices=StepState.choices, default=StepState.PENDING)
     attempts = models.PositiveIntegerField(default=0)
-    # How many times a worker claimed it (more than attempts: a crashed worker's lease ran out).
+    # How many times a worker claimed it (each poll of a wait, condition or script is a claim).
     claims = models.PositiveIntegerField(default=0)
+    # True from a claim until its result is recorded; a claim finding it still True means the
+    # previous holder died (its lease ran out), which ``interruptions`` counts.
+    claim_open = models.BooleanField(default=False)
+    interruptions = models.PositiveIntegerField(default=0)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     deadline_at = models.DateTimeField(null=True, blank=True)

@@ -78,3 +78,7 @@ def post_yaml(client, path: str, text: str, method: str = "post", **extra):
     if client.key:
         extra.setdefault("HTTP_AUTHORIZATION", f"Bearer {client.key}")
     return getattr(client, method)(path, text, content_type="application/yaml", **extra)
+
+
+# Real worker processes (tests/e2e): re-exported so the end-to-end tests here can use them.
+from tests.e2e.conftest import start_web, start_worker  # noqa: E402, F401
