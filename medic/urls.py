@@ -12,6 +12,8 @@ from medic import health
 from medic.errors import MedicError, NotFound, error_response
 from remediation import agent_api
 from remediation import api as remediation_api
+from remediation.audit import api as audit_api
+from remediation.secrets import api as secrets_api
 
 v2 = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
@@ -54,6 +56,10 @@ v2 = [
     path("jobs/<str:job_id>", remediation_api.JobDetail.as_view()),
     path("agents", remediation_api.AgentList.as_view()),
     path("agents/<str:name>", remediation_api.AgentDetail.as_view()),
+    path("secrets", secrets_api.SecretList.as_view()),
+    path("secrets/<str:name>", secrets_api.SecretDetail.as_view()),
+    path("audit", audit_api.AuditList.as_view()),
+    path("audit/export", audit_api.AuditExport.as_view()),
     path("agent/register", agent_api.register_view),
     path("agent/jobs", agent_api.jobs_view),
     path("agent/jobs/<str:job_id>/result", agent_api.result_view),

@@ -28,6 +28,7 @@ from remediation.secrets.selectors import (
     secret_value,
     secrets_mask,
     secrets_mask_data,
+    secrets_masker,
 )
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "secret_value",
     "secrets_mask",
     "secrets_mask_data",
+    "secrets_masker",
     "secrets_reencrypt",
 ]
 
