@@ -114,6 +114,8 @@ INSTALLED_APPS = [
     "alerting",
     "remediation",
     "remediation.playbooks",
+    "remediation.secrets",
+    "remediation.audit",
     "dashboard",
 ]
 
@@ -323,6 +325,9 @@ MEDIC_SANDBOX_PATH = env_str("MEDIC_SANDBOX_PATH", "/usr/local/bin:/usr/bin:/bin
 MEDIC_SANDBOX_ENV_ALLOWLIST = [
     n.strip() for n in env_str("MEDIC_SANDBOX_ENV_ALLOWLIST", "").split(",") if n.strip()
 ]
+
+# Remediation audit log (docs/audit.md): rows older than this are purged hourly (0 keeps all).
+MEDIC_AUDIT_RETENTION_DAYS = env_int("MEDIC_AUDIT_RETENTION_DAYS", 90)
 
 # --- Auth, DRF, OpenAPI -----------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

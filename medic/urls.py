@@ -12,7 +12,9 @@ from medic import health
 from medic.errors import MedicError, NotFound, error_response
 from remediation import agent_api
 from remediation import api as remediation_api
+from remediation.audit import api as audit_api
 from remediation.playbooks import api as playbooks_api
+from remediation.secrets import api as secrets_api
 
 v2 = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
@@ -71,6 +73,10 @@ v2 = [
     path("remediation", playbooks_api.RemediationStatus.as_view()),
     path("remediation/stop", playbooks_api.RemediationStop.as_view()),
     path("remediation/resume", playbooks_api.RemediationResume.as_view()),
+    path("secrets", secrets_api.SecretList.as_view()),
+    path("secrets/<str:name>", secrets_api.SecretDetail.as_view()),
+    path("audit", audit_api.AuditList.as_view()),
+    path("audit/export", audit_api.AuditExport.as_view()),
     path("agent/register", agent_api.register_view),
     path("agent/jobs", agent_api.jobs_view),
     path("agent/jobs/<str:job_id>/result", agent_api.result_view),
