@@ -540,6 +540,15 @@ def _check_step(parsed: Parsed, base: str, step: dict, earlier: list[str], ctx: 
                     parsed.problem(f"{base}.target.labels", f"No agent carries label '{label}'.")
                 )
         problems += _check_args(parsed, f"{base}.args", step.get("args") or {}, script)
+        if any(v.strip().startswith("SECRET.") for v in variables_in(step.get("args") or {})):
+            # Job arguments are stored and shown by GET /v2/jobs; a secret must not be one.
+            problems.append(
+                parsed.problem(
+                    f"{base}.args",
+                    "Secrets cannot be script arguments (arguments are stored with the job); "
+                    "give the script its secret on the host.",
+                )
+            )
     elif kind == "condition":
         check = step["check"]
         if check == "service_status" and step.get("status", "up") != "up":

@@ -324,3 +324,43 @@ def test_outcome_scoring_and_demotion(receiver, settings):
     assert Alert.objects.filter(reason=AlertReason.PLAYBOOK_DEMOTED).exists()
     [parked] = trigger_service(service=service, kind="alert.opened", event_id=None, payload={})
     assert parked.state == ExecutionState.PENDING_APPROVAL
+
+
+def test_secrets_reach_the_receiver_and_are_masked_everywhere_recorded(receiver):
+    import json
+
+    from remediation.audit.models import AuditEntry
+    from remediation.secrets.services import secret_set
+
+    token = "s3cr3t-Tok3n-value"
+    secret_set(name="restart_token", value=token, actor="tests")
+    # The receiver echoes the token back, as careless APIs do.
+    receiver.respond(200, json.dumps({"ok": True, "seen": token}).encode())
+    service = _service()
+    _alert(service)
+    text = playbook_yaml("restart-worker", receiver.url).replace(
+        "    timeout: 5s\n",
+        '    timeout: 5s\n    headers:\n      Authorization: "Bearer ${SECRET.restart_token}"\n',
+        1,
+    )
+    _save(text)
+    trigger_service(service=service, kind="alert.opened", event_id=None, payload={})
+    execution = run(Execution.objects.get(), [timezone.now()], until=lambda e: e.step_index == 1)
+    assert receiver.requests[0].headers["Authorization"] == f"Bearer {token}"
+    step = execution.steps.get(name="restart")
+    assert step.request["headers"]["Authorization"] == "Bearer ••••••"
+    assert token not in json.dumps(step.result) and "••••••" in step.result["body"]
+    recorded = json.dumps(
+        [list(execution.events.values()), list(AuditEntry.objects.values("details"))],
+        default=str,
+    )
+    assert token not in recorded
+    assert AuditEntry.objects.filter(event="webhook.called", execution_id=execution.pk).exists()
+
+
+def test_unknown_secret_is_refused_at_save_time(admin):
+    from medic.errors import InvalidInput
+
+    with pytest.raises(InvalidInput) as exc:
+        _save(playbook_yaml("x", "http://127.0.0.1:9").replace("${ALERT_ID}", "${SECRET.nope}"))
+    assert "nope" in str(exc.value.fields)
