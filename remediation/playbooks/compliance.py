@@ -48,3 +48,8 @@ def mask(text: str) -> str:
 def mask_value(value):
     """Mask every string inside a JSON-like value (keys included)."""
     return secrets.secrets_mask_data(value)
+
+
+def masker():
+    """One masking function for many values (one look at the secret store)."""
+    return secrets.secrets_masker()

@@ -338,9 +338,10 @@ def _record(execution_id: int, step_index: int, attempt: int, outcome, now: date
         step = ExecutionStep.objects.select_for_update().get(
             execution=execution, position=step_index
         )
+        mask = compliance.masker()
         if outcome.request is not None:
-            step.request = compliance.mask_value(outcome.request)
-        step.result = compliance.mask_value({**step.result, **outcome.result})
+            step.request = mask(outcome.request)
+        step.result = mask({**step.result, **outcome.result})
         step.claim_open = False
         fields = [
             "request",
