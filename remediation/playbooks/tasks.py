@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from remediation.playbooks import engine, scoring
+from remediation.playbooks import engine, scoring, triggers
 from remediation.playbooks.spec import MAX_TIMEOUT_SECONDS
 
 
@@ -23,6 +23,8 @@ def advance(execution_id: int, step_index: int, attempt: int) -> None:
 
 @shared_task(name="playbooks.sweep", ignore_result=True, time_limit=120, soft_time_limit=100)
 def sweep() -> None:
-    """The safety net (every few seconds in beat): re-enqueue overdue steps, score outcomes."""
+    """The safety net (every few seconds in beat): re-enqueue overdue steps, score outcomes,
+    forget old trigger decisions."""
     engine.executions_due()
     scoring.outcomes_score()
+    triggers.trigger_records_prune()

@@ -271,3 +271,12 @@ def _breaker_notice(breaker: CircuitBreaker, service, playbook: Playbook, reason
         service=service.heartbeat_name,
     )
     metrics.BREAKER_TRIPS.labels(scope=breaker.scope).inc()
+
+
+def trigger_records_prune(*, now: datetime | None = None, batch: int = 5000) -> int:
+    """Forget trigger decisions older than MEDIC_EVENT_RETENTION_DAYS (a long outage records an
+    ``already_running`` row per missed deadline), a batch per call."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(days=settings.MEDIC_EVENT_RETENTION_DAYS)
+    ids = list(TriggerRecord.objects.filter(at__lt=cutoff).values_list("pk", flat=True)[:batch])
+    return TriggerRecord.objects.filter(pk__in=ids).delete()[0] if ids else 0

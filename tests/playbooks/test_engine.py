@@ -364,3 +364,61 @@ def test_unknown_secret_is_refused_at_save_time(admin):
     with pytest.raises(InvalidInput) as exc:
         _save(playbook_yaml("x", "http://127.0.0.1:9").replace("${ALERT_ID}", "${SECRET.nope}"))
     assert "nope" in str(exc.value.fields)
+
+
+def test_script_step_runs_a_registered_script_once_in_the_sandbox():
+    from remediation.jobs import job_run_local
+    from remediation.models import Job
+    from remediation.services import script_create
+
+    script_create(
+        name="clean-tmp",
+        actor="tests",
+        body='#!/bin/sh\necho "cleaned $*"\nexit 3\n',
+        args_schema={
+            "type": "object",
+            "properties": {"target": {"type": "string", "pattern": "^[a-z0-9-]+$"}},
+            "required": ["target"],
+            "additionalProperties": False,
+        },
+        run_local=True,
+    )
+    service = _service()
+    _alert(service)
+    _save(
+        textwrap.dedent(
+            """\
+            name: clean
+            trigger: {service_pattern: "worker-*"}
+            steps:
+              - name: clean
+                type: script
+                script: clean-tmp
+                args: {target: "${HEARTBEAT_NAME}"}
+                success_exit_codes: [0, 3]
+              - name: check
+                type: condition
+                check: step
+                step: clean
+                field: output
+                matches: "cleaned --target=worker-1"
+            """
+        )
+    )
+    [execution] = trigger_service(service=service, kind="alert.opened", event_id=None, payload={})
+    clock = [timezone.now()]
+    engine.execution_advance(execution_id=execution.pk, step_index=0, attempt=1, now=clock[0])
+    job = Job.objects.get()
+    assert job.args == {"target": "worker-1"}
+    assert job.requested_by == f"playbook:clean#{execution.pk}"
+    # A resumed claim (the lease ran out) watches the same job instead of queueing another.
+    execution.refresh_from_db()
+    assert execution.state == ExecutionState.WAITING
+    job_run_local(job_id=str(job.pk))
+    execution = run(execution, clock)
+    assert Job.objects.count() == 1
+    assert execution.state == ExecutionState.COMPLETED, list(
+        execution.events.values_list("message")
+    )
+    step = execution.steps.get(name="clean")
+    assert step.result["exit_code"] == 3 and "cleaned" in step.result["output"]
