@@ -30,6 +30,7 @@ from remediation.playbooks.models import (
     Playbook,
     TriggerRecord,
 )
+from remediation.playbooks.switch import remediation_stopped
 
 logger = logging.getLogger(__name__)
 CONSUMER = "remediation"
@@ -145,7 +146,7 @@ def _record(playbook, service, event_id, kind, decision, message="", execution=N
 
 def _start(playbook, mode, service, alert, trigger, event_id, kind, now) -> Execution | None:
     with transaction.atomic():
-        stopped = engine.remediation_stopped()
+        stopped = remediation_stopped()
         if stopped:
             _record(playbook, service, event_id, kind, "remediation_stopped", stopped, now=now)
             return None
@@ -248,9 +249,9 @@ def _breakers_block(playbook: Playbook, service, now: datetime) -> str:
 
 def _breaker_notice(breaker: CircuitBreaker, service, playbook: Playbook, reason: str) -> None:
     from alerting.models import AlertReason
-    from alerting.services import alert_notice_create
+    from alerting.services import alert_notice
 
-    alert_notice_create(
+    alert_notice(
         service=service,
         reason=AlertReason.REMEDIATION_CIRCUIT_OPEN,
         summary=(
