@@ -32,6 +32,9 @@ NAV: list[NavItem] = [
     ),
     # Listed once heartbeats has maintenance windows (dashboard.urls adds the page then).
     NavItem("Maintenance", "dashboard:maintenance", Role.VIEWER, ("/ui/maintenance",)),
+    NavItem("Playbooks", "dashboard:playbooks", Role.VIEWER, ("/ui/playbooks",)),
+    NavItem("Executions", "dashboard:executions", Role.VIEWER, ("/ui/executions",)),
+    NavItem("Approvals", "dashboard:approvals", Role.VIEWER, ("/ui/approvals",)),
     NavItem("API keys", "dashboard:apikeys", Role.ADMIN, ("/ui/api-keys",)),
 ]
 

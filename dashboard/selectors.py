@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from django.db.models import Case, Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Value, When
 
 from alerting.models import Alert, AlertState, Delivery, NotificationEvent, Team
+from dashboard.remediation_selectors import approvals_count
 from heartbeats.models import Service, ServiceStatus
 
 # --- Header -----------------------------------------------------------------------------------
@@ -19,6 +20,7 @@ def header_counts() -> dict[str, int]:
     return {
         "down": Service.objects.filter(status=ServiceStatus.DOWN).count(),
         "open_alerts": Alert.objects.filter(state=AlertState.OPEN).count(),
+        "approvals": approvals_count(),
     }
 
 

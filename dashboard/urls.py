@@ -7,7 +7,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from dashboard.selectors import has_maintenance
-from dashboard.views import alerts, apikeys, auth, routing, services
+from dashboard.views import alerts, apikeys, auth, playbooks, routing, services
 
 app_name = "dashboard"
 
@@ -43,6 +43,42 @@ ui = [
         routing.WorkingHoursDelete.as_view(),
         name="working_hours_delete",
     ),
+    path("playbooks", playbooks.PlaybookList.as_view(), name="playbooks"),
+    path("playbooks/new", playbooks.PlaybookEdit.as_view(), name="playbook_new"),
+    path("playbooks/validate", playbooks.PlaybookValidate.as_view(), name="playbook_validate"),
+    path("playbooks/<str:name>", playbooks.PlaybookDetail.as_view(), name="playbook"),
+    path("playbooks/<str:name>/edit", playbooks.PlaybookEdit.as_view(), name="playbook_edit"),
+    path(
+        "playbooks/<str:name>/mode",
+        playbooks.PlaybookAction.as_view(action="mode"),
+        name="playbook_mode",
+    ),
+    path(
+        "playbooks/<str:name>/restore",
+        playbooks.PlaybookAction.as_view(action="restore"),
+        name="playbook_restore",
+    ),
+    path(
+        "playbooks/<str:name>/reset",
+        playbooks.PlaybookAction.as_view(action="reset"),
+        name="playbook_reset",
+    ),
+    path(
+        "playbooks/<str:name>/run",
+        playbooks.PlaybookAction.as_view(action="run"),
+        name="playbook_run",
+    ),
+    path("executions", playbooks.ExecutionList.as_view(), name="executions"),
+    path("executions/<int:pk>", playbooks.ExecutionDetail.as_view(), name="execution"),
+    path(
+        "executions/<int:pk>/live",
+        playbooks.ExecutionDetail.as_view(fragment=True),
+        name="execution_live",
+    ),
+    path(
+        "executions/<int:pk>/cancel", playbooks.ExecutionCancel.as_view(), name="execution_cancel"
+    ),
+    path("approvals", playbooks.ApprovalInbox.as_view(), name="approvals"),
     path("api-keys", apikeys.ApiKeyList.as_view(), name="apikeys"),
     path("api-keys/new", apikeys.ApiKeyCreate.as_view(), name="apikey_new"),
     path("api-keys/<int:pk>/rotate", apikeys.ApiKeyRotate.as_view(), name="apikey_rotate"),

@@ -4,6 +4,7 @@ stop-all switch, and circuit-breaker resets."""
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
@@ -14,6 +15,7 @@ from remediation.playbooks import compliance, selectors
 from remediation.playbooks.models import (
     BreakerScope,
     CircuitBreaker,
+    Mode,
     Playbook,
     PlaybookVersion,
     RemediationSwitch,
@@ -221,3 +223,36 @@ def breaker_reset(*, scope: str, key: str, actor: str) -> CircuitBreaker:
             service=key if scope == BreakerScope.SERVICE else None,
         )
     return breaker
+
+
+# --- Version shortcuts (each one is a new version through playbook_save) ----------------------
+
+_MODE_LINE = re.compile(r"^mode:[ \t]*\S+[ \t]*(#.*)?$", re.MULTILINE)
+
+
+def playbook_mode_set(*, name: str, mode: str, actor: str, reason: str = "") -> Saved:
+    """Switch shadow <-> active by saving the current document with its ``mode`` line changed
+    (added after ``name`` when the document has none): the rest of the source stays as written."""
+    if mode not in Mode.values:
+        raise InvalidInput(fields={"mode": [f"One of {', '.join(Mode.values)}."]})
+    playbook = selectors.playbook_get(name)
+    source = selectors.version_get(playbook).source
+    if _MODE_LINE.search(source):
+        changed = _MODE_LINE.sub(f"mode: {mode}", source, count=1)
+    else:
+        changed = re.sub(r"^(name:.*)$", rf"\1\nmode: {mode}", source, count=1, flags=re.MULTILINE)
+    return playbook_save(
+        document=changed, actor=actor, reason=reason or f"mode: {mode}", name=playbook.name
+    )
+
+
+def playbook_restore(*, name: str, version: int, actor: str, reason: str = "") -> Saved:
+    """Restore an old version's document as the next version (history is never rewritten)."""
+    playbook = selectors.playbook_get(name)
+    old = selectors.version_get(playbook, version)
+    return playbook_save(
+        document=old.source,
+        actor=actor,
+        reason=reason or f"restored version {old.version}",
+        name=playbook.name,
+    )

@@ -14,7 +14,10 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from heartbeats.maintenance import window_create
 from heartbeats.models import MaintenanceWindow, Service
 from medic.models import ApiKey
+from remediation.playbooks import engine
+from remediation.playbooks import services as playbook_services
 from tests.dashboard.conftest import logged_in, make_user
+from tests.playbooks.conftest import playbook_yaml
 
 pytestmark = pytest.mark.django_db
 
@@ -56,6 +59,20 @@ PAGES = {
     "/ui/api-keys/new": (ADMIN, ADMIN),
     "/ui/api-keys/{key}/rotate": (None, ADMIN),
     "/ui/api-keys/{key}/revoke": (None, ADMIN),
+    "/ui/playbooks": (VIEWER, OPERATOR),
+    "/ui/playbooks/new": (OPERATOR, OPERATOR),
+    "/ui/playbooks/validate": (None, OPERATOR),
+    "/ui/playbooks/{playbook}": (VIEWER, OPERATOR),
+    "/ui/playbooks/{playbook}/edit": (OPERATOR, OPERATOR),
+    "/ui/playbooks/{playbook}/mode": (None, OPERATOR),
+    "/ui/playbooks/{playbook}/restore": (None, OPERATOR),
+    "/ui/playbooks/{playbook}/reset": (None, OPERATOR),
+    "/ui/playbooks/{playbook}/run": (None, OPERATOR),
+    "/ui/executions": (VIEWER, OPERATOR),
+    "/ui/executions/{execution}": (VIEWER, OPERATOR),
+    "/ui/executions/{execution}/live": (VIEWER, OPERATOR),
+    "/ui/executions/{execution}/cancel": (None, OPERATOR),
+    "/ui/approvals": (VIEWER, OPERATOR),
 }
 PUBLIC = {"/ui/login", "/ui/logout"}
 PERSONAS = [None, "norole", VIEWER, OPERATOR, ADMIN, "superuser"]
@@ -71,6 +88,20 @@ def world(world):
         ends_at=datetime(2099, 1, 1, 1, tzinfo=UTC),
         scope="team",
         team="payments",
+    )
+    world["playbook"] = playbook_services.playbook_save(
+        document=playbook_yaml(
+            "restart-billing", "http://127.0.0.1:9", pattern="billing-*"
+        ).replace("steps:", "approval: required\nsteps:", 1),
+        actor="tests",
+    ).playbook
+    world["execution"] = engine.execution_create(
+        playbook=world["playbook"],
+        service=world["service"],
+        alert_id=None,
+        trigger={},
+        automatic=False,
+        actor="tests",
     )
     return world
 
@@ -100,18 +131,33 @@ def _dashboard_paths() -> set[str]:
 
 
 def test_the_matrix_covers_every_dashboard_url():
-    patterns = {p.replace("<int:pk>", "{}") for p in _dashboard_paths()}
+    patterns = {re.sub(r"<[^>]+>", "{}", p) for p in _dashboard_paths()}
     covered = {p.format(**dict.fromkeys(_IDS, "{}")) for p in PAGES} | PUBLIC
     assert patterns == covered
 
 
-_IDS = ("service", "alert", "team", "target", "rule", "schedule", "key", "window")
+_IDS = (
+    "service",
+    "alert",
+    "team",
+    "target",
+    "rule",
+    "schedule",
+    "key",
+    "window",
+    "playbook",
+    "execution",
+)
+
+
+def _path(template: str, world) -> str:
+    return template.format(**{k: world[k].name if k == "playbook" else world[k].pk for k in _IDS})
 
 
 @pytest.mark.parametrize("persona", PERSONAS)
 @pytest.mark.parametrize("template", sorted(PAGES))
 def test_get(template, persona, world):
-    path = template.format(**{k: world[k].pk for k in _IDS})
+    path = _path(template, world)
     response = _client(persona).get(path)
     get_role, post_role = PAGES[template]
     if persona is None:
@@ -136,7 +182,7 @@ BELOW = [
 
 @pytest.mark.parametrize(("template", "persona"), BELOW)
 def test_forged_post_below_the_role_changes_nothing(template, persona, world):
-    path = template.format(**{k: world[k].pk for k in _IDS})
+    path = _path(template, world)
     before = (
         Service.objects.count(),
         ApiKey.objects.filter(revoked_at=None).count(),
