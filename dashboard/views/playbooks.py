@@ -222,7 +222,8 @@ class PlaybookEdit(Page):
         return context
 
     def post(self, request, name: str | None = None):
-        source = request.POST.get("source", "")
+        # Browsers send a textarea's lines with CRLF; the document is stored as written, in LF.
+        source = request.POST.get("source", "").replace("\r\n", "\n")
         reason = request.POST.get("reason", "").strip()
         try:
             saved = services.playbook_save(

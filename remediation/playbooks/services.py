@@ -227,7 +227,7 @@ def breaker_reset(*, scope: str, key: str, actor: str) -> CircuitBreaker:
 
 # --- Version shortcuts (each one is a new version through playbook_save) ----------------------
 
-_MODE_LINE = re.compile(r"^mode:[ \t]*\S+[ \t]*(#.*)?$", re.MULTILINE)
+_MODE_LINE = re.compile(r"^mode:[ \t]*\S+[ \t]*(#[^\r\n]*)?(?=\r?$)", re.MULTILINE)
 
 
 def playbook_mode_set(*, name: str, mode: str, actor: str, reason: str = "") -> Saved:

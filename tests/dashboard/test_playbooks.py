@@ -237,3 +237,11 @@ def test_viewers_read_every_page_without_controls(viewer, shadow, worker):
 def test_signed_out_and_roleless_users_are_kept_out(client, norole, shadow):
     assert client.get("/ui/playbooks").status_code == 302
     assert norole.get("/ui/executions").status_code == 403
+
+
+def test_browser_line_endings_are_stored_as_lf_and_the_mode_switch_still_finds_its_line(operator):
+    crlf = playbook_yaml("crlf", URL, mode="shadow").replace("\n", "\r\n")
+    operator.post("/ui/playbooks/new", {"source": crlf, "reason": "from a browser"})
+    assert "\r" not in Playbook.objects.get(name="crlf").versions.get().source
+    operator.post("/ui/playbooks/crlf/mode", {"mode": "active"})
+    assert Playbook.objects.get(name="crlf").versions.get(version=2).mode == "active"

@@ -1,0 +1,155 @@
+"""Remediation in a real browser (Debian's Chromium, gunicorn, a real Celery worker with beat):
+an operator writes a playbook in the YAML editor, fixes the validation error shown at its line,
+saves it in shadow mode, sees a shadow execution appear when the service goes down, promotes the
+playbook to active and watches a real execution complete on its live detail page. A viewer sees
+all of it; the server refuses the viewer's changes.
+
+Screenshots of the remediation pages at 1280 px and 390 px go to tests/screenshots/.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from heartbeats.services import heartbeat_record, service_create
+from remediation.playbooks.models import FINAL_STATES, Execution, ExecutionState, Playbook
+from tests.dashboard.test_browser import (  # noqa: F401 (fixtures)
+    DESKTOP,
+    _both_widths,
+    _fast_passwords,
+    _sessions_closed,
+    _shot,
+    _sign_in,
+    _user,
+    browser,
+    static_root,
+    web,
+)
+from tests.e2e.conftest import start_web, start_worker  # noqa: F401 (fixtures)
+from tests.playbooks.conftest import playbook_yaml
+from tests.playbooks.test_durability_e2e import FAST, _broker, _ensure_beat_schedule, _wait  # noqa: F401
+from tests.receivers import Receiver
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+
+def test_operator_writes_shadows_promotes_and_watches_a_playbook(web, browser, start_worker):  # noqa: F811
+    _ensure_beat_schedule()
+    _user("otto", "operator")
+    _user("vera", "viewer")
+    with Receiver() as receiver:
+        good = playbook_yaml(
+            "restart-pw", receiver.url, pattern="pw-*", mode="shadow", timeout="60s"
+        )
+        bad = good.replace("type: wait", "type: sleep")
+        bad_line = bad.splitlines().index("    type: sleep") + 1
+
+        context = browser.new_context(base_url=web, viewport=DESKTOP, device_scale_factor=1)
+        page = context.new_page()
+        _sign_in(page, "otto")
+        page.get_by_role("link", name="Playbooks", exact=True).click()
+        page.get_by_role("link", name="New playbook").click()
+        editor = page.get_by_label("Playbook YAML")
+        editor.fill(bad)
+        problem = page.locator(f'[data-problems] li[data-line="{bad_line}"]')
+        expect(problem).to_contain_text("steps[1].type")
+        expect(page.locator("[data-gutter] .bad")).to_have_text(str(bad_line))
+        _shot(page, "playbook-editor-1280")
+        problem.get_by_role("button", name=f"line {bad_line}").click()
+        page.keyboard.type("    type: wait")  # the line is selected: typing replaces it
+        assert editor.input_value() == good
+        expect(page.locator("[data-problems]")).to_contain_text("Valid.")
+        page.get_by_label("Reason for this change").fill("first draft, shadow")
+        page.get_by_role("button", name="Save new version").click()
+        page.wait_for_url(re.compile(r"/ui/playbooks/restart-pw$"))
+        expect(page.get_by_test_id("mode")).to_have_text("shadow")
+
+        # the service goes down: the real sweep and the worker's consumer start a shadow run
+        service = service_create(heartbeat_name="pw-worker", alert_interval=0.05)
+        heartbeat_record(service_ref=service.pk)
+        worker = start_worker(beat=True, **FAST)
+        shadow = _wait(
+            lambda: Execution.objects.filter(mode="shadow", state__in=FINAL_STATES).first(),
+            120,
+            "a shadow execution to finish",
+            [worker],
+        )
+        assert receiver.requests == []  # shadow records what it would do, calls nothing
+        page.goto("/ui/executions")
+        expect(page.get_by_test_id("executions")).to_contain_text("restart-pw")
+        _shot(page, "executions-1280")
+        page.get_by_role("link", name=f"#{shadow.pk}", exact=True).click()
+        expect(page.get_by_test_id("steps")).to_contain_text("shadowed")
+        _shot(page, "execution-shadow-1280")
+
+        page.goto("/ui/playbooks/restart-pw")
+        page.get_by_role("button", name="Promote to active").click()
+        expect(page.get_by_test_id("mode")).to_have_text("active")
+        assert Playbook.objects.get(name="restart-pw").versions.get(version=2).mode == "active"
+
+        # Run now: a real execution, watched on its page while the worker runs it
+        page.get_by_label("Run now on").select_option(label="pw-worker")
+        page.get_by_role("button", name="Run now").click()
+        page.wait_for_url(re.compile(r"/ui/executions/\d+$"))
+        run = Execution.objects.get(pk=int(page.url.rsplit("/", 1)[1]))
+        assert run.mode == "active" and not run.automatic
+        receiver.wait_for(1, timeout=60)
+        _wait(
+            lambda: (
+                heartbeat_record(service_ref=service.pk)
+                and Execution.objects.filter(pk=run.pk, state=ExecutionState.COMPLETED).exists()
+            ),
+            90,
+            "the execution to complete",
+            [worker],
+        )
+        # the page refreshed itself (no reload here) until the execution finished
+        expect(page.get_by_test_id("state")).to_have_text("completed", timeout=30000)
+        _shot(page, "execution-1280")
+        page.goto("/ui/playbooks/restart-pw")
+        _shot(page, "playbook-1280")
+        page.goto("/ui/playbooks")
+        _shot(page, "playbooks-1280")
+        context.close()
+        _both_widths(
+            browser,
+            web,
+            "otto",
+            {
+                "playbooks": "/ui/playbooks",
+                "playbook": "/ui/playbooks/restart-pw",
+                "playbook-editor": "/ui/playbooks/restart-pw/edit",
+                "executions": "/ui/executions",
+                "execution": f"/ui/executions/{shadow.pk}",
+                "approvals": "/ui/approvals",
+            },
+        )
+
+    # a viewer sees everything, and the server refuses the viewer's changes
+    context = browser.new_context(base_url=web, viewport=DESKTOP, device_scale_factor=1)
+    page = context.new_page()
+    _sign_in(page, "vera")
+    page.goto("/ui/playbooks/restart-pw")
+    expect(page.get_by_test_id("versions")).to_contain_text("first draft, shadow")
+    for control in ("Promote to active", "Switch to shadow", "Run now", "Restore this version"):
+        assert page.get_by_role("button", name=control).count() == 0
+    page.goto(f"/ui/executions/{shadow.pk}")
+    expect(page.get_by_test_id("timeline")).to_be_visible()
+    token = next(c["value"] for c in context.cookies() if c["name"] == "csrftoken")
+    for path, form in (
+        ("/ui/playbooks/restart-pw/mode", {"mode": "shadow"}),
+        ("/ui/playbooks/restart-pw/restore", {"version": "1"}),
+        ("/ui/playbooks/new", {"source": good.replace("restart-pw", "sneaky")}),
+    ):
+        response = page.request.post(
+            path,
+            form={"csrfmiddlewaretoken": token, **form},
+            headers={"Referer": f"{web}/ui/playbooks/restart-pw"},
+        )
+        assert response.status == 403, path
+    assert Playbook.objects.get(name="restart-pw").current_version == 2
+    assert not Playbook.objects.filter(name="sneaky").exists()
+    context.close()
