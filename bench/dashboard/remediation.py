@@ -15,21 +15,27 @@ Exits 1 when a first page's p95 is over --budget-ms (300 by default).
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
 from datetime import timedelta
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "medic.settings")
 
-from run import measure, percentile  # noqa: E402 (sets Django up)
+import django
+
+django.setup()
 
 from django.contrib.auth.models import Group, User  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.test.utils import setup_test_environment  # noqa: E402
 from django.utils import timezone  # noqa: E402
+from run import measure, percentile  # noqa: E402
 
 from dashboard.roles import groups_ensure  # noqa: E402
 from remediation.playbooks.models import Execution, Playbook, PlaybookVersion  # noqa: E402
