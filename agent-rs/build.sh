@@ -7,7 +7,9 @@
 #   ./build.sh release aarch64  arm64 Linux, cross-compiled: the stripped binary lands in
 #                               target/aarch64-unknown-linux-gnu/release/medic-agent
 #   ./build.sh test aarch64     the whole test suite built for arm64 and run under qemu-user
-#   ./build.sh dist             release tarball and Homebrew formula in target/dist/
+#   ./build.sh dist             release tarball, vendored crates, Homebrew formula in
+#                               target/dist/ (packaging/dist.sh)
+#   ./build.sh env aarch64      prints the arm64 cross-build environment (for eval)
 #   ./build.sh cargo ARGS       run any cargo command against the Debian source
 #
 # The arm64 targets use Debian's rustc-web/cargo-web (which ship the arm64 standard library),
@@ -185,7 +187,19 @@ case "${1:-build}" in
     debian_cargo test --locked
     ;;
   dist)
+    ensure_packages "${CRATE_PACKAGES[@]}"
     bash packaging/dist.sh
+    ;;
+  env)
+    # `eval "$(build.sh env aarch64)"`: the cross-build environment for other tools
+    # (packaging/build-rpm.sh), with the toolchain installed and binfmt_misc set up.
+    [ "${2:-}" = aarch64 ] || { echo "build.sh env: only aarch64" >&2; exit 2; }
+    arm64_env >&2
+    ensure_binfmt_aarch64 >&2
+    for v in CARGO RUSTC RUSTDOC CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER \
+      CC_aarch64_unknown_linux_gnu CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER; do
+      printf 'export %s=%q\n' "$v" "${!v}"
+    done
     ;;
   cargo)
     need_cargo
@@ -194,7 +208,7 @@ case "${1:-build}" in
     debian_cargo "$@"
     ;;
   *)
-    sed -n '2,18p' "$0" >&2
+    sed -n '2,21p' "$0" >&2
     exit 2
     ;;
 esac
