@@ -107,6 +107,9 @@ arm64_env() {
   # Not `-L /usr/aarch64-linux-gnu`: programs run with the arm64 libc the system installed
   # (libc6:arm64); the cross libc's ld.so with it makes threaded programs hang.
   export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER=qemu-aarch64
+  # A build directory of its own, so that the arm64 build and tests can run while the x86_64
+  # ones do (cargo locks a build directory's host profile for cross builds too).
+  export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target/cross}
 }
 
 # Tests that cannot hold under qemu-user, with why. They are skipped by name (cargo test
@@ -123,6 +126,7 @@ release_aarch64() {
   arm64_env
   debian_cargo build --release --locked --target "$ARM64_TRIPLE"
   bin=target/$ARM64_TRIPLE/release/medic-agent
+  install -D -m0755 "$CARGO_TARGET_DIR/$ARM64_TRIPLE/release/medic-agent" "$bin"
   echo "$bin: $(stat -c %s "$bin") bytes"
 }
 

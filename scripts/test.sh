@@ -26,6 +26,29 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
 fi
 
+# --- medic-agent for arm64 and its packages, in the background --------------------------------
+# The arm64 build and its tests under qemu-user, both binaries' sizes, the .deb/.rpm for both
+# architectures, the APT/YUM repositories and the Homebrew formula: agent-rs/packaging/release.sh.
+# It needs root (apt, dpkg -i); it runs alongside everything below, in a process group of its
+# own, and is waited for at the end. SKIP_AGENT_RELEASE=1 leaves it out (e.g. with a -k filter).
+AGENT_RELEASE_LOG=$(mktemp /tmp/medic-agent-release.XXXXXX)
+agent_release_pid=
+stop_agent_release() {
+  if [ -n "$agent_release_pid" ] && kill -0 "$agent_release_pid" 2>/dev/null; then
+    kill -- "-$agent_release_pid" 2>/dev/null || true
+  fi
+}
+if [ -n "${SKIP_AGENT_RELEASE:-}" ]; then
+  echo "==> medic-agent arm64 build and packages: skipped (SKIP_AGENT_RELEASE)"
+elif [ "$(id -u)" = 0 ]; then
+  setsid bash agent-rs/packaging/release.sh >"$AGENT_RELEASE_LOG" 2>&1 &
+  agent_release_pid=$!
+  trap stop_agent_release EXIT
+  echo "==> medic-agent arm64 build, tests under qemu, packages: started (log $AGENT_RELEASE_LOG)"
+else
+  echo "==> medic-agent arm64 build and packages: skipped (needs root)" >&2
+fi
+
 source scripts/venv.sh test
 PY="$ROOT/.venv/bin/python"
 
@@ -33,6 +56,7 @@ PY="$ROOT/.venv/bin/python"
 WORK=$(mktemp -d /tmp/medic-test.XXXXXX)
 chmod 755 "$WORK"
 cleanup() {
+  stop_agent_release
   throwaway_stop "$WORK"
   rm -rf "$WORK"
 }
@@ -66,4 +90,19 @@ SECRET_KEY=x POSTGRES_PASSWORD=x docker-compose -f docker-compose.yml config -q
 
 # --- tests --------------------------------------------------------------------------------------
 echo "==> pytest"
-"$PY" -m pytest -p no:cacheprovider "$@"
+pytest_rc=0
+"$PY" -m pytest -p no:cacheprovider "$@" || pytest_rc=$?
+
+if [ -n "$agent_release_pid" ]; then
+  echo "==> medic-agent arm64 build, tests under qemu, packages (waiting)"
+  agent_release_rc=0
+  wait "$agent_release_pid" || agent_release_rc=$?
+  agent_release_pid=
+  cat "$AGENT_RELEASE_LOG"
+  rm -f "$AGENT_RELEASE_LOG"
+  if [ "$agent_release_rc" -ne 0 ]; then
+    echo "medic-agent release build or package checks failed (exit $agent_release_rc)" >&2
+    exit 1
+  fi
+fi
+exit "$pytest_rc"

@@ -49,8 +49,13 @@ cp "target/dist/medic-agent-$version.tar.gz" "target/dist/medic-agent-$version-v
 
 opts=(-bb --define "_topdir $top" --define "_rpmdir $out" --define '_build_name_fmt %%{NAME}-%%{VERSION}-%%{RELEASE}.%%{ARCH}.rpm')
 if ! rpm -q rpm >/dev/null 2>&1; then
-  # rpm without an RPM database of its own: Debian/Ubuntu.
-  opts+=(--nodeps --load "$here/rpm/non-rpm-host.macros")
+  # rpm without an RPM database of its own: Debian/Ubuntu. The macros go in as --define, one
+  # per definition (continuation lines joined): rpmbuild --target drops --load'ed files.
+  opts+=(--nodeps)
+  while IFS= read -r -d '' def; do
+    opts+=(--define "$def")
+  done < <(sed -e '/^#/d' -e ':a' -e '/\\$/{N;s/\\\n/\n/;ba}' "$here/rpm/non-rpm-host.macros" |
+    awk 'BEGIN { RS = "\n%" } NF { sub(/^%/, ""); sub(/\n$/, ""); printf "%s%c", $0, 0 }')
 fi
 if [ "$arch" = "$(uname -m)" ]; then
   opts+=(--define "cargo_cmd $(command -v cargo)")

@@ -1,8 +1,7 @@
 # Homebrew formula for medic-agent (macOS Intel and Apple Silicon, Linuxbrew).
 # This is the template: `build.sh dist` packs the release tarball and writes the formula to
 # publish, target/dist/medic-agent.rb, with the tarball's url (DIST_URL) and sha256 in place
-# of the two tokens below. The tarball carries Cargo.lock.crates-io (see README, "Building
-# elsewhere").
+# of the two tokens below.
 class MedicAgent < Formula
   desc "Medic agent: remote execution of host-approved scripts, cron job wrapper"
   homepage "https://medic.example.com"
@@ -13,9 +12,11 @@ class MedicAgent < Formula
   depends_on "rust" => :build
 
   def install
-    # The repository's Cargo.lock is resolved against Debian's crate sources.
-    cp "Cargo.lock.crates-io", "Cargo.lock"
-    system "cargo", "install", "--locked", *std_cargo_args
+    # The tarball's Cargo.lock pins Debian's crate sources (placeholder checksums, no macOS-only
+    # crates such as security-framework), so cargo resolves Cargo.toml's version ranges against
+    # the public registry here instead: std_cargo_args would pass --locked.
+    rm "Cargo.lock"
+    system "cargo", "install", "--root", prefix, "--path", "."
 
     config = buildpath/"packaging/medic-agent.toml"
     inreplace config do |s|
