@@ -207,6 +207,10 @@ grep -qx "  sha256 \"$sha\"" target/dist/medic-agent.rb || fail "formula sha256 
 grep -qx "  url \".*/medic-agent-$version.tar.gz\"" target/dist/medic-agent.rb || fail "formula url"
 ! grep -q '@TARBALL_' target/dist/medic-agent.rb || fail "formula has unfilled tokens"
 ok "formula: url .../medic-agent-$version.tar.gz, sha256 $sha"
+if command -v ruby >/dev/null; then
+  ruby -c target/dist/medic-agent.rb >/dev/null || fail "formula: ruby -c"
+  ok "formula: ruby -c (syntax only; Homebrew and macOS are not available here)"
+fi
 tar -tzf "$tarball" >"$work/tarball.list"
 for f in Cargo.toml Cargo.lock src/main.rs packaging/rpm/medic-agent.spec \
   packaging/medic-agent.toml packaging/scripts.toml; do
