@@ -10,6 +10,7 @@
 #   ./build.sh dist             release tarball, vendored crates, Homebrew formula in
 #                               target/dist/ (packaging/dist.sh)
 #   ./build.sh env aarch64      prints the arm64 cross-build environment (for eval)
+#   ./build.sh deps             installs all of the packages the above need (root)
 #   ./build.sh cargo ARGS       run any cargo command against the Debian source
 #
 # The arm64 targets use Debian's rustc-web/cargo-web (which ship the arm64 standard library),
@@ -17,7 +18,7 @@
 # they install these with apt and register the binfmt handler.
 #
 # Cargo.lock in this folder was resolved against that source and carries its placeholder
-# checksums; it does not work with the public registry (see README, "Building elsewhere").
+# checksums; it does not work with the public registry (see README, "Elsewhere").
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -190,6 +191,11 @@ case "${1:-build}" in
     debian_cargo clippy --locked --all-targets -- -D warnings
     debian_cargo test --locked
     ;;
+  deps)
+    # Everything the targets above and packaging/release.sh install on demand, at once: run
+    # before starting several of them in parallel, so that they do not race for apt's locks.
+    ensure_packages "${CRATE_PACKAGES[@]}" "${ARM64_PACKAGES[@]}" rpm apt-utils createrepo-c
+    ;;
   dist)
     ensure_packages "${CRATE_PACKAGES[@]}"
     bash packaging/dist.sh
@@ -212,7 +218,7 @@ case "${1:-build}" in
     debian_cargo "$@"
     ;;
   *)
-    sed -n '2,21p' "$0" >&2
+    sed -n '2,22p' "$0" >&2
     exit 2
     ;;
 esac

@@ -41,6 +41,7 @@ stop_agent_release() {
 if [ -n "${SKIP_AGENT_RELEASE:-}" ]; then
   echo "==> medic-agent arm64 build and packages: skipped (SKIP_AGENT_RELEASE)"
 elif [ "$(id -u)" = 0 ]; then
+  bash agent-rs/build.sh deps # apt here, before anything runs in parallel
   setsid bash agent-rs/packaging/release.sh >"$AGENT_RELEASE_LOG" 2>&1 &
   agent_release_pid=$!
   trap stop_agent_release EXIT

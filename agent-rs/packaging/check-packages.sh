@@ -108,7 +108,7 @@ check_rpm() {
   ! grep -q '%systemd' "$work/scripts" || fail "$rpm_file: unexpanded systemd macro"
   ok "scriptlets: user created in %pre, unit preset/disabled/restarted by the systemd macros"
   mkdir -p "$work/rpm-$arch"
-  (cd "$work/rpm-$arch" && rpm2cpio "$root/$rpm_file" | cpio -idm --quiet ./usr/bin/medic-agent)
+  rpm2archive - <"$rpm_file" | tar -xzf - -C "$work/rpm-$arch" ./usr/bin/medic-agent
   [ "$(elf_machine "$work/rpm-$arch/usr/bin/medic-agent")" = "$machine" ] ||
     fail "$rpm_file: binary is not $machine"
   ok "/usr/bin/medic-agent is an ELF for $machine"
@@ -134,7 +134,8 @@ ok "the installed binary runs: medic-agent --version"
 rpm --root "$sroot" -V --nodeps medic-agent | grep -Ev '^\.{5}UG\.{2} ' >"$work/verify" || true
 [ ! -s "$work/verify" ] || fail "rpm -V: $(cat "$work/verify")"
 ok "rpm -V: sizes, digests and modes as packaged"
-rpm --root "$sroot" -e --nodeps --noscripts medic-agent || fail "rpm -e"
+rpm --root "$sroot" -e --nodeps --noscripts medic-agent 2>"$work/rpm-e.log" ||
+  fail "rpm -e: $(cat "$work/rpm-e.log")"
 [ ! -e "$sroot/usr/bin/medic-agent" ] && [ ! -e "$sroot/etc/medic-agent" ] ||
   fail "rpm -e left files behind"
 ok "rpm -e removes the binary and the unchanged configuration"

@@ -42,8 +42,8 @@ shopt -u nullglob
 
 sign=()
 if [ -n "${REPO_GPG_KEY:-}" ]; then
-  sign=(gpg --batch --yes --local-user "$REPO_GPG_KEY")
-  gpg --batch --armor --export "$REPO_GPG_KEY" >"$out/medic-agent.asc"
+  sign=(gpg --batch --quiet --yes --local-user "$REPO_GPG_KEY")
+  gpg --batch --quiet --armor --export "$REPO_GPG_KEY" >"$out/medic-agent.asc"
 fi
 
 # ---- APT ---------------------------------------------------------------------------------------
