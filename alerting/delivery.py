@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from alerting import pacing
@@ -24,6 +25,8 @@ _CLAIM_TIMEOUT = timedelta(seconds=120)
 
 # A reserved slot this close is taken now rather than scheduled.
 _SLOT_SLACK = timedelta(milliseconds=50)
+# A send that the pace admits within this long waits in place rather than being rescheduled.
+_INLINE_WAIT = 2.0
 # A resolve waits this long after an unfinished trigger to the same target is next tried.
 _ORDER_GAP = timedelta(seconds=2)
 
@@ -84,24 +87,33 @@ def delivery_attempt(*, delivery_id: int) -> float | None:
             delivery.save(update_fields=["next_attempt_at"])
             return (delivery.next_attempt_at - now).total_seconds()
         transport = TRANSPORTS[delivery.channel]
-        if delivery.slot_at is None:
-            try:
-                pace = transport.pace(delivery)
-            except DeliveryError:
-                pace = None  # the attempt fails below, with the reason
-            if pace is not None:
-                wait = pacing.reserve(pace.key, per_second=pace.per_second, burst=pace.burst)
-                slot = now + timedelta(seconds=wait)
-                if slot - now > _SLOT_SLACK:
-                    # Not now: come back for the slot, which stays reserved for this delivery.
-                    delivery.slot_at = delivery.next_attempt_at = slot
-                    delivery.save(update_fields=["slot_at", "next_attempt_at"])
-                    return wait
+        try:
+            pace = transport.pace(delivery)
+        except DeliveryError:
+            pace = None  # the attempt fails below, with the reason
+        if pace is not None and delivery.slot_at is None:
+            wait = pacing.reserve(pace.key, per_second=pace.per_second, burst=pace.burst)
+            slot = now + timedelta(seconds=wait)
+            if slot - now > _SLOT_SLACK:
+                # Not now: come back for the slot, which stays reserved for this delivery.
+                delivery.slot_at = delivery.next_attempt_at = slot
+                delivery.save(update_fields=["slot_at", "next_attempt_at"])
+                return wait
         # Claim: a concurrent duplicate of this task finds next_attempt_at in the future.
         delivery.attempts += 1
         delivery.slot_at = None
         delivery.next_attempt_at = now + _CLAIM_TIMEOUT
         delivery.save(update_fields=["attempts", "slot_at", "next_attempt_at"])
+    if pace is not None:
+        wait = _admit(pace)
+        if wait:
+            # Sending now would break the destination's pace by more than we wait in place:
+            # give the claim back and come back then.
+            later = timezone.now() + timedelta(seconds=wait)
+            Delivery.objects.filter(pk=delivery_id).update(
+                attempts=F("attempts") - 1, slot_at=later, next_attempt_at=later
+            )
+            return wait
     delivery = Delivery.objects.select_related("alert__service", "notification_target").get(
         pk=delivery_id
     )
@@ -126,6 +138,20 @@ def delivery_attempt(*, delivery_id: int) -> float | None:
     if rate_limited:
         _hold_destination(transport, delivery, outcome)
     return _record(delivery, outcome, error, retryable, rate_limited, elapsed, now)
+
+
+def _admit(pace) -> float:
+    """Wait in place (at most _INLINE_WAIT) until the destination's pace admits a send; return 0
+    when admitted, else the seconds still to wait."""
+    waited = 0.0
+    while True:
+        wait = pacing.admit(pace.key, per_second=pace.per_second, burst=pace.burst)
+        if wait <= 0:
+            return 0.0
+        if waited + wait > _INLINE_WAIT:
+            return wait
+        time.sleep(wait)
+        waited += wait
 
 
 def _hold_destination(transport, delivery: Delivery, outcome: Outcome) -> None:

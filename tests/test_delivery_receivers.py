@@ -467,6 +467,12 @@ def test_pace_hands_out_consecutive_slots_and_holds_after_a_429(store, settings)
     burst_key = f"pagerduty:test:{uuid.uuid4().hex}"
     burst = [pacing.reserve(burst_key, per_second=2.0, burst=10) for _ in range(12)]
     assert burst[:10] == [0.0] * 10 and 0 < burst[10] <= 0.5 and burst[11] > burst[10]
+    # admit: a send now is counted; one that would come too early is told to wait, not counted
+    sent = f"slack:test:{uuid.uuid4().hex}"
+    assert pacing.admit(sent, per_second=1.0, burst=1) == 0.0
+    refused = [pacing.admit(sent, per_second=1.0, burst=1) for _ in range(3)]
+    assert all(0.1 < wait <= 1.0 for wait in refused)
     held = f"slack:test:{uuid.uuid4().hex}"
     pacing.hold(held, 30, per_second=1.0, burst=1)
     assert 29 < pacing.reserve(held, per_second=1.0, burst=1) <= 30
+    assert 29 < pacing.admit(held, per_second=1.0, burst=1) <= 30
