@@ -266,7 +266,7 @@ MEDIC_NOTIFY_MAX_REPLY_BYTES = env_int("MEDIC_NOTIFY_MAX_REPLY_BYTES", 256 * 102
 # Sending pace per destination, shared by every worker (Redis when configured, else the
 # database): Slack allows about one message per second per channel, PagerDuty's Events API a
 # limited number of events per minute per routing key.
-MEDIC_SLACK_PACE_PER_SECOND = env_float("MEDIC_SLACK_PACE_PER_SECOND", 1.0)
+MEDIC_SLACK_PACE_PER_SECOND = env_float("MEDIC_SLACK_PACE_PER_SECOND", 0.9)
 MEDIC_SLACK_PACE_BURST = env_int("MEDIC_SLACK_PACE_BURST", 1)
 MEDIC_PAGERDUTY_PACE_PER_MINUTE = env_float("MEDIC_PAGERDUTY_PACE_PER_MINUTE", 100.0)
 MEDIC_PAGERDUTY_PACE_BURST = env_int("MEDIC_PAGERDUTY_PACE_BURST", 10)
