@@ -138,9 +138,13 @@ def _post(
     except requests.RequestException as exc:
         raise TransientError(f"reply unreadable: {exc.__class__.__name__}") from exc
     status = response.status_code
+    try:
+        text = raw.decode(response.encoding or "utf-8", errors="replace")
+    except LookupError:  # a charset Python does not know
+        text = raw.decode("utf-8", errors="replace")
     outcome = Outcome(
         status,
-        raw.decode(response.encoding or "utf-8", errors="replace"),
+        text,
         response.headers.get("Content-Type", ""),
         retry_after_seconds(response.headers.get("Retry-After")),
         cut,
@@ -309,12 +313,14 @@ def window_payload(delivery: Delivery) -> dict:
 
 
 def window_text(delivery: Delivery) -> str:
+    """Slack mrkdwn: the window's and services' names are escaped (mrkdwn_escape)."""
     data = window_payload(delivery)
     verb = "started" if delivery.event == NotificationEvent.MAINTENANCE_STARTED else "ended"
     icon = ":construction:" if verb == "started" else ":white_check_mark:"
-    covered = ", ".join(data["services"][:10]) + (" …" if len(data["services"]) > 10 else "")
+    names = [mrkdwn_escape(name) for name in data["services"][:10]]
+    covered = ", ".join(names) + (" …" if len(data["services"]) > 10 else "")
     return (
-        f"{icon} Maintenance window *{data['window']}* {verb} "
+        f"{icon} Maintenance window *{mrkdwn_escape(data['window'])}* {verb} "
         f"({data['starts_at']} → {data['ends_at']}). Alerts for {covered or 'no services'} are "
         + ("held until it ends." if verb == "started" else "sent again; any still down follow.")
     )
