@@ -204,6 +204,8 @@ def clip(text: str, limit: int, *, keep: str = "start") -> str:
     in half; ``keep="end"`` keeps the tail (job output)."""
     if len(text) <= limit:
         return text
+    if limit <= 1:
+        return ""
     if keep == "end":
         tail = _PARTIAL_ENTITY_START.sub("", text[-(limit - 1) :])
         return "…" + tail
@@ -474,6 +476,9 @@ _SLACK_TRANSIENT = {
 }
 
 
+_FENCE = ("*Output (tail):*\n```\n", "\n```")
+
+
 def _section(text: str) -> dict:
     return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
 
@@ -519,25 +524,38 @@ class SlackTransport:
                     SLACK_SECTION_LIMIT - len(why),
                 )
             blocks.append(_section(why))
-            if details.get("output_tail"):
-                # The end of the output is what explains a failure: keep the tail.
-                fence = "*Output (tail):*\n```\n", "\n```"
-                room = SLACK_SECTION_LIMIT - len(fence[0]) - len(fence[1])
-                output = clip(esc(details["output_tail"]).replace("```", "` ` `"), room, keep="end")
-                blocks.append(_section(fence[0] + output + fence[1]))
+        output = ""
+        if delivery.event != NotificationEvent.RESOLVE and (alert.details or {}).get("output_tail"):
+            # The end of the output is what explains a failure: keep the tail.
+            output = esc(alert.details["output_tail"]).replace("```", "` ` `")
+            room = SLACK_SECTION_LIMIT - len(_FENCE[0]) - len(_FENCE[1])
+            blocks.append(_section(_FENCE[0] + clip(output, room, keep="end") + _FENCE[1]))
         if service.runbook:
             blocks.append(_section(clip(f"*Runbook:* {esc(service.runbook)}", SLACK_SECTION_LIMIT)))
         link = f"<{alert_link(alert)}|Alert {alert.pk}>"
-        # The fallback text (notifications, clients without blocks): everything, headline first.
-        fallback = "\n".join(b["text"]["text"] for b in blocks)
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": link}]})
         return {
             "channel": delivery.target,
-            "text": clip(fallback, SLACK_TEXT_LIMIT - len(link) - 1) + "\n" + link,
+            "text": self._fallback(blocks, output, link),
             "blocks": blocks,
             "unfurl_links": False,
             "unfurl_media": False,
         }
+
+    def _fallback(self, blocks: list[dict], output: str, link: str) -> str:
+        """The message's ``text`` (notifications, clients without blocks): the sections in
+        order within SLACK_TEXT_LIMIT, the output's tail shortened to what room is left."""
+        texts = [b["text"]["text"] for b in blocks if b["type"] == "section"]
+        budget = SLACK_TEXT_LIMIT - len(link) - 1
+        if output:
+            at = next(i for i, t in enumerate(texts) if t.startswith(_FENCE[0]))
+            others = sum(len(t) + 1 for i, t in enumerate(texts) if i != at)
+            room = budget - others - len(_FENCE[0]) - len(_FENCE[1])
+            if room >= 40:
+                texts[at] = _FENCE[0] + clip(output, room, keep="end") + _FENCE[1]
+            else:
+                del texts[at]
+        return clip("\n".join(texts), budget) + "\n" + link
 
     def _token(self, delivery: Delivery) -> str:
         return _secret(delivery, "bot_token") or settings.SLACK_BOT_TOKEN
