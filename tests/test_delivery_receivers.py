@@ -476,3 +476,24 @@ def test_pace_hands_out_consecutive_slots_and_holds_after_a_429(store, settings)
     pacing.hold(held, 30, per_second=1.0, burst=1)
     assert 29 < pacing.reserve(held, per_second=1.0, burst=1) <= 30
     assert 29 < pacing.admit(held, per_second=1.0, burst=1) <= 30
+
+
+def test_rotating_through_the_api_shows_until_when_both_secrets_sign(admin):
+    created = admin.post(
+        "/v2/notification-targets",
+        {"name": "hook", "kind": "webhook", "url": "https://example.invalid/h"},
+    ).json()
+    assert created["signing_secret"].startswith("whsec_")
+    assert len(Webhook(created["signing_secret"])._whsecret) == 32
+    response = admin.patch(
+        "/v2/notification-targets/hook", {"signing_secret": cfg.new_signing_secret()}
+    )
+    assert response.status_code == 200
+    body = response.json()
+    assert "previous_signing_secret" in body["secret_fields"]
+    until = datetime.fromisoformat(body["previous_signing_secret_until"])
+    assert timedelta(hours=23) < until - timezone.now() <= timedelta(hours=24)
+    refused = admin.patch(
+        "/v2/notification-targets/hook", {"headers": {"webhook-signature": "v1,forged"}}
+    )
+    assert refused.status_code == 422
