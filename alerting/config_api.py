@@ -169,7 +169,15 @@ class TargetSerializer(serializers.Serializer):
         return value
 
     def validate_headers(self, value: dict) -> dict:
-        reserved = {"content-type", "content-length", "host", "x-medic-signature"}
+        reserved = {
+            "content-type",
+            "content-length",
+            "host",
+            "x-medic-signature",
+            "webhook-id",
+            "webhook-timestamp",
+            "webhook-signature",
+        }
         bad = [h for h in value if h.lower() in reserved]
         if bad:
             raise serializers.ValidationError(f"Medic sets these headers itself: {bad}.")

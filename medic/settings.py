@@ -251,9 +251,28 @@ MEDIC_NOTIFY_TIMEOUT_SECONDS = env_float("MEDIC_NOTIFY_TIMEOUT_SECONDS", 10.0)
 # A delivery whose next attempt is this late (its Celery message was lost: worker killed, broker
 # flushed) is re-enqueued by the sweep.
 MEDIC_DELIVERY_RECOVERY_SECONDS = env_int("MEDIC_DELIVERY_RECOVERY_SECONDS", 30)
+# Base delays of the retries after a transient failure; each is stretched by a random 0-50 %
+# (jitter) so that deliveries that failed together do not come back together. docs/alert-routing.md
 MEDIC_DELIVERY_RETRY_DELAYS = [
-    int(x) for x in env_str("MEDIC_DELIVERY_RETRY_DELAYS", "1,5,30").split(",") if x.strip()
+    int(x)
+    for x in env_str("MEDIC_DELIVERY_RETRY_DELAYS", "10,30,90,300,900").split(",")
+    if x.strip()
 ]
+# Rate-limit answers (429, Slack "ratelimited") are retried after their Retry-After without using
+# a step of the schedule, until the delivery is this old.
+MEDIC_DELIVERY_GIVE_UP_SECONDS = env_int("MEDIC_DELIVERY_GIVE_UP_SECONDS", 3600)
+# Receivers' replies are read while streaming up to this many bytes (Slack echoes the message).
+MEDIC_NOTIFY_MAX_REPLY_BYTES = env_int("MEDIC_NOTIFY_MAX_REPLY_BYTES", 256 * 1024)
+# Sending pace per destination, shared by every worker (Redis when configured, else the
+# database): Slack allows about one message per second per channel, PagerDuty's Events API a
+# limited number of events per minute per routing key.
+MEDIC_SLACK_PACE_PER_SECOND = env_float("MEDIC_SLACK_PACE_PER_SECOND", 0.9)
+MEDIC_SLACK_PACE_BURST = env_int("MEDIC_SLACK_PACE_BURST", 1)
+MEDIC_PAGERDUTY_PACE_PER_MINUTE = env_float("MEDIC_PAGERDUTY_PACE_PER_MINUTE", 100.0)
+MEDIC_PAGERDUTY_PACE_BURST = env_int("MEDIC_PAGERDUTY_PACE_BURST", 10)
+MEDIC_DELIVERY_PACE_REDIS_URL = env_str("MEDIC_DELIVERY_PACE_REDIS_URL", REDIS_URL)
+# After a webhook signing secret is changed, bodies are signed with the old one too for this long.
+MEDIC_WEBHOOK_SECRET_ROTATION_HOURS = env_float("MEDIC_WEBHOOK_SECRET_ROTATION_HOURS", 24.0)
 
 # Rate limits: requests per minute (0 disables a class). Per-key overrides: ApiKey.rate_limits.
 MEDIC_RATE_LIMIT_HEARTBEAT = env_int("MEDIC_RATE_LIMIT_HEARTBEAT", 100)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import time
 from datetime import timedelta
 
 import pytest
+from standardwebhooks import Webhook
 
 from alerting import config as cfg
 from alerting.models import Delivery
@@ -61,12 +63,19 @@ def test_webhook_body_headers_and_verifiable_signature(receiver, settings):
     assert request.headers["X-Team"] == "payments"
     assert request.headers["X-Medic-Event"] == "trigger"
     assert request.headers["X-Medic-Delivery"] == str(delivery.pk)
+    # X-Medic-Signature: t=<t>,v1=<hex HMAC(key, "<webhook-id>.<t>." + body)>, the key being
+    # the base64 after whsec_ (docs/alert-routing.md#signatures)
     parts = dict(p.split("=", 1) for p in request.headers["X-Medic-Signature"].split(","))
-    expected = hmac.new(
-        secret.encode(), f"{parts['t']}.".encode() + request.body, hashlib.sha256
-    ).hexdigest()
+    msg_id = request.headers["webhook-id"]
+    assert msg_id == f"msg_medic_{delivery.pk}_trigger"
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    signed = f"{msg_id}.{parts['t']}.".encode() + request.body
+    expected = hmac.new(key, signed, hashlib.sha256).hexdigest()
     assert hmac.compare_digest(parts["v1"], expected)
     assert abs(int(parts["t"]) - time.time()) < 60
+    assert request.headers["webhook-timestamp"] == parts["t"]
+    # ...and the same signature verifies with the Standard Webhooks library
+    Webhook(secret).verify(request.body, request.headers)
     assert delivery.status == "succeeded" and delivery.response_code == 204
 
     heartbeat_record(service_ref=service.pk)
