@@ -20,6 +20,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -115,14 +116,15 @@ class Cluster:
         self.env = {**os.environ, "PGPASSWORD": password_file.read_text().strip()}
         self.tool("createdb", "medic")
 
-    def tool(self, name: str, *args: str, **kwargs) -> subprocess.CompletedProcess:
-        return subprocess.run(
+    def tool(self, name: str, *args: str, stdout=subprocess.PIPE) -> subprocess.CompletedProcess:
+        done = subprocess.run(
             [str(self.bin / name), "-h", "127.0.0.1", "-p", str(self.port), "-U", "medic", *args],
-            check=True,
-            capture_output=True,
+            stdout=stdout,
+            stderr=subprocess.PIPE,
             env=self.env,
-            **kwargs,
         )
+        assert done.returncode == 0, f"{name}: {done.stderr.decode()}"
+        return done
 
     def stop(self) -> None:
         as_postgres([str(self.bin / "pg_ctl"), "-D", str(self.dir), "-m", "immediate", "stop"])
@@ -219,6 +221,10 @@ def stack():
         _start(s)
         yield s
     finally:
+        # SIGTERM to all at once (each stops gracefully in parallel), then wait for each.
+        for proc in s.procs.values():
+            if proc.alive():
+                os.killpg(proc.popen.pid, signal.SIGTERM)
         for proc in reversed(list(s.procs.values())):
             proc.stop()
         for cleanup in reversed(s.cleanups):
@@ -241,6 +247,8 @@ def _start(s: Stack) -> None:
     (secrets / "postgres_password").write_text(base64.b16encode(os.urandom(12)).decode() + "\n")
     s.key_b64 = base64.b64encode(os.urandom(32)).decode()
     (secrets / "encryption_keys").write_text(f"k1:{s.key_b64}\n")
+    for secret in secrets.iterdir():
+        secret.chmod(0o400)  # docs/deployment.md: readable by Medic's user only
     assert set(config["secrets"]) == {"secret_key", "postgres_password", "encryption_keys"}
 
     s.pg = Cluster(work, secrets / "postgres_password", "pg")
@@ -310,12 +318,24 @@ def _start(s: Stack) -> None:
     wait_for(lambda: s.healthcheck("agent-gateway").returncode == 0, 60, "the gateway", medic)
 
     # docs/deployment.md: the first key, as `docker compose exec web python manage.py ...`
-    made = s.manage("create_api_key", "--name", "ops-admin", "--scopes", "admin")
-    assert made.returncode == 0, made.stderr
-    s.admin_key = made.stdout.strip().splitlines()[-1]
-    made = s.manage("create_api_key", "--name", "prometheus", "--scopes", "read")
-    assert made.returncode == 0, made.stderr
-    s.read_key = made.stdout.strip().splitlines()[-1]
+    # (both at once: each is a Python start-up)
+    made = {}
+    makers = [
+        threading.Thread(
+            target=lambda n=name, sc=scopes: made.update(
+                {n: s.manage("create_api_key", "--name", n, "--scopes", sc)}
+            )
+        )
+        for name, scopes in (("ops-admin", "admin"), ("prometheus", "read"))
+    ]
+    for thread in makers:
+        thread.start()
+    for thread in makers:
+        thread.join()
+    for done in made.values():
+        assert done.returncode == 0, done.stderr
+    s.admin_key = made["ops-admin"].stdout.strip().splitlines()[-1]
+    s.read_key = made["prometheus"].stdout.strip().splitlines()[-1]
     s.medic = medic
 
 
@@ -600,3 +620,102 @@ def test_requirements_lock_is_exactly_what_pyproject_needs(stack):
         [str(stack.venv / "bin" / "pip"), "check"], capture_output=True, text=True
     )
     assert check.returncode == 0, check.stdout
+
+
+def test_restore_drill_secrets_decrypt_in_a_fresh_cluster(stack):
+    """docs/backup-restore.md: pg_dump, restore into a new cluster, start with the same keys."""
+    targets = stack.request("GET", "/v2/notification-targets", key=stack.admin_key)[1]["results"]
+    assert targets, "the alert test stores a webhook target with secrets first"
+    dump = stack.work / "medic.dump"
+    with dump.open("wb") as out:
+        stack.pg.tool("pg_dump", "--format=custom", "medic", stdout=out)
+
+    restored = Cluster(stack.work, stack.work / "secrets" / "postgres_password", "restored")
+    stack.cleanups.append(restored.stop)
+    restored.tool("pg_restore", "--no-owner", "--exit-on-error", "-d", "medic", str(dump))
+
+    env = stack.env("migrate")
+    env["DATABASE_URL"] = env["DATABASE_URL"].replace(f":{stack.pg.port}/", f":{restored.port}/")
+    checked = stack.manage("check", "--database", "default", env=env)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+    # Restored without the key that sealed them: migrate, compose's first process, refuses
+    # (naming the key), so nothing else starts.
+    wrong = stack.work / "wrong-keys"
+    wrong.write_text(f"k2:{base64.b64encode(os.urandom(32)).decode()}\n")
+    migrated = stack.manage(
+        "migrate", "--no-input", env={**env, "MEDIC_ENCRYPTION_KEYS_FILE": str(wrong)}
+    )
+    assert migrated.returncode != 0
+    assert "medic.E010" in migrated.stderr and "encryption key 'k1'" in migrated.stderr
+
+
+PROBE = """#!/bin/sh
+# A registered script trying to read the worker's environment and its secret files.
+echo "user=$(id -un)"
+for arg in "$@"; do
+  value="${arg#--*=}"
+  case "$arg" in
+    --pid=*) path="/proc/$value/environ"; what=environ ;;
+    *) path="$value"; what=secret ;;
+  esac
+  if cat "$path" >/dev/null 2>&1; then echo "$what=read"; else echo "$what=denied"; fi
+done
+"""
+
+
+def test_local_scripts_cannot_read_the_workers_secrets(stack):
+    if os.geteuid() != 0:
+        pytest.skip("the worker switches scripts to MEDIC_SANDBOX_USER only when it runs as root")
+    user = stack.env("worker")["MEDIC_SANDBOX_USER"]
+    assert shutil.which("id") and subprocess.run(["id", user]).returncode == 0, (
+        f"the sandbox user {user} is missing (scripts/test.sh creates it, the Dockerfile too)"
+    )
+    secrets = stack.work / "secrets"
+    status, body = stack.request(
+        "POST",
+        "/v2/scripts",
+        {
+            "name": "read_worker_secrets",
+            "body": PROBE,
+            "args_schema": {
+                "type": "object",
+                "properties": {
+                    "pid": {"type": "string", "pattern": "^[0-9]+$"},
+                    "secret_key": {"type": "string"},
+                    "encryption_keys": {"type": "string"},
+                },
+                "additionalProperties": False,
+            },
+            "run_local": True,
+        },
+        key=stack.admin_key,
+    )
+    assert status == 201, body
+    worker_pid = stack.procs["worker"].popen.pid
+    status, body = stack.request(
+        "POST",
+        "/v2/scripts/read_worker_secrets/run",
+        {
+            "target": {"local": True},
+            "args": {
+                "pid": str(worker_pid),
+                "secret_key": str(secrets / "secret_key"),
+                "encryption_keys": str(secrets / "encryption_keys"),
+            },
+        },
+        key=stack.admin_key,
+    )
+    assert status == 201, body
+    job_id = body["jobs"][0]["id"]
+
+    def finished():
+        job = stack.request("GET", f"/v2/jobs/{job_id}", key=stack.admin_key)[1]
+        return job if job["state"] not in ("queued", "running") else None
+
+    job = wait_for(finished, 60, "the local job", stack.medic)
+    assert job["state"] == "succeeded", job
+    lines = job["stdout_tail"].split()
+    assert lines[0] == f"user={user}"
+    assert "environ=denied" in lines and "environ=read" not in lines, job["stdout_tail"]
+    assert lines.count("secret=denied") == 2, job["stdout_tail"]
