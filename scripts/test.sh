@@ -30,6 +30,12 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
 fi
 
+# The user the worker runs local scripts as (as in the image; tests/production/ checks that a
+# script cannot read the worker's secrets).
+if [ "$(id -u)" = 0 ] && ! id medic-sandbox >/dev/null 2>&1; then
+  useradd --system --no-create-home --shell /usr/sbin/nologin medic-sandbox
+fi
+
 source scripts/venv.sh test
 PY="$ROOT/.venv/bin/python"
 
