@@ -208,7 +208,12 @@ def _require_tools() -> None:
 
 
 @pytest.fixture(scope="module")
-def stack():
+def venv() -> Path:
+    return runtime_venv()
+
+
+@pytest.fixture(scope="module")
+def stack(venv):
     _require_tools()
     # PostgreSQL runs as the postgres user when the tests run as root: a folder it can reach.
     work = Path(
@@ -216,7 +221,7 @@ def stack():
     )
     work.chmod(0o755)
     s = Stack(work)
-    s.venv = runtime_venv()
+    s.venv = venv
     try:
         _start(s)
         yield s
@@ -572,12 +577,12 @@ def test_prometheus_scrapes_web_worker_and_gateway_with_the_shipped_config(stack
         proc.stop()
 
 
-def test_requirements_lock_is_exactly_what_pyproject_needs(stack):
+def test_requirements_lock_is_exactly_what_pyproject_needs(venv):
     """The image's packages (installed from the lock, --no-deps) are the closure of
     pyproject.toml's dependencies: nothing missing, nothing left over, pins agree."""
     installed = {
         canonicalize_name(d.metadata["Name"]): d
-        for d in importlib.metadata.distributions(path=[str(site_packages(stack.venv))])
+        for d in importlib.metadata.distributions(path=[str(site_packages(venv))])
     }
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     environment = default_environment()
@@ -616,9 +621,7 @@ def test_requirements_lock_is_exactly_what_pyproject_needs(stack):
             locked.add(canonicalize_name(match.group(1)))
     assert locked - needed == set(), "requirements.lock is stale (run scripts/lock.sh)"
     assert needed <= locked
-    check = subprocess.run(
-        [str(stack.venv / "bin" / "pip"), "check"], capture_output=True, text=True
-    )
+    check = subprocess.run([str(venv / "bin" / "pip"), "check"], capture_output=True, text=True)
     assert check.returncode == 0, check.stdout
 
 
