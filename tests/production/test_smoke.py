@@ -722,3 +722,36 @@ def test_local_scripts_cannot_read_the_workers_secrets(stack):
     assert lines[0] == f"user={user}"
     assert "environ=denied" in lines and "environ=read" not in lines, job["stdout_tail"]
     assert lines.count("secret=denied") == 2, job["stdout_tail"]
+
+
+def test_medic_trusts_exactly_the_proxys_hop(stack):
+    """Behind the proxy, the client address is the one nginx saw (not the proxy's, not what the
+    client wrote in X-Forwarded-For): keyless requests from one client, each claiming another
+    address, spend that client's budget (429), and another client is unaffected."""
+    import http.client
+
+    port = int(stack.loc.port("proxy", "443"))
+
+    def keyless(source: str, claimed: str) -> tuple[int, dict]:
+        conn = http.client.HTTPSConnection(
+            "127.0.0.1", port, source_address=(source, 0), context=stack.tls, timeout=10
+        )
+        try:
+            conn.request("GET", "/v2/services", headers={"Host": HOST, "X-Forwarded-For": claimed})
+            response = conn.getresponse()
+            return response.status, json.loads(response.read() or b"{}")
+        finally:
+            conn.close()
+
+    limit = int(stack.env("web").get("MEDIC_RATE_LIMIT_UNAUTHENTICATED", "30"))
+    answers = []
+    # Per-minute windows: at most one boundary is crossed, so 2 x limit + 1 requests must see a 429.
+    for i in range(2 * limit + 1):
+        status, body = keyless("127.0.0.5", f"198.51.100.{i % 250}")
+        answers.append(status)
+        if status == 429:
+            break
+    assert answers[-1] == 429 and set(answers[:-1]) == {401}, answers
+    assert body["error"]["code"] == "rate_limited", body
+    status, body = keyless("127.0.0.6", "127.0.0.5")
+    assert status == 401, body
