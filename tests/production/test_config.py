@@ -78,3 +78,32 @@ def test_sweep_timestamp_is_exported_only_once_a_sweep_ran():
     [family] = gauge.collect()
     assert [s.value for s in family.samples] == [1234.5]
     assert isinstance(SWEEP_LAST_RUN, Timestamp)
+
+
+def test_beat_health_check_needs_a_recent_sweep_pass():
+    import time
+
+    from django.core.cache import cache
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    from medic.healthchecks import SWEEP_KEY, sweep_ran
+
+    cache.delete(SWEEP_KEY)
+    with pytest.raises(CommandError, match="no sweep pass recorded yet"):
+        call_command("medic_healthcheck", "beat")
+    sweep_ran(time.time() - 120)
+    with pytest.raises(CommandError, match=r"finished 12\d s ago \(limit 60 s\)"):
+        call_command("medic_healthcheck", "beat", "--max-age", "60")
+    sweep_ran()
+    call_command("medic_healthcheck", "beat", "--max-age", "60")
+
+
+def test_worker_health_check_fails_when_no_worker_answers():
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="celery@nobody-here did not answer a broker ping"):
+        call_command(
+            "medic_healthcheck", "worker", "--node", "celery@nobody-here", "--timeout", "1"
+        )
