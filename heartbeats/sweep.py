@@ -29,6 +29,7 @@ from heartbeats.jobs import run_mark_hung, runs_overdue
 from heartbeats.maintenance import announcements
 from heartbeats.models import JobRun, Service, ServiceStateChange, ServiceStatus
 from heartbeats.services import service_unmute
+from medic.healthchecks import sweep_ran
 from medic.metrics import DETECTION_DELAY, SWEEP_DURATION, SWEEP_ERRORS, SWEEP_LAG, SWEEP_LAST_RUN
 
 logger = logging.getLogger(__name__)
@@ -69,6 +70,7 @@ def sweep(*, now: datetime | None = None) -> SweepResult:
             deliver.delay(delivery_id)
     SWEEP_DURATION.observe(time.monotonic() - started)
     SWEEP_LAST_RUN.set(time.time())
+    sweep_ran()
     return result
 
 

@@ -10,6 +10,7 @@ class MedicConfig(AppConfig):
     def ready(self) -> None:
         from prometheus_client import REGISTRY
 
+        import medic.keyring  # registers the stored-secrets system check
         import medic.schema  # noqa: F401  (registers the OpenAPI auth extension)
         from medic.collectors import StateCollector
 

@@ -117,6 +117,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Probes (/health/live, /health/ready, /metrics) answered before host validation, so that
+    # health checks and scrapers can address a process by its own address (medic/probes.py).
+    "medic.probes.ProbeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Static assets (admin, Swagger UI, dashboard) are served from memory by WhiteNoise, so no
     # URL pattern and no reverse proxy is needed for them.
@@ -174,6 +177,10 @@ DATABASES = {
         conn_health_checks=env_bool("DATABASE_CONN_HEALTH_CHECKS", True),
     )
 }
+# The password apart from the URL, so that it can come from a file (DATABASE_PASSWORD_FILE, a
+# compose secret); it replaces the URL's password.
+if _database_password := env_str("DATABASE_PASSWORD", ""):
+    DATABASES["default"]["PASSWORD"] = _database_password
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["ENGINE"] = "medic.db.postgresql"
 # 1: check kept connections with Django's "SELECT 1" round trip instead of the socket check.
@@ -287,10 +294,19 @@ MEDIC_LOGIN_MAX_FAILURES_PER_USER = env_int("MEDIC_LOGIN_MAX_FAILURES_PER_USER",
 MEDIC_LOGIN_MAX_FAILURES_PER_ADDRESS = env_int("MEDIC_LOGIN_MAX_FAILURES_PER_ADDRESS", 20)
 MEDIC_LOGIN_FAILURE_WINDOW_MINUTES = env_int("MEDIC_LOGIN_FAILURE_WINDOW_MINUTES", 15)
 # How many reverse proxies in front of Medic append to X-Forwarded-For (0: use the peer address).
+# docker-compose.yml sets 1: its TLS front (deploy/nginx/) is the one hop.
 MEDIC_TRUSTED_PROXY_HOPS = env_int("MEDIC_TRUSTED_PROXY_HOPS", 0)
 
-# AES-256-GCM keys for secrets at rest (webhook headers, signing secrets, routing keys).
+# AES-256-GCM keys for secrets at rest (webhook headers, signing secrets, routing keys). Required
+# outside the embedded mode: a key derived from SECRET_KEY would make every stored secret
+# unreadable the day SECRET_KEY is rotated or lost.
 MEDIC_ENCRYPTION_KEYS = env_str("MEDIC_ENCRYPTION_KEYS", "")
+if not EMBEDDED and not MEDIC_ENCRYPTION_KEYS.strip():
+    raise ImproperlyConfigured(
+        "MEDIC_ENCRYPTION_KEYS (or MEDIC_ENCRYPTION_KEYS_FILE) must be set outside the embedded "
+        "mode: 'id:base64key', e.g. \"k1:$(python3 -c 'import os,base64; "
+        "print(base64.b64encode(os.urandom(32)).decode())')\". Keep it with your backups."
+    )
 
 # --- Remote execution (docs/remote-execution.md) ---------------------------------------------
 # Agents: long-poll wait handed out at registration, and the longest wait a poll may ask for.

@@ -15,6 +15,10 @@ command -v redis-server >/dev/null || need+=(redis-server)
 command -v docker-compose >/dev/null || need+=(docker-compose)
 # Browser tests (tests/dashboard/test_browser.py) drive Debian's Chromium through Playwright.
 [ -x /usr/bin/chromium ] || need+=(chromium chromium-driver)
+# The production smoke test (tests/production/): the TLS front and Prometheus; promtool also
+# runs the alert-rule tests below.
+command -v nginx >/dev/null || need+=(nginx)
+command -v promtool >/dev/null || need+=(prometheus)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "==> apt-get install ${need[*]}"
@@ -50,6 +54,12 @@ else
   echo "==> medic-agent arm64 build and packages: skipped (needs root)" >&2
 fi
 
+# The user the worker runs local scripts as (as in the image; tests/production/ checks that a
+# script cannot read the worker's secrets).
+if [ "$(id -u)" = 0 ] && ! id medic-sandbox >/dev/null 2>&1; then
+  useradd --system --no-create-home --shell /usr/sbin/nologin medic-sandbox
+fi
+
 source scripts/venv.sh test
 PY="$ROOT/.venv/bin/python"
 
@@ -67,6 +77,7 @@ throwaway_pg "$WORK" -c fsync=off -c synchronous_commit=off -c full_page_writes=
   -c max_connections=200
 throwaway_redis "$WORK"
 export SECRET_KEY="test-$("$PY" -c 'import secrets; print(secrets.token_urlsafe(40))')"
+export MEDIC_ENCRYPTION_KEYS="test:$("$PY" -c 'import base64, os; print(base64.b64encode(os.urandom(32)).decode())')"
 export ALLOWED_HOSTS="127.0.0.1,localhost,testserver"
 export MEDIC_TEST_WORKDIR="$WORK"
 export STATIC_ROOT="$WORK/static"
@@ -86,8 +97,9 @@ echo "==> django checks, migrations, OpenAPI schema"
 "$PY" manage.py collectstatic --no-input -v 0
 echo "==> medic-agent: cargo fmt --check, clippy -D warnings, cargo test; release build (e2e)"
 bash agent-rs/build.sh test && bash agent-rs/build.sh release
-echo "==> docker-compose config"
-SECRET_KEY=x POSTGRES_PASSWORD=x docker-compose -f docker-compose.yml config -q
+echo "==> docker-compose config (with .env.example as .env)"
+mkdir "$WORK/compose" && cp .env.example "$WORK/compose/.env"
+docker-compose -f docker-compose.yml --project-directory "$WORK/compose" config -q
 
 # --- tests --------------------------------------------------------------------------------------
 # One pytest-xdist process per core, each with its own PostgreSQL test database and Redis

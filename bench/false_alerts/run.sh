@@ -43,6 +43,7 @@ throwaway_pg "$WORK" -c fsync=off -c synchronous_commit=off -c full_page_writes=
   -c max_connections=50
 
 export SECRET_KEY="bench-$("$PY" -c 'import secrets; print(secrets.token_urlsafe(40))')"
+export MEDIC_ENCRYPTION_KEYS="bench:$("$PY" -c 'import base64, os; print(base64.b64encode(os.urandom(32)).decode())')"
 export DJANGO_SETTINGS_MODULE=medic.settings
 # No notification target at all: alerts open, no delivery row is written.
 export SLACK_BOT_TOKEN="" SLACK_DEFAULT_CHANNEL="" PAGERDUTY_ROUTING_KEY=""
