@@ -63,6 +63,9 @@ echo "==> medic-agent: cargo fmt --check, clippy -D warnings, cargo test; releas
 bash agent-rs/build.sh test && bash agent-rs/build.sh release
 echo "==> docker-compose config"
 SECRET_KEY=x POSTGRES_PASSWORD=x docker-compose -f docker-compose.yml config -q
+# Every runnable example of README.md and docs/ against a fresh `make run` (docs/writing-docs.md).
+echo "==> docs: examples of README.md and docs/ against a throwaway make-run instance"
+"$PY" -m tests.docs.runner
 
 # --- tests --------------------------------------------------------------------------------------
 # One pytest-xdist process per core, each with its own PostgreSQL test database and Redis
