@@ -260,8 +260,10 @@ def matches(expected: object, actual: object) -> bool:
     if isinstance(expected, str) and "..." in expected:
         return _glob(expected, actual if isinstance(actual, str) else json.dumps(actual))
     number = (int, float)
+    if isinstance(expected, bool) or isinstance(actual, bool):
+        return expected is actual
     if isinstance(expected, number) and isinstance(actual, number):  # 5 shows 5.0
-        return not isinstance(expected, bool) and not isinstance(actual, bool) and expected == actual
+        return expected == actual
     return type(expected) is type(actual) and expected == actual
 
 

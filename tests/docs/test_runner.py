@@ -61,6 +61,8 @@ def test_expected_json_is_a_subset_with_wildcards():
     assert runner.matches(expected.values[0], actual)
     assert not runner.matches(expected.values[0], actual | {"heartbeat_name": "other"})
     assert not runner.matches({"id": 3}, {"id": "3"})
+    assert runner.matches({"interval": 5, "ok": True}, {"interval": 5.0, "ok": True})
+    assert not runner.matches({"ok": True}, {"ok": 1})
 
 
 def test_blocks_share_one_session_and_the_expected_output_holds(tmp_path):
