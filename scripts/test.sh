@@ -65,7 +65,9 @@ echo "==> docker-compose config"
 SECRET_KEY=x POSTGRES_PASSWORD=x docker-compose -f docker-compose.yml config -q
 # Every runnable example of README.md and docs/ against a fresh `make run` (docs/writing-docs.md).
 echo "==> docs: examples of README.md and docs/ against a throwaway make-run instance"
-"$PY" -m tests.docs.runner
+# A failure here fails the command after pytest has run too.
+docs_status=0
+"$PY" -m tests.docs.runner || docs_status=$?
 
 # --- tests --------------------------------------------------------------------------------------
 # One pytest-xdist process per core, each with its own PostgreSQL test database and Redis
@@ -73,3 +75,7 @@ echo "==> docs: examples of README.md and docs/ against a throwaway make-run ins
 # start real servers). MEDIC_TEST_PROCESSES=0 runs everything in this process.
 echo "==> pytest"
 "$PY" -m pytest -p no:cacheprovider -n "${MEDIC_TEST_PROCESSES:-auto}" --dist loadfile "$@"
+if [ "$docs_status" != 0 ]; then
+  echo "docs: examples failed (see \"FAILED\" above)" >&2
+  exit "$docs_status"
+fi
