@@ -13,6 +13,9 @@ need=()
 command -v redis-server >/dev/null || need+=(redis-server)
 [ -n "$(pg_bindir)" ] || need+=(postgresql)
 command -v docker-compose >/dev/null || need+=(docker-compose)
+# The docs' examples (tests/docs) are curl and jq command lines.
+command -v curl >/dev/null || need+=(curl)
+command -v jq >/dev/null || need+=(jq)
 # Browser tests (tests/dashboard/test_browser.py) drive Debian's Chromium through Playwright.
 [ -x /usr/bin/chromium ] || need+=(chromium chromium-driver)
 if [ ${#need[@]} -gt 0 ]; then
