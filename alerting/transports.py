@@ -431,22 +431,33 @@ class WebhookTransport:
         return None
 
 
-DEFAULT_BODY = {
-    "event": "${event}",
-    "status": "${status}",
-    "service": "${service}",
-    "service_name": "${service_name}",
-    "alert_id": "${alert_id}",
-    "dedup_key": "${dedup_key}",
-    "summary": "${summary}",
-    "priority": "${priority}",
-    "team": "${team}",
-    "runbook": "${runbook}",
-    "opened_at": "${opened_at}",
-    "resolved_at": "${resolved_at}",
-    "last_heartbeat_at": "${last_heartbeat_at}",
-    "dashboard_link": "${dashboard_link}",
-}
+# Every variable a body template may use (docs/alert-routing.md lists them); the body sent
+# without a template carries all of them.
+TEMPLATE_VARIABLES = (
+    "event",
+    "status",
+    "service",
+    "service_id",
+    "service_name",
+    "alert_id",
+    "dedup_key",
+    "summary",
+    "reason",
+    "priority",
+    "team",
+    "runbook",
+    "opened_at",
+    "resolved_at",
+    "last_heartbeat_at",
+    "notify_count",
+    "delivery_id",
+    "dashboard_link",
+    "exit_code",
+    "output_tail",
+    "run_id",
+    "duration_ms",
+)
+DEFAULT_BODY = {name: "${" + name + "}" for name in TEMPLATE_VARIABLES}
 
 
 @dataclass(frozen=True)

@@ -234,7 +234,6 @@ MEDIC_WORKER_METRICS_ADDR = env_str("MEDIC_WORKER_METRICS_ADDR", "127.0.0.1:9809
 MEDIC_WORKER_METRICS_REQUIRE_KEY = env_bool("MEDIC_WORKER_METRICS_REQUIRE_KEY", not EMBEDDED)
 
 # --- Medic behaviour --------------------------------------------------------------------------
-MEDIC_SWEEP_INTERVAL_SECONDS = env_int("MEDIC_SWEEP_INTERVAL_SECONDS", 5)
 MEDIC_SWEEP_BATCH_SIZE = env_int("MEDIC_SWEEP_BATCH_SIZE", 200)
 MEDIC_HEARTBEAT_RETENTION_DAYS = env_int("MEDIC_HEARTBEAT_RETENTION_DAYS", 30)
 # Domain events (the outbox between heartbeats, alerting and remediation) older than this are

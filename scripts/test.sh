@@ -13,6 +13,9 @@ need=()
 command -v redis-server >/dev/null || need+=(redis-server)
 [ -n "$(pg_bindir)" ] || need+=(postgresql)
 command -v docker-compose >/dev/null || need+=(docker-compose)
+# The docs' examples (tests/docs) are curl and jq command lines.
+command -v curl >/dev/null || need+=(curl)
+command -v jq >/dev/null || need+=(jq)
 # Browser tests (tests/dashboard/test_browser.py) drive Debian's Chromium through Playwright.
 [ -x /usr/bin/chromium ] || need+=(chromium chromium-driver)
 # The production smoke test (tests/production/): the TLS front and Prometheus; promtool also
@@ -100,6 +103,11 @@ bash agent-rs/build.sh test && bash agent-rs/build.sh release
 echo "==> docker-compose config (with .env.example as .env)"
 mkdir "$WORK/compose" && cp .env.example "$WORK/compose/.env"
 docker-compose -f docker-compose.yml --project-directory "$WORK/compose" config -q
+# Every runnable example of README.md and docs/ against a fresh `make run` (docs/writing-docs.md).
+echo "==> docs: examples of README.md and docs/ against a throwaway make-run instance"
+# A failure here fails the command after pytest has run too.
+docs_status=0
+"$PY" -m tests.docs.runner || docs_status=$?
 
 # --- tests --------------------------------------------------------------------------------------
 # One pytest-xdist process per core, each with its own PostgreSQL test database and Redis
@@ -120,5 +128,9 @@ if [ -n "$agent_release_pid" ]; then
     echo "medic-agent release build or package checks failed (exit $agent_release_rc)" >&2
     exit 1
   fi
+fi
+if [ "$docs_status" != 0 ]; then
+  echo "docs: examples failed (see \"FAILED\" above)" >&2
+  exit "$docs_status"
 fi
 exit "$pytest_rc"

@@ -70,6 +70,20 @@ def test_never_reporting_service_alerts_once_not_every_cycle(slack):
     assert len(slack.wait_for(1)) == 1
 
 
+def test_never_reporting_service_repeats_once_per_interval_like_any_open_alert(slack):
+    # docs/runbook.md: one alert, opened once, repeated every alert_interval while no heartbeat
+    # has come; not once per sweep.
+    service = _service(alert_interval=0.5)
+    start = service.next_deadline_at
+    for seconds in range(1, 91, 5):  # eighteen sweeps over three intervals
+        sweep(now=start + timedelta(seconds=seconds))
+    alert = Alert.objects.get()
+    assert alert.reason == "never_reported" and alert.state == "open"
+    assert alert.notify_count == 3
+    assert len(slack.wait_for(3)) == 3
+    assert Delivery.objects.filter(event="renotify").count() == 2
+
+
 def test_open_alert_renotifies_every_interval_then_resolves_on_recovery(slack, pagerduty):
     service = _service()
     t0 = service.next_deadline_at + timedelta(seconds=1)

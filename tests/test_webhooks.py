@@ -132,3 +132,20 @@ def test_until_success_skips_the_rest_after_a_success(settings):
         first.wait_for(1)
         assert second.requests == []
     assert sorted(Delivery.objects.values_list("status", flat=True)) == ["skipped", "succeeded"]
+
+
+def test_default_body_carries_every_template_variable(receiver):
+    from alerting.transports import TEMPLATE_VARIABLES
+
+    target, _ = _hook(receiver)
+    cfg.rule_create(name="r", targets=[target], actor="t")
+    service = service_create(heartbeat_name="ledger", alert_interval=5)
+    _down(service)
+    request = receiver.wait_for(1)[0]
+    body = request.json()
+    assert sorted(body) == sorted(TEMPLATE_VARIABLES)
+    assert body["service_id"] == service.pk
+    assert body["reason"] == "never_reported"
+    assert body["notify_count"] == 1
+    assert body["delivery_id"] == int(request.headers["X-Medic-Delivery"])
+    assert body["exit_code"] is None and body["run_id"] is None
