@@ -32,7 +32,7 @@ class AlertReason(models.TextChoices):
     JOB_HUNG = "job_hung", "a run exceeded its maximum duration"
     JOB_NOT_COMPLETED = "job_not_completed", "a run started and never completed"
     JOB_SLOW = "job_slow", "a run took much longer than usual"
-    # An event, not a state: written already resolved (remediation.jobs.skip_alert_open).
+    # An event, not a state: written already resolved (alerting.services.alert_notice).
     SCRIPT_SKIPPED = "script_skipped", "an agent refused a remediation script"
 
 

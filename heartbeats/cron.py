@@ -1,6 +1,7 @@
 """Cron expressions evaluated in local wall time of an IANA zone, with explicit DST rules.
 
-croniter walks *naive local* times; this module turns each into a real instant:
+croniter walks *naive local* times; this module turns each into a real instant with the rule of
+medic.timezones:
 
 - **Skipped hour** (spring forward): a fire time that does not exist on the clock (02:30 when
   clocks jump 02:00 → 03:00) happens at the first valid instant after it — the moment of the
@@ -19,6 +20,8 @@ from zoneinfo import ZoneInfo
 
 from croniter import croniter
 from croniter.croniter import CroniterBadCronError, CroniterBadDateError
+
+from medic.timezones import wall_to_instant
 
 # Past this horizon a search gives up: "0 0 30 2 *" never fires.
 _MAX_ITERATIONS = 2000
@@ -42,23 +45,9 @@ def validate_cron(expression: str) -> str:
 
 
 def localize(naive: datetime, zone: ZoneInfo) -> datetime:
-    """The instant (UTC) at which the clock of ``zone`` shows ``naive``, per the rules above."""
-    first = naive.replace(tzinfo=zone, fold=0)
-    instant = first.astimezone(UTC)
-    if instant.astimezone(zone).replace(tzinfo=None) == naive:
-        return instant  # exists (fold=0 is the first occurrence when it exists twice)
-    # Nonexistent: find the jump, the first instant whose wall time is later than ``naive``.
-    low = naive.replace(tzinfo=zone, fold=1).astimezone(UTC)  # before the jump
-    high = instant  # after the jump
-    if low > high:
-        low, high = high, low
-    while high - low > timedelta(seconds=1):
-        middle = low + (high - low) / 2
-        if middle.astimezone(zone).replace(tzinfo=None) > naive:
-            high = middle
-        else:
-            low = middle
-    return high.replace(microsecond=0)
+    """The instant (UTC) of a fire time: the first occurrence of a repeated wall time, the jump
+    for a skipped one (medic.timezones has the rule)."""
+    return wall_to_instant(naive, zone, fold=0)
 
 
 def next_fire_after(expression: str, zone: ZoneInfo, after: datetime) -> datetime:

@@ -17,11 +17,11 @@ from zoneinfo import ZoneInfo
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from alerting.schedules import ScheduleError, validate_timezone
 from heartbeats import cron
 from heartbeats.models import MaintenanceWindow, Service, WindowScope
 from medic.errors import Conflict, InvalidInput, NotFound
 from medic.models import AuditEvent
+from medic.timezones import TimezoneError, validate_timezone
 
 logger = logging.getLogger(__name__)
 MAX_DURATION = timedelta(days=30)
@@ -113,8 +113,8 @@ def _validate(window: MaintenanceWindow, services: list[Service] | None) -> None
     errors: dict[str, list[str]] = {}
     try:
         window.time_zone = validate_timezone(window.time_zone).key
-    except ScheduleError as exc:
-        errors["timezone"] = exc.fields.get("timezone", [str(exc)])
+    except TimezoneError as exc:
+        errors["timezone"] = [str(exc)]
     if window.cron_expression:
         if window.starts_at or window.ends_at:
             errors["cron_expression"] = [

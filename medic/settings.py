@@ -114,6 +114,7 @@ INSTALLED_APPS = [
     "alerting",
     "remediation",
     "dashboard",
+    "compat",
 ]
 
 MIDDLEWARE = [

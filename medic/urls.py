@@ -69,7 +69,7 @@ urlpatterns = [
     path("v2/", include(v2)),
     path("admin/", admin.site.urls),
     path("", include("dashboard.urls")),  # /ui/ and the / redirect to it (docs/dashboard.md)
-    path("", include("heartbeats.v1_urls")),
+    path("", include("compat.v1_urls")),
 ]
 
 

@@ -16,9 +16,11 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from alerting.models import Alert, AlertReason, AlertState, NotificationEvent
-from alerting.services import deliveries_create, hold_reason
+from alerting.models import Alert, AlertReason
+from alerting.services import alert_notice
 from medic.errors import NotFound
+from medic.events.models import EventKind
+from medic.events.services import event_record
 from remediation import sandbox
 from remediation.metrics import (
     AGENT_JOB_DELIVERY,
@@ -198,51 +200,38 @@ def skip_alert_dedup_key(agent: Agent, script: str, reason: str) -> str:
 
 
 def skip_alert_open(*, job: Job, now: datetime) -> Alert | None:
-    """Notify a refusal through the normal routing of the agent's service.
-
-    A skip is an event, not a state that heartbeats could end, so the alert is written already
-    resolved: alerting allows one *open* alert per service (an open skip alert would hide the
-    agent going offline), and its sweep resolves open alerts of services that are up (the
-    agent is, it just reported), which would send a "recovered" message seconds later. Its
-    trigger deliveries go out as for any alert (respecting mutes); PagerDuty keeps the incident
-    until someone resolves it there. Repeats of the same refusal within
-    MEDIC_AGENT_SKIP_ALERT_DEDUP_MINUTES join the first alert instead of paging again.
+    """Record ``agent.script_refused`` and notify the refusal through the normal routing of the
+    agent's service (alerting's notice: an event, not an incident). Repeats of the same refusal
+    within MEDIC_AGENT_SKIP_ALERT_DEDUP_MINUTES join the first notice instead of paging again.
     """
     agent = job.agent
     service = agent.service
+    script = job.script_version.script.name
+    event_record(
+        kind=EventKind.AGENT_SCRIPT_REFUSED,
+        service_id=service.pk if service else None,
+        service_name=service.heartbeat_name if service else "",
+        occurred_at=now,
+        payload={
+            "agent": agent.name,
+            "job_id": str(job.pk),
+            "script": script,
+            "reason": job.skip_reason,
+            "detail": job.detail,
+        },
+    )
     if service is None:
         return None
-    script = job.script_version.script.name
-    key = skip_alert_dedup_key(agent, script, job.skip_reason)
-    window = timedelta(minutes=settings.MEDIC_AGENT_SKIP_ALERT_DEDUP_MINUTES)
-    recent = (
-        Alert.objects.filter(service=service, dedup_key=key, opened_at__gte=now - window)
-        .order_by("-opened_at")
-        .first()
-    )
-    if recent is not None:
-        return recent
-    held = hold_reason(service, now)
-    summary = (
-        f"medic-agent {agent.name} refused script '{script}' ({job.skip_reason}): {job.detail}"
-    )[:500]
-    alert = Alert.objects.create(
+    return alert_notice(
         service=service,
-        dedup_key=key,
-        external_reference_id=key,
-        state=AlertState.RESOLVED,
+        dedup_key=skip_alert_dedup_key(agent, script, job.skip_reason),
         reason=SKIP_ALERT_REASON,
-        priority=service.priority,
-        summary=summary,
-        opened_at=now,
-        resolved_at=now,
-        suppressed=bool(held),
-        notify_count=0 if held else 1,
-        last_notified_at=None if held else now,
-        next_notify_at=None,
+        summary=(
+            f"medic-agent {agent.name} refused script '{script}' ({job.skip_reason}): {job.detail}"
+        ),
+        dedup_window=timedelta(minutes=settings.MEDIC_AGENT_SKIP_ALERT_DEDUP_MINUTES),
+        now=now,
     )
-    deliveries_create(alert=alert, event=NotificationEvent.TRIGGER, suppressed_reason=held, now=now)
-    return alert
 
 
 # --- Local runs -------------------------------------------------------------------------------

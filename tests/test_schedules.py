@@ -14,8 +14,6 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from alerting.schedules import (
-    _ABBREVIATIONS,
-    _LEGACY_ALIASES,
     LOOKAHEAD_DAYS,
     MAX_WINDOWS,
     Schedule,
@@ -24,6 +22,7 @@ from alerting.schedules import (
     parse_schedule,
     validate_timezone,
 )
+from medic.timezones import _ABBREVIATIONS, _LEGACY_ALIASES
 
 WEEKDAYS = ["mon", "tue", "wed", "thu", "fri"]
 ALL_DAYS = [*WEEKDAYS, "sat", "sun"]

@@ -14,8 +14,8 @@ from standardwebhooks import Webhook
 from alerting import config as cfg
 from alerting.models import Delivery
 from heartbeats.services import heartbeat_record, service_create
-from heartbeats.sweep import sweep
 from tests.receivers import Receiver
+from tests.sweep import sweep
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 import pytest
 
 from alerting.models import Alert, AlertReason, AlertState
+from compat.v1 import anonymous_log_throttle
 from heartbeats.models import Heartbeat, HeartbeatSource, Service
 from heartbeats.services import service_create
-from heartbeats.v1 import anonymous_log_throttle
 
 
 @pytest.fixture(autouse=True)

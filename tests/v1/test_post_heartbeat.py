@@ -6,8 +6,8 @@ import logging
 
 import pytest
 
+from compat.v1 import anonymous_log_throttle
 from heartbeats.models import Heartbeat, Service
-from heartbeats.v1 import anonymous_log_throttle
 from medic.metrics import V1_ANONYMOUS_HEARTBEATS
 from tests.conftest import ApiClient
 from tests.v1.conftest import envelope, make_service
@@ -219,7 +219,7 @@ def test_anonymous_heartbeat_to_unknown_name_is_404_and_not_counted(settings, ca
 
 
 def test_the_log_throttle_stays_bounded():
-    from heartbeats.v1 import SourceLogThrottle
+    from compat.v1 import SourceLogThrottle
 
     throttle = SourceLogThrottle(interval=60, max_sources=3)
     assert [throttle.hit(f"10.0.0.{i}") for i in range(5)] == [0, 0, 0, 0, 0]
