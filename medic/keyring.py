@@ -1,7 +1,9 @@
 """Stored secrets and the configured encryption keys (MEDIC_ENCRYPTION_KEYS).
 
-Secrets at rest are the values under ``NotificationTarget.secrets`` (routing keys, bot tokens,
-signing secrets, secret headers), each an ``enc:v1:<key id>:...`` token (medic/crypto.py).
+Secrets at rest are ``enc:v1:<key id>:...`` tokens (medic/crypto.py) kept by the apps: the
+notification targets' secrets (alerting), the playbooks' named secrets (remediation). Each app
+registers its store here from its ``AppConfig.ready`` (``sealed_store_register``): the core knows
+no domain model.
 
 - ``secrets_unreadable()``: every stored secret the configured keys cannot open, with its key id.
   The ``medic.E010`` system check reports them; compose's ``migrate`` service runs it before any
@@ -15,71 +17,52 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from django.core.checks import Error, Tags, register
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError
 
 from medic import crypto
 
 logger = logging.getLogger(__name__)
 
 
-def _tokens(secrets: dict) -> Iterator[tuple[str, str]]:
-    for name, value in secrets.items():
-        if name == "headers":
-            for header, token in value.items():
-                yield f"headers.{header}", token
-        else:
-            yield name, value
+@dataclass(frozen=True)
+class SealedStore:
+    """One kind of row holding sealed secrets.
+
+    ``tokens()`` yields ``(owner, secret name, token)`` for every stored secret; ``reseal(newest,
+    actor)`` re-seals every row not entirely under key ``newest`` (one row per transaction, under a
+    row lock, with an audit row) and returns a ``Rotation`` for its rows.
+    """
+
+    label: str  # "notification target", "secret"
+    tokens: Callable[[], Iterable[tuple[str, str, str]]]
+    reseal: Callable[[str, str], Rotation]
 
 
-def _map_tokens(secrets: dict, fn) -> dict:
-    out = {}
-    for name, value in secrets.items():
-        if name == "headers":
-            out[name] = {header: fn(token) for header, token in value.items()}
-        else:
-            out[name] = fn(value)
-    return out
+_stores: dict[str, SealedStore] = {}
+
+
+def sealed_store_register(store: SealedStore) -> None:
+    """Register (or replace: ready() may run twice in tests) a store of sealed secrets."""
+    _stores[store.label] = store
 
 
 @dataclass
 class Unreadable:
-    target: str
+    store: str
+    owner: str
     secret: str
     key_id: str
     reason: str
 
     def __str__(self) -> str:
         return (
-            f"notification target '{self.target}': secret '{self.secret}' (encryption key "
+            f"{self.store} '{self.owner}': secret '{self.secret}' (encryption key "
             f"'{self.key_id}'): {self.reason}"
         )
-
-
-def secrets_unreadable() -> list[Unreadable]:
-    from alerting.models import NotificationTarget
-
-    found = []
-    for target in NotificationTarget.objects.only("name", "secrets").order_by("pk"):
-        for name, token in _tokens(target.secrets):
-            try:
-                crypto.decrypt(token)
-            except crypto.DecryptionError as exc:
-                found.append(Unreadable(target.name, name, crypto.key_id(token), str(exc)))
-    return found
-
-
-def secrets_by_key() -> Counter:
-    """How many stored secrets each key id seals."""
-    from alerting.models import NotificationTarget
-
-    counts: Counter = Counter()
-    for secrets in NotificationTarget.objects.values_list("secrets", flat=True):
-        counts.update(crypto.key_id(token) for _, token in _tokens(secrets))
-    return counts
 
 
 @dataclass
@@ -87,37 +70,38 @@ class Rotation:
     key_id: str
     resealed: int = 0
     current: int = 0
-    targets: list[str] = field(default_factory=list)
+    owners: list[str] = field(default_factory=list)
+
+
+def secrets_unreadable() -> list[Unreadable]:
+    found = []
+    for store in _stores.values():
+        for owner, name, token in store.tokens():
+            try:
+                crypto.decrypt(token)
+            except crypto.DecryptionError as exc:
+                found.append(Unreadable(store.label, owner, name, crypto.key_id(token), str(exc)))
+    return found
+
+
+def secrets_by_key() -> Counter:
+    """How many stored secrets each key id seals."""
+    counts: Counter = Counter()
+    for store in _stores.values():
+        counts.update(crypto.key_id(token) for _, _, token in store.tokens())
+    return counts
 
 
 def secrets_rotate(*, actor: str = "cli:rotate_encryption_key") -> Rotation:
     """Re-seal every stored secret not sealed with the newest key. Raises DecryptionError (and
     changes nothing in that row) when a secret cannot be opened with the configured keys."""
-    from alerting.models import NotificationTarget
-    from medic.models import AuditEvent
-
     newest = crypto.newest_key_id()
     result = Rotation(key_id=newest)
-    for pk in NotificationTarget.objects.order_by("pk").values_list("pk", flat=True):
-        with transaction.atomic():
-            target = NotificationTarget.objects.select_for_update().filter(pk=pk).first()
-            if target is None:
-                continue
-            stale = [t for _, t in _tokens(target.secrets) if crypto.key_id(t) != newest]
-            result.current += sum(1 for _ in _tokens(target.secrets)) - len(stale)
-            if not stale:
-                continue
-            target.secrets = _map_tokens(target.secrets, crypto.reseal)
-            target.save(update_fields=["secrets"])
-            AuditEvent.objects.create(
-                actor=actor,
-                event="secrets.resealed",
-                object_type="notificationtarget",
-                object_id=str(target.pk),
-                details={"key_id": newest, "secrets": len(stale)},
-            )
-            result.resealed += len(stale)
-            result.targets.append(target.name)
+    for store in _stores.values():
+        part = store.reseal(newest, actor)
+        result.resealed += part.resealed
+        result.current += part.current
+        result.owners += [f"{store.label} '{owner}'" for owner in part.owners]
     logger.info(
         "re-sealed %d stored secrets under key %s (%d already were)",
         result.resealed,

@@ -22,7 +22,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 PERIODIC_TASK_MIGRATIONS = (
     "heartbeats.migrations.0002_periodic_tasks",
     "medic.events.migrations.0002_periodic_tasks",
-    "alerting.migrations.0005_periodic_tasks",
+    "alerting.migrations.0006_periodic_tasks",
 )
 
 
