@@ -34,6 +34,9 @@ class AlertReason(models.TextChoices):
     JOB_SLOW = "job_slow", "a run took much longer than usual"
     # An event, not a state: written already resolved (alerting.services.alert_notice).
     SCRIPT_SKIPPED = "script_skipped", "an agent refused a remediation script"
+    # Remediation notices, written already resolved like SCRIPT_SKIPPED (alert_notice).
+    REMEDIATION_CIRCUIT_OPEN = "remediation_circuit_open", "automatic remediation stopped"
+    PLAYBOOK_DEMOTED = "playbook_demoted", "a playbook now needs approval"
 
 
 class Alert(models.Model):

@@ -301,6 +301,7 @@ def alert_notice(
     summary: str,
     dedup_window: timedelta,
     now: datetime | None = None,
+    details: dict | None = None,
 ) -> Alert:
     """Notify an event that is not an incident (an agent refused a script, ...) through the
     normal routing of ``service``; returns the notice.
@@ -331,6 +332,7 @@ def alert_notice(
         reason=reason,
         priority=service.priority,
         summary=summary[:500],
+        details=details or {},
         opened_at=now,
         resolved_at=now,
         suppressed=bool(held),
@@ -383,3 +385,36 @@ def window_notices_create(*, window, kind: str, start: datetime, end: datetime) 
     for delivery_id in ids:
         enqueue_on_commit(DELIVER_TASK, delivery_id)
     return ids
+
+
+# --- Escalations and notices from remediation -------------------------------------------------
+
+
+def alert_escalate(
+    *, alert_id: int, remediation: dict, now: datetime | None = None
+) -> Alert | None:
+    """A remediation gave up: tell the alert's routes now, with what was tried.
+
+    ``remediation`` (execution, playbook, story) is attached to the alert's details, where every
+    transport shows it. Returns None when the alert is no longer open (nobody to tell).
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        alert = (
+            Alert.objects.select_for_update()
+            .select_related("service")
+            .filter(pk=alert_id, state=AlertState.OPEN)
+            .first()
+        )
+        if alert is None:
+            return None
+        alert.details = {**(alert.details or {}), "remediation": remediation}
+        alert.notify_count += 1
+        alert.last_notified_at = now
+        alert.next_notify_at = now + renotify_delay(alert.service)
+        alert.save(update_fields=["details", "notify_count", "last_notified_at", "next_notify_at"])
+        held = hold_reason(alert.service, now)
+        deliveries_create(
+            alert=alert, event=NotificationEvent.RENOTIFY, suppressed_reason=held, now=now
+        )
+    return alert

@@ -231,6 +231,8 @@ def alert_link(alert: Alert) -> str:
 # Alerts that report an event (nothing that a heartbeat could end) rather than a service down.
 EVENT_HEADLINES = {
     AlertReason.SCRIPT_SKIPPED: ":warning: *{service}*: a remediation script was refused",
+    AlertReason.REMEDIATION_CIRCUIT_OPEN: ":no_entry: *{service}*: automatic remediation stopped",
+    AlertReason.PLAYBOOK_DEMOTED: ":warning: *{service}*: a playbook now needs approval",
 }
 
 
@@ -535,6 +537,9 @@ class SlackTransport:
                     SLACK_SECTION_LIMIT - len(why),
                 )
             blocks.append(_section(why))
+            story = (details.get("remediation") or {}).get("story")
+            if story:
+                blocks.append(_section(clip(f"*Remediation:* {esc(story)}", SLACK_SECTION_LIMIT)))
         output = ""
         if delivery.event != NotificationEvent.RESOLVE and (alert.details or {}).get("output_tail"):
             # The end of the output is what explains a failure: keep the tail.

@@ -110,3 +110,14 @@ def duration_stats(*, service: Service, exclude_run_id: int | None = None) -> di
         p50_ms=round(float(p50), 1), p95_ms=round(float(p95), 1), p99_ms=round(float(p99), 1)
     )
     return result
+
+
+def heartbeat_received_since(*, service_id: int, since) -> bool:
+    """Has the service sent a heartbeat after ``since``? (An index probe on service, time.)"""
+    from heartbeats.models import Heartbeat
+
+    return Heartbeat.objects.filter(service_id=service_id, time__gt=since).exists()
+
+
+def service_status(*, service_id: int) -> str | None:
+    return Service.objects.filter(pk=service_id).values_list("status", flat=True).first()

@@ -112,6 +112,9 @@ INSTALLED_APPS = [
     "heartbeats",
     "alerting",
     "remediation",
+    "remediation.playbooks",
+    "remediation.secrets",
+    "remediation.audit",
     "dashboard",
     "compat",
 ]
@@ -327,6 +330,28 @@ MEDIC_AGENT_RATE_LIMIT = env_int("MEDIC_AGENT_RATE_LIMIT", 120)
 MEDIC_AGENT_SKIP_ALERT_DEDUP_MINUTES = env_float("MEDIC_AGENT_SKIP_ALERT_DEDUP_MINUTES", 60.0)
 MEDIC_AGENT_JOB_QUEUE_TTL_SECONDS = env_int("MEDIC_AGENT_JOB_QUEUE_TTL_SECONDS", 3600)
 MEDIC_AGENT_RESULT_GRACE_SECONDS = env_int("MEDIC_AGENT_RESULT_GRACE_SECONDS", 120)
+
+# Playbooks (docs/playbooks.md). The one switch that stops all remediation has two halves:
+# this setting (off: nothing runs, whatever the database says) and POST /v2/remediation/stop.
+MEDIC_REMEDIATION_ENABLED = env_bool("MEDIC_REMEDIATION_ENABLED", True)
+# Executions running or waiting at once, over all playbooks; beyond it triggers are recorded
+# (decision global_limit) and the next event for the service tries again.
+MEDIC_REMEDIATION_MAX_RUNNING = env_int("MEDIC_REMEDIATION_MAX_RUNNING", 200)
+# Circuit breaker: automatic runs per playbook and per service within the window.
+MEDIC_PLAYBOOK_BREAKER_MAX_RUNS = env_int("MEDIC_PLAYBOOK_BREAKER_MAX_RUNS", 3)
+MEDIC_PLAYBOOK_BREAKER_WINDOW_MINUTES = env_float("MEDIC_PLAYBOOK_BREAKER_WINDOW_MINUTES", 60.0)
+# A claimed step is recovered by the sweep after its timeout plus this margin (a dead worker).
+MEDIC_PLAYBOOK_LEASE_MARGIN_SECONDS = env_int("MEDIC_PLAYBOOK_LEASE_MARGIN_SECONDS", 30)
+# Claims of one step beyond its attempts before it is failed (a worker that keeps dying on it).
+MEDIC_PLAYBOOK_MAX_RESUMES = env_int("MEDIC_PLAYBOOK_MAX_RESUMES", 3)
+MEDIC_PLAYBOOK_POLL_SECONDS = env_int("MEDIC_PLAYBOOK_POLL_SECONDS", 3)
+MEDIC_PLAYBOOK_SWEEP_SECONDS = env_int("MEDIC_PLAYBOOK_SWEEP_SECONDS", 5)
+MEDIC_PLAYBOOK_SWEEP_GRACE_SECONDS = env_int("MEDIC_PLAYBOOK_SWEEP_GRACE_SECONDS", 5)
+MEDIC_PLAYBOOK_CAPTURE_BYTES = env_int("MEDIC_PLAYBOOK_CAPTURE_BYTES", 4096)
+# Automatic demotion to approval: required.
+MEDIC_PLAYBOOK_DEMOTION_THRESHOLD = env_float("MEDIC_PLAYBOOK_DEMOTION_THRESHOLD", 0.5)
+MEDIC_PLAYBOOK_DEMOTION_MIN_RUNS = env_int("MEDIC_PLAYBOOK_DEMOTION_MIN_RUNS", 5)
+MEDIC_PLAYBOOK_DEMOTION_WINDOW_RUNS = env_int("MEDIC_PLAYBOOK_DEMOTION_WINDOW_RUNS", 10)
 # The local sandbox (scripts run by the Celery worker).
 MEDIC_SANDBOX_USER = env_str("MEDIC_SANDBOX_USER", "nobody")
 MEDIC_SANDBOX_WORK_DIR = env_str("MEDIC_SANDBOX_WORK_DIR", "")
@@ -334,6 +359,9 @@ MEDIC_SANDBOX_PATH = env_str("MEDIC_SANDBOX_PATH", "/usr/local/bin:/usr/bin:/bin
 MEDIC_SANDBOX_ENV_ALLOWLIST = [
     n.strip() for n in env_str("MEDIC_SANDBOX_ENV_ALLOWLIST", "").split(",") if n.strip()
 ]
+
+# Remediation audit log (docs/audit.md): rows older than this are purged hourly (0 keeps all).
+MEDIC_AUDIT_RETENTION_DAYS = env_int("MEDIC_AUDIT_RETENTION_DAYS", 90)
 
 # --- Auth, DRF, OpenAPI -----------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
@@ -372,6 +400,9 @@ SPECTACULAR_SETTINGS = {
         "RunStatusEnum": "heartbeats.models.RunStatus",
         "DeliveryStatusEnum": "alerting.models.DeliveryStatus",
         "SkipReasonEnum": "remediation.models.SkipReason",
+        "ExecutionStateEnum": "remediation.playbooks.models.ExecutionState",
+        "StepStateEnum": "remediation.playbooks.models.StepState",
+        "PlaybookModeEnum": "remediation.playbooks.models.Mode",
     },
     "SERVE_PERMISSIONS": ["medic.auth.ScopePermission"],
     "SERVE_AUTHENTICATION": [

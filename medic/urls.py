@@ -12,6 +12,9 @@ from medic import health
 from medic.errors import MedicError, NotFound, error_response
 from remediation import agent_api
 from remediation import api as remediation_api
+from remediation.audit import api as audit_api
+from remediation.playbooks import api as playbooks_api
+from remediation.secrets import api as secrets_api
 
 v2 = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
@@ -54,6 +57,26 @@ v2 = [
     path("jobs/<str:job_id>", remediation_api.JobDetail.as_view()),
     path("agents", remediation_api.AgentList.as_view()),
     path("agents/<str:name>", remediation_api.AgentDetail.as_view()),
+    # playbooks (docs/playbooks.md): documents, executions, circuit breakers, the stop switch
+    path("playbooks", playbooks_api.PlaybookList.as_view()),
+    path("playbooks/schema", playbooks_api.PlaybookSchema.as_view()),
+    path("playbooks/validate", playbooks_api.PlaybookValidate.as_view()),
+    path("playbooks/<str:name>", playbooks_api.PlaybookDetail.as_view()),
+    path("playbooks/<str:name>/versions", playbooks_api.PlaybookVersions.as_view()),
+    path("playbooks/<str:name>/diff", playbooks_api.PlaybookDiff.as_view()),
+    path("playbooks/<str:name>/triggers", playbooks_api.PlaybookTriggers.as_view()),
+    path("executions", playbooks_api.ExecutionList.as_view()),
+    path("executions/<int:execution_id>", playbooks_api.ExecutionDetail.as_view()),
+    path("executions/<int:execution_id>/cancel", playbooks_api.ExecutionCancel.as_view()),
+    path("circuit-breakers", playbooks_api.BreakerList.as_view()),
+    path("circuit-breakers/<str:scope>/<str:key>/reset", playbooks_api.BreakerReset.as_view()),
+    path("remediation", playbooks_api.RemediationStatus.as_view()),
+    path("remediation/stop", playbooks_api.RemediationStop.as_view()),
+    path("remediation/resume", playbooks_api.RemediationResume.as_view()),
+    path("secrets", secrets_api.SecretList.as_view()),
+    path("secrets/<str:name>", secrets_api.SecretDetail.as_view()),
+    path("audit", audit_api.AuditList.as_view()),
+    path("audit/export", audit_api.AuditExport.as_view()),
     path("agent/register", agent_api.register_view),
     path("agent/jobs", agent_api.jobs_view),
     path("agent/jobs/<str:job_id>/result", agent_api.result_view),

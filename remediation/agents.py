@@ -21,7 +21,7 @@ from heartbeats.models import Service
 from heartbeats.services import heartbeat_record, service_create, service_get
 from medic.apikeys import api_key_create, api_key_revoke
 from medic.errors import Conflict, InvalidInput, MedicError, NotFound
-from medic.models import AuditEvent
+from remediation.audit.services import audit_record
 from remediation.models import Agent
 
 logger = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ def agent_create(*, name: str, labels=(), actor: str) -> IssuedAgent:
             agent = Agent(name=name, api_key=issued.key, labels=clean, created_by=actor)
             agent.full_clean(exclude=["api_key", "service"], validate_unique=False)
             agent.save()
-            AuditEvent.objects.create(
+            audit_record(
                 actor=actor,
                 event="agent.created",
                 object_type="agent",
@@ -96,8 +96,12 @@ def agent_disable(*, name: str, actor: str) -> Agent:
             agent.enabled = False
             agent.save(update_fields=["enabled"])
             api_key_revoke(key_id=agent.api_key_id, actor=actor)
-            AuditEvent.objects.create(
-                actor=actor, event="agent.disabled", object_type="agent", object_id=name
+            audit_record(
+                actor=actor,
+                event="agent.disabled",
+                object_type="agent",
+                object_id=name,
+                details={"api_key_id": agent.api_key_id},
             )
     return agent
 
@@ -168,7 +172,7 @@ def agent_register(
             ]
         )
         after = (agent.hostname, agent.agent_version, agent.scripts, agent.reported_labels)
-        AuditEvent.objects.create(
+        audit_record(
             actor=f"agent:{agent.name}",
             event="agent.registered",
             object_type="agent",

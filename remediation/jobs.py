@@ -22,6 +22,7 @@ from medic.errors import NotFound
 from medic.events.models import EventKind
 from medic.events.services import event_record
 from remediation import sandbox
+from remediation.audit.services import audit_record
 from remediation.metrics import (
     AGENT_JOB_DELIVERY,
     AGENT_JOBS,
@@ -30,8 +31,11 @@ from remediation.metrics import (
     LOCAL_RUNS,
 )
 from remediation.models import Agent, Job, JobState, JobTarget, SkipReason
+from remediation.secrets.services import secrets_mask
 
 logger = logging.getLogger(__name__)
+# The end of a job's output kept in its audit row (the job row keeps up to output_bytes).
+AUDIT_OUTPUT_CHARS = 2000
 SKIP_ALERT_REASON = AlertReason.SCRIPT_SKIPPED
 # Refusals that say something is wrong on the host or in the registry; a skip because the
 # agent was stopping is recorded on the job but alerts nobody.
@@ -137,8 +141,9 @@ def _apply_result(job: Job, result: Result, now: datetime) -> None:
     job.signal = result.signal
     job.timed_out = result.timed_out
     job.duration_ms = max(0, result.duration_ms)
-    job.stdout_tail = _tail(result.stdout_tail, cap)
-    job.stderr_tail = _tail(result.stderr_tail, cap)
+    # A script may print a secret it was given; no output is stored or shown with it.
+    job.stdout_tail = secrets_mask(_tail(result.stdout_tail, cap))
+    job.stderr_tail = secrets_mask(_tail(result.stderr_tail, cap))
     job.finished_at = now
     job.save(
         update_fields=[
@@ -151,6 +156,35 @@ def _apply_result(job: Job, result: Result, now: datetime) -> None:
             "stderr_tail",
             "finished_at",
         ]
+    )
+    job_audit_finished(job, actor=f"agent:{job.agent.name}" if job.agent_id else "system")
+
+
+def job_audit_finished(job: Job, *, actor: str) -> None:
+    """The audit row of a job's result, in the transaction that records it."""
+    version = job.script_version
+    audit_record(
+        actor=actor,
+        event="job.finished",
+        object_type="job",
+        object_id=str(job.pk),
+        details={
+            "script": version.script.name,
+            "version": version.version,
+            "batch": str(job.batch),
+            "target": job.target,
+            "agent": job.agent.name if job.agent_id else None,
+            "state": job.state,
+            "exit_code": job.exit_code,
+            "signal": job.signal,
+            "timed_out": job.timed_out,
+            "duration_ms": job.duration_ms,
+            "skip_reason": job.skip_reason,
+            "detail": job.detail,
+            "stdout_tail": job.stdout_tail[-AUDIT_OUTPUT_CHARS:],
+            "stderr_tail": job.stderr_tail[-AUDIT_OUTPUT_CHARS:],
+            "requested_by": job.requested_by,
+        },
     )
 
 
@@ -180,6 +214,7 @@ def job_report_skipped(*, agent_id: int, job_id: str, reason: str, detail: str) 
         if reason in ALERTING_SKIPS:
             job.alert = skip_alert_open(job=job, now=now)
         job.save(update_fields=["state", "skip_reason", "detail", "finished_at", "alert"])
+        job_audit_finished(job, actor=f"agent:{job.agent.name}")
     AGENT_JOBS.labels(outcome=JobState.SKIPPED).inc()
     AGENT_SKIPS.labels(reason=reason).inc()
     logger.warning(
@@ -267,13 +302,16 @@ def job_run_local(*, job_id: str) -> Job | None:
         )
     except Exception as exc:
         logger.exception("sandbox could not run a job", extra={"job_id": str(job.pk)})
-        Job.objects.filter(pk=job.pk, state=JobState.RUNNING).update(
-            state=JobState.FAILED,
-            detail=f"sandbox error: {exc}"[:1000],
-            finished_at=timezone.now(),
-        )
+        with transaction.atomic():
+            failed = Job.objects.filter(pk=job.pk, state=JobState.RUNNING).update(
+                state=JobState.FAILED,
+                detail=f"sandbox error: {exc}"[:1000],
+                finished_at=timezone.now(),
+            )
+            job.refresh_from_db()
+            if failed:
+                job_audit_finished(job, actor="system")
         LOCAL_RUNS.labels(outcome="error").inc()
-        job.refresh_from_db()
         return job
     result = Result(
         exit_code=outcome.exit_code,
@@ -284,7 +322,11 @@ def job_run_local(*, job_id: str) -> Job | None:
         signal=outcome.signal,
     )
     with transaction.atomic():
-        job = Job.objects.select_for_update().select_related("script_version").get(pk=job.pk)
+        job = (
+            Job.objects.select_for_update(of=("self",))
+            .select_related("script_version__script", "agent")
+            .get(pk=job.pk)
+        )
         if job.state == JobState.RUNNING:
             _apply_result(job, result, timezone.now())
     LOCAL_RUNS.labels(outcome=job.state).inc()
@@ -295,32 +337,55 @@ def job_run_local(*, job_id: str) -> Job | None:
 # --- Expiry -----------------------------------------------------------------------------------
 
 
+EXPIRE_BATCH = 5000
+
+
 def jobs_expire(*, now: datetime | None = None) -> int:
     """Fail jobs nobody will finish: queued past MEDIC_AGENT_JOB_QUEUE_TTL_SECONDS (the agent
     never polled; no worker took the task), or running past their timeout plus
     MEDIC_AGENT_RESULT_GRACE_SECONDS (the agent or worker died, or the poll response was lost).
-    Failing, never re-queueing: a remediation must not run twice."""
+    Failing, never re-queueing: a remediation must not run twice. Each failed job gets its
+    audit row in the same transaction; rows locked by a result being recorded right now are
+    skipped (that result wins)."""
     now = now or timezone.now()
     queued_cutoff = now - timedelta(seconds=settings.MEDIC_AGENT_JOB_QUEUE_TTL_SECONDS)
-    expired = Job.objects.filter(state=JobState.QUEUED, created_at__lt=queued_cutoff).update(
-        state=JobState.FAILED,
-        finished_at=now,
-        detail="Expired: not picked up within MEDIC_AGENT_JOB_QUEUE_TTL_SECONDS.",
-    )
     grace = timedelta(seconds=settings.MEDIC_AGENT_RESULT_GRACE_SECONDS)
-    running = Job.objects.filter(state=JobState.RUNNING, started_at__lt=now - grace).values_list(
-        "pk", "started_at", "script_version__timeout_seconds"
-    )[:5000]
-    lost_ids = [
-        pk for pk, started, timeout in running if started + timedelta(seconds=timeout) + grace < now
-    ]
-    lost = Job.objects.filter(pk__in=lost_ids, state=JobState.RUNNING).update(
-        state=JobState.FAILED,
-        finished_at=now,
-        detail="Lost: no result within the script's timeout plus MEDIC_AGENT_RESULT_GRACE_SECONDS.",
+    locked = Job.objects.select_for_update(skip_locked=True, of=("self",)).select_related(
+        "script_version__script", "agent"
     )
-    if expired:
-        AGENT_JOBS.labels(outcome="expired").inc(expired)
+    with transaction.atomic():
+        stale = list(
+            locked.filter(state=JobState.QUEUED, created_at__lt=queued_cutoff).order_by(
+                "created_at", "id"
+            )[:EXPIRE_BATCH]
+        )
+        for job in stale:
+            _fail(job, now, "Expired: not picked up within MEDIC_AGENT_JOB_QUEUE_TTL_SECONDS.")
+        running = locked.filter(state=JobState.RUNNING, started_at__lt=now - grace).order_by(
+            "started_at", "id"
+        )[:EXPIRE_BATCH]
+        lost = [
+            job
+            for job in running
+            if job.started_at + timedelta(seconds=job.script_version.timeout_seconds) + grace < now
+        ]
+        for job in lost:
+            _fail(
+                job,
+                now,
+                "Lost: no result within the script's timeout plus "
+                "MEDIC_AGENT_RESULT_GRACE_SECONDS.",
+            )
+    if stale:
+        AGENT_JOBS.labels(outcome="expired").inc(len(stale))
     if lost:
-        AGENT_JOBS.labels(outcome="lost").inc(lost)
-    return expired + lost
+        AGENT_JOBS.labels(outcome="lost").inc(len(lost))
+    return len(stale) + len(lost)
+
+
+def _fail(job: Job, now: datetime, detail: str) -> None:
+    job.state = JobState.FAILED
+    job.finished_at = now
+    job.detail = detail
+    job.save(update_fields=["state", "finished_at", "detail"])
+    job_audit_finished(job, actor="system")

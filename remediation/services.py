@@ -1,8 +1,9 @@
 """Writes for registered scripts and for queueing their runs.
 
-Every change to a script writes a new immutable ``ScriptVersion`` and an ``AuditEvent`` in the
-same transaction; a job pins the version it was queued with. Job lifecycle (claiming, results,
-skips, expiry, local runs) is in remediation.jobs; agents in remediation.agents.
+Every change to a script writes a new immutable ``ScriptVersion`` and a remediation audit row
+(remediation.audit) in the same transaction; a job pins the version it was queued with. Job
+lifecycle (claiming, results, skips, expiry, local runs) is in remediation.jobs; agents in
+remediation.agents.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from medic.errors import Conflict, InvalidInput
-from medic.models import AuditEvent
 from remediation import selectors, wakeup
+from remediation.audit.services import audit_record
 from remediation.metrics import JOBS_QUEUED
 from remediation.models import Agent, Job, JobTarget, Script, ScriptVersion
 from remediation.sandbox import ArgumentError, args_to_argv, valid_arg_name
@@ -173,7 +174,7 @@ def _spec_of(version: ScriptVersion) -> dict:
 
 
 def _audit(actor: str, event: str, script: Script, details: dict) -> None:
-    AuditEvent.objects.create(
+    audit_record(
         actor=actor, event=event, object_type="script", object_id=script.name, details=details
     )
 
@@ -355,6 +356,8 @@ def script_run(*, name: str, target: RunTarget, args: dict, actor: str) -> list[
                 "target": "local" if target.local else [a.name for a in agents if a],
                 "jobs": [str(j.pk) for j in jobs],
                 "arg_names": sorted(args),
+                # Values too (masked like every detail): what ran matters after an incident.
+                "args": args,
             },
         )
         if target.local:

@@ -11,7 +11,12 @@ from django.db import connection, transaction
 from django.utils import timezone
 from prometheus_client import REGISTRY
 
-from medic.events.consumers import consumer_dispatch, consumer_register, consumer_unregister
+from medic.events.consumers import (
+    consumer_dispatch,
+    consumer_register,
+    consumer_unregister,
+    consumers_for,
+)
 from medic.events.models import DomainEvent, EventKind, EventProgress
 from medic.events.retention import events_prune
 from medic.events.services import event_record
@@ -33,6 +38,10 @@ class Recorder:
 
 @pytest.fixture
 def consumer():
+    # The apps' own consumers (the playbook engine's, ...) step aside: these tests define theirs.
+    installed = {c.name: c for kind in EventKind.values for c in consumers_for(kind)}
+    for name in installed:
+        consumer_unregister(name)
     registered: list[str] = []
 
     def register(name: str, kinds: set[str], recorder: Recorder | None = None) -> Recorder:
@@ -44,6 +53,8 @@ def consumer():
     yield register
     for name in registered:
         consumer_unregister(name)
+    for c in installed.values():
+        consumer_register(c.name, c.handler, kinds=set(c.kinds))
 
 
 def _record(kind=EventKind.SERVICE_DOWN, service_id=1, **payload) -> DomainEvent:

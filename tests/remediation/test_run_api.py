@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from medic.models import AuditEvent
+from remediation.audit.models import AuditEntry
 from remediation.models import Job, JobState, JobTarget
 from remediation.services import script_create
 
@@ -25,7 +25,7 @@ def test_run_on_an_agent_queues_one_job_and_audits(writer, reader, greet, web1):
     shown = reader.get(f"/v2/jobs/{job['id']}")
     assert shown.status_code == 200
     assert shown.json()["state"] == "queued"
-    event = AuditEvent.objects.get(event="script.run")
+    event = AuditEntry.objects.get(event="script.run")
     assert event.details["jobs"] == [job["id"]]
     assert event.details["arg_names"] == ["name"]
 

@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from medic.models import AuditEvent
+from remediation.audit.models import AuditEntry
 from remediation.models import ScriptVersion
 from tests.remediation.conftest import GREET_BODY, GREET_SCHEMA, GREET_SHA
 
@@ -40,7 +40,7 @@ def test_create_returns_version_one_with_defaults_and_an_audit_row(admin):
         "processes": 32,
         "output_bytes": 65536,
     }
-    event = AuditEvent.objects.get(event="script.created")
+    event = AuditEntry.objects.get(event="script.created")
     assert event.object_id == "restart_nginx"
     assert event.details["version"] == 1
     assert event.actor.startswith("key:admin persona#")
@@ -74,7 +74,7 @@ def test_every_change_is_a_new_immutable_version(admin):
     assert v1.timeout_seconds == 60 and v1.processes == 32
     versions = admin.get("/v2/scripts/restart_nginx/versions").json()["results"]
     assert [v["version"] for v in versions] == [2, 1]
-    event = AuditEvent.objects.get(event="script.version_created")
+    event = AuditEntry.objects.get(event="script.version_created")
     assert event.details["changed"] == ["processes", "timeout_seconds"]
     # switching to a body drops the command
     body = "#!/bin/sh\nexec /bin/systemctl restart nginx\n"
