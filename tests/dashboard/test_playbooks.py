@@ -194,7 +194,7 @@ def test_approvals_inbox_oldest_first_with_header_count(viewer, worker):
     )
     body = viewer.get("/ui/approvals").content.decode()
     assert body.index(f"#{first.pk}<") < body.index(f"#{later.pk}<")
-    assert "<strong>2</strong> awaiting approval" in body
+    assert "<strong>2</strong> to approve" in body
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,39 @@
+"""Django admin for superusers: playbooks, versions and executions are read-only there (they
+change through the service layer, which versions and audits them)."""
+
+from __future__ import annotations
+
+import pytest
+
+from heartbeats.services import service_create
+from remediation.playbooks import engine, services
+from remediation.playbooks.models import Execution, Playbook
+from tests.playbooks.conftest import playbook_yaml
+
+pytestmark = pytest.mark.django_db
+
+
+def test_playbooks_versions_and_executions_are_read_only(superuser):
+    playbook = services.playbook_save(
+        document=playbook_yaml("restart-worker", "http://127.0.0.1:9", mode="shadow"),
+        actor="tests",
+    ).playbook
+    service = service_create(heartbeat_name="worker-1", alert_interval=5)
+    execution = engine.execution_create(
+        playbook=playbook, service=service, alert_id=None, trigger={}, automatic=False, actor="t"
+    )
+    version = playbook.versions.get()
+    for model, pk in (
+        ("playbook", playbook.pk),
+        ("playbookversion", version.pk),
+        ("execution", execution.pk),
+    ):
+        base = f"/admin/playbooks/{model}/"
+        assert superuser.get(base).status_code == 200
+        assert superuser.get(base + "add/").status_code == 403
+        page = superuser.get(f"{base}{pk}/change/")
+        assert page.status_code == 200 and b'name="_save"' not in page.content
+        assert superuser.post(f"{base}{pk}/change/", {"name": "renamed"}).status_code == 403
+        assert superuser.post(f"{base}{pk}/delete/", {"post": "yes"}).status_code == 403
+    assert Playbook.objects.get().name == "restart-worker"
+    assert Execution.objects.filter(pk=execution.pk).exists()
