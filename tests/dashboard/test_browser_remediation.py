@@ -108,6 +108,7 @@ def test_operator_writes_shadows_promotes_and_watches_a_playbook(web, browser, s
         )
         # the page refreshed itself (no reload here) until the execution finished
         expect(page.get_by_test_id("state")).to_have_text("completed", timeout=30000)
+        expect(page.get_by_test_id("condition")).to_contain_text("heartbeat_received: passed")
         _shot(page, "execution-1280")
         page.goto("/ui/playbooks/restart-pw")
         _shot(page, "playbook-1280")
