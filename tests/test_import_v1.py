@@ -88,9 +88,16 @@ def _insert(table: str, **values) -> int:
     return _sql(statement, tuple(values.values()))[0][0]
 
 
+# This fixture's alert times are true instants (not v1 worker's Chicago wall-clock times, which
+# tests/test_import_v1_head.py covers), hence the UTC zone.
+AS_UTC = ("--v1-timezone", "UTC")
+
+
 def _import(*args: str) -> str:
     out, err = io.StringIO(), io.StringIO()
-    call_command("import_v1", "--dsn", _dsn(), "--schema", SCHEMA, *args, stdout=out, stderr=err)
+    call_command(
+        "import_v1", "--dsn", _dsn(), "--schema", SCHEMA, *AS_UTC, *args, stdout=out, stderr=err
+    )
     return out.getvalue()
 
 
