@@ -101,13 +101,18 @@ def _import(*args: str) -> str:
     return out.getvalue()
 
 
+def scratch_schema(ddl: str, schema: str, seed):
+    """Create a v1 schema from its DDL, fill it, and drop it afterwards (fixture body)."""
+    _sql(ddl)
+    try:
+        yield seed()
+    finally:
+        _sql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
 @pytest.fixture
 def v1(transactional_db):
-    _sql(DDL)
-    try:
-        yield _seed()
-    finally:
-        _sql(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
+    yield from scratch_schema(DDL, SCHEMA, _seed)
 
 
 def _seed() -> dict:
