@@ -33,7 +33,7 @@ from django.utils.dateparse import parse_datetime
 from psycopg import sql
 from psycopg.rows import dict_row, tuple_row
 
-from alerting.models import Alert, AlertReason, AlertState
+from alerting.models import Alert, AlertReason, AlertState, Team
 from alerting.services import dedup_key_for, renotify_delay
 from heartbeats.deadlines import deadline_compute, deadline_met
 from heartbeats.models import (
@@ -77,8 +77,6 @@ V1_TIMEZONE = "America/Chicago"
 NOT_IMPORTED = {
     "api_keys": "v1 keys carry no look-up prefix, so a v2 key cannot be matched to a v1 hash "
     "without trying every hash; create v2 keys (create_api_key) and roll them out",
-    "teams": "Medic 2 routes on the service's team name; v1's team rows (read through "
-    "services.team_id, inert in v1) have no Medic 2 table",
     "schedules": "not mapped to working hours yet; re-create them as working hours",
     "notification_targets": "not mapped to targets and routing rules yet (inert in v1 HEAD)",
     "webhooks": "not mapped to targets and routing rules yet (inert in v1 HEAD)",
@@ -120,6 +118,7 @@ class ImportSummary:
     services: Counts = field(default_factory=Counts)
     heartbeats: Counts = field(default_factory=Counts)
     alerts: Counts = field(default_factory=Counts)
+    teams: Counts = field(default_factory=Counts)
     job_runs: Counts = field(default_factory=Counts)
     maintenance_windows: Counts = field(default_factory=Counts)
     secrets: Counts = field(default_factory=Counts)
@@ -139,6 +138,7 @@ class ImportSummary:
             "services": self.services,
             "heartbeats": self.heartbeats,
             "alerts": self.alerts,
+            "teams": self.teams,
             "job_runs": self.job_runs,
             "maintenance_windows": self.maintenance_windows,
             "secrets": self.secrets,
@@ -645,6 +645,46 @@ def _v1_last_heartbeats(
 # --- Job runs, maintenance windows, secrets --------------------------------------------------
 
 
+def _import_teams(
+    rows: list[dict[str, Any]],
+    services: list[dict[str, Any]],
+    mapping: dict[int, Service],
+    summary: ImportSummary,
+) -> None:
+    """v1 teams -> teams (name, Slack channel), matched by name. A service keeps v1's ``team``
+    text, which is what v1 alerted with (``team_id`` was read by nothing); a service whose
+    ``team_id`` names another team is reported."""
+    existing = {t.name: t for t in Team.objects.all()}
+    names = {}
+    for row in rows:
+        name = (row["name"] or "").strip()
+        channel = (row.get("slack_channel_id") or "").strip()
+        names[_v1_pk(row)] = name
+        if not name or len(name) > 100 or len(channel) > 64:
+            summary.teams.skipped += 1
+            summary.warn(f"v1 team {_v1_pk(row)}: skipped, name or Slack channel id too long.")
+            continue
+        team = existing.get(name)
+        if team is None:
+            Team.objects.create(name=name, slack_channel_id=channel)
+            summary.teams.created += 1
+        elif team.slack_channel_id != channel:
+            team.slack_channel_id = channel
+            team.updated_at = timezone.now()
+            team.save(update_fields=["slack_channel_id", "updated_at"])
+            summary.teams.updated += 1
+        else:
+            summary.teams.unchanged += 1
+    for row in services:
+        linked = names.get(row.get("team_id"))
+        service = mapping.get(row["service_id"])
+        if linked and service is not None and linked != service.team:
+            summary.warn(
+                f"v1 service {row['service_id']} ({service.heartbeat_name}): team_id names team "
+                f"'{linked}' but v1 alerted as team '{service.team}'; kept '{service.team}'."
+            )
+
+
 def _tables(conn: psycopg.Connection, schema: str) -> dict[str, int]:
     """The v1 tables present in ``schema`` with their row counts (older installs lack many)."""
     rows = conn.execute(
@@ -863,7 +903,8 @@ def v1_import(
     secrets_key: str | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> ImportSummary:
-    """Import v1's services, heartbeats, alerts, job runs, maintenance windows and secrets, and
+    """Import v1's services, heartbeats, alerts, teams, job runs, maintenance windows and
+    secrets, and
     count the rows of the v1 tables that are not imported. ``heartbeat_days`` limits the
     heartbeats copied to that many recent days (default: the retention,
     MEDIC_HEARTBEAT_RETENTION_DAYS; 0 copies all); older ones would only be pruned again.
@@ -892,6 +933,7 @@ def v1_import(
                     "alert_cycle, created_date, closed_date FROM {alerts} ORDER BY alert_id",
                 )
             ).fetchall()
+            teams = _rows(conn, schema, "teams") if "teams" in tables else []
             job_runs = _rows(conn, schema, "job_runs") if "job_runs" in tables else []
             windows = (
                 _rows(conn, schema, "maintenance_windows")
@@ -917,6 +959,7 @@ def v1_import(
                 with transaction.atomic():
                     _import_alerts(alerts, mapping, set(v1_last), now, zone, summary)
                 with transaction.atomic():
+                    _import_teams(teams, services, mapping, summary)
                     _import_job_runs(job_runs, mapping, summary)
                     _import_windows(windows, mapping, summary)
                     _import_secrets(secrets, key, summary)

@@ -319,7 +319,8 @@ def alert_row(alert: Alert) -> dict[str, Any]:
         "alert_name": alert.service.heartbeat_name,
         "service_id": alert.service_id,
         "active": int(alert.state == AlertState.OPEN),
-        "external_reference_id": alert.external_reference_id,
+        # v1 stored NULL when no incident was opened (muted, or PagerDuty failed).
+        "external_reference_id": alert.external_reference_id or None,
         "alert_cycle": alert.notify_count,
         "created_date": _iso(alert.opened_at),
         "closed_date": _iso(alert.resolved_at),
@@ -772,7 +773,7 @@ SWAGGER: dict[str, Any] = {
                 "alert_name": {"type": "string", "description": "The heartbeat name."},
                 "service_id": {"type": "integer"},
                 "active": _FLAG,
-                "external_reference_id": {"type": "string"},
+                "external_reference_id": {"type": "string", "x-nullable": True},
                 "alert_cycle": {"type": "integer"},
                 "created_date": _TIME,
                 "closed_date": {**_TIME, "x-nullable": True},

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from alerting.models import Alert
+from alerting.models import Alert, Team
 from heartbeats.maintenance import window_covering
 from heartbeats.models import JobRun, MaintenanceWindow, Service
 from medic.crypto import decrypt
@@ -246,8 +246,10 @@ def test_every_v1_table_is_imported_or_reported(v1):
     assert "job_runs:   created 3, updated 0, unchanged 0, skipped 0" in out
     assert "maintenance_windows: created 2, updated 0, unchanged 0, skipped 0" in out
     assert "secrets:    created 2, updated 0, unchanged 0, skipped 0" in out
+    assert "teams:      created 1, updated 0, unchanged 0, skipped 0" in out
+    assert "team_id names team 'payments' but v1 alerted as team 'site-reliability'" in err
+    assert Team.objects.get(name="payments").slack_channel_id == "C0PAY"
     for table in (
-        "teams",
         "schedules",
         "api_keys",
         "notification_targets",
