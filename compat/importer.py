@@ -33,7 +33,8 @@ from django.utils.dateparse import parse_datetime
 from psycopg import sql
 from psycopg.rows import dict_row, tuple_row
 
-from alerting.models import Alert, AlertReason, AlertState, Team
+from alerting.config import working_hours_create, working_hours_update
+from alerting.models import Alert, AlertReason, AlertState, Team, WorkingHours
 from alerting.services import dedup_key_for, renotify_delay
 from heartbeats.deadlines import deadline_compute, deadline_met
 from heartbeats.models import (
@@ -50,6 +51,7 @@ from heartbeats.models import (
 from heartbeats.selectors import nth_recent_heartbeat_at
 from heartbeats.services import MAX_STATUS_LEN
 from medic.crypto import DecryptionError, decrypt
+from medic.errors import InvalidInput
 from medic.models import AuditEvent
 from remediation.secrets.models import Secret
 from remediation.secrets.services import secret_set
@@ -77,7 +79,6 @@ V1_TIMEZONE = "America/Chicago"
 NOT_IMPORTED = {
     "api_keys": "v1 keys carry no look-up prefix, so a v2 key cannot be matched to a v1 hash "
     "without trying every hash; create v2 keys (create_api_key) and roll them out",
-    "schedules": "not mapped to working hours yet; re-create them as working hours",
     "notification_targets": "not mapped to targets and routing rules yet (inert in v1 HEAD)",
     "webhooks": "not mapped to targets and routing rules yet (inert in v1 HEAD)",
     "playbooks": "not mapped to Medic 2 playbooks yet; re-create them (shadow mode first)",
@@ -119,6 +120,7 @@ class ImportSummary:
     heartbeats: Counts = field(default_factory=Counts)
     alerts: Counts = field(default_factory=Counts)
     teams: Counts = field(default_factory=Counts)
+    schedules: Counts = field(default_factory=Counts)
     job_runs: Counts = field(default_factory=Counts)
     maintenance_windows: Counts = field(default_factory=Counts)
     secrets: Counts = field(default_factory=Counts)
@@ -139,6 +141,7 @@ class ImportSummary:
             "heartbeats": self.heartbeats,
             "alerts": self.alerts,
             "teams": self.teams,
+            "schedules": self.schedules,
             "job_runs": self.job_runs,
             "maintenance_windows": self.maintenance_windows,
             "secrets": self.secrets,
@@ -685,6 +688,59 @@ def _import_teams(
             )
 
 
+def _hours_spec(row: dict[str, Any]) -> dict[str, Any]:
+    """v1 ``hours`` ({"monday": [{"start": "09:00", "end": "17:00"}]}, local to ``timezone``,
+    end exclusive, end < start past midnight) as a working-hours spec: the same rules."""
+    hours = row.get("hours") or {}
+    windows = []
+    for day, ranges in hours.items() if isinstance(hours, dict) else []:
+        for span in ranges if isinstance(ranges, list) else [ranges]:
+            if isinstance(span, dict):
+                windows.append(
+                    {"days": [str(day).lower()], "start": span.get("start"), "end": span.get("end")}
+                )
+    week = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+    # JSONB keeps keys in its own order: the week's order reads better, and stays the same.
+    windows.sort(key=lambda w: (week.index(w["days"][0]) if w["days"][0] in week else 7, str(w)))
+    return {"timezone": row.get("timezone"), "windows": windows}
+
+
+def _import_schedules(
+    rows: list[dict[str, Any]], services: list[dict[str, Any]], summary: ImportSummary
+) -> None:
+    """v1 schedules -> working-hours schedules (through the alerting service layer, audited),
+    matched by name. v1 read them for nothing; Medic 2 uses working hours in routing rules, so
+    the services v1 linked (``schedule_id``) are reported, not linked."""
+    existing = {w.name: w for w in WorkingHours.objects.all()}
+    for row in rows:
+        name = (row["name"] or "").strip()
+        spec = _hours_spec(row)
+        current = existing.get(name)
+        if current is not None and current.spec == spec:
+            summary.schedules.unchanged += 1
+            continue
+        try:
+            with transaction.atomic():
+                if current is None:
+                    working_hours_create(name=name, spec=spec, actor=ACTOR)
+                else:
+                    working_hours_update(ref=current.pk, spec=spec, actor=ACTOR)
+        except (InvalidInput, ValidationError) as exc:
+            summary.schedules.skipped += 1
+            summary.warn(f"v1 schedule {_v1_pk(row)} ({name}): skipped, {exc}.")
+            continue
+        if current is None:
+            summary.schedules.created += 1
+        else:
+            summary.schedules.updated += 1
+    linked = sum(1 for row in services if row.get("schedule_id"))
+    if linked:
+        summary.warn(
+            f"{linked} v1 service(s) name a schedule (services.schedule_id, read by nothing in "
+            "v1): use the imported working hours in routing rules to make them count."
+        )
+
+
 def _tables(conn: psycopg.Connection, schema: str) -> dict[str, int]:
     """The v1 tables present in ``schema`` with their row counts (older installs lack many)."""
     rows = conn.execute(
@@ -879,7 +935,7 @@ def _import_secrets(rows: list[dict[str, Any]], key: AESGCM | None, summary: Imp
                 pass
         try:
             secret_set(name=row["name"], value=value, actor=ACTOR)
-        except Exception as exc:  # InvalidInput: a name or value Medic 2 refuses
+        except InvalidInput as exc:  # a name or value Medic 2 refuses
             summary.secrets.skipped += 1
             summary.warn(f"v1 secret {row['name']}: not imported, {exc}.")
             continue
@@ -903,8 +959,8 @@ def v1_import(
     secrets_key: str | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> ImportSummary:
-    """Import v1's services, heartbeats, alerts, teams, job runs, maintenance windows and
-    secrets, and
+    """Import v1's services, heartbeats, alerts, teams, schedules, job runs, maintenance windows
+    and secrets, and
     count the rows of the v1 tables that are not imported. ``heartbeat_days`` limits the
     heartbeats copied to that many recent days (default: the retention,
     MEDIC_HEARTBEAT_RETENTION_DAYS; 0 copies all); older ones would only be pruned again.
@@ -934,6 +990,7 @@ def v1_import(
                 )
             ).fetchall()
             teams = _rows(conn, schema, "teams") if "teams" in tables else []
+            schedules = _rows(conn, schema, "schedules") if "schedules" in tables else []
             job_runs = _rows(conn, schema, "job_runs") if "job_runs" in tables else []
             windows = (
                 _rows(conn, schema, "maintenance_windows")
@@ -960,6 +1017,7 @@ def v1_import(
                     _import_alerts(alerts, mapping, set(v1_last), now, zone, summary)
                 with transaction.atomic():
                     _import_teams(teams, services, mapping, summary)
+                    _import_schedules(schedules, services, summary)
                     _import_job_runs(job_runs, mapping, summary)
                     _import_windows(windows, mapping, summary)
                     _import_secrets(secrets, key, summary)

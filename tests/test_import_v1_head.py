@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from alerting.models import Alert, Team
+from alerting.models import Alert, Team, WorkingHours
 from heartbeats.maintenance import window_covering
 from heartbeats.models import JobRun, MaintenanceWindow, Service
 from medic.crypto import decrypt
@@ -152,7 +152,12 @@ def _seed() -> dict:
         "schedules",
         name="office",
         timezone="America/Chicago",
-        hours=json.dumps({"monday": [{"start": "09:00", "end": "17:00"}]}),
+        hours=json.dumps(
+            {
+                "monday": [{"start": "09:00", "end": "17:00"}],
+                "friday": [{"start": "22:00", "end": "02:00"}],  # past midnight
+            }
+        ),
     )
     svc = lambda **kw: _insert("services", pk="service_id", **kw)  # noqa: E731
     billing = svc(
@@ -249,8 +254,16 @@ def test_every_v1_table_is_imported_or_reported(v1):
     assert "teams:      created 1, updated 0, unchanged 0, skipped 0" in out
     assert "team_id names team 'payments' but v1 alerted as team 'site-reliability'" in err
     assert Team.objects.get(name="payments").slack_channel_id == "C0PAY"
+    assert "schedules:  created 1, updated 0, unchanged 0, skipped 0" in out
+    assert WorkingHours.objects.get(name="office").spec == {
+        "timezone": "America/Chicago",
+        "windows": [
+            {"days": ["monday"], "start": "09:00", "end": "17:00"},
+            {"days": ["friday"], "start": "22:00", "end": "02:00"},
+        ],
+    }
+    assert "1 v1 service(s) name a schedule" in err
     for table in (
-        "schedules",
         "api_keys",
         "notification_targets",
         "webhooks",
