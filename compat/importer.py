@@ -106,6 +106,12 @@ class Counts:
     unchanged: int = 0
     skipped: int = 0
 
+    def written(self, *, new: bool) -> None:
+        if new:
+            self.created += 1
+        else:
+            self.updated += 1
+
     def __str__(self) -> str:
         return (
             f"created {self.created}, updated {self.updated}, unchanged {self.unchanged}, "
@@ -729,10 +735,7 @@ def _import_schedules(
             summary.schedules.skipped += 1
             summary.warn(f"v1 schedule {_v1_pk(row)} ({name}): skipped, {exc}.")
             continue
-        if current is None:
-            summary.schedules.created += 1
-        else:
-            summary.schedules.updated += 1
+        summary.schedules.written(new=current is None)
     linked = sum(1 for row in services if row.get("schedule_id"))
     if linked:
         summary.warn(
@@ -883,10 +886,7 @@ def _import_windows(
         window.updated_at = timezone.now()
         window.save()
         window.services.set(services)
-        if created:
-            summary.maintenance_windows.created += 1
-        else:
-            summary.maintenance_windows.updated += 1
+        summary.maintenance_windows.written(new=created)
 
 
 def _v1_secrets_key(raw: str | None) -> AESGCM | None:
@@ -939,10 +939,7 @@ def _import_secrets(rows: list[dict[str, Any]], key: AESGCM | None, summary: Imp
             summary.secrets.skipped += 1
             summary.warn(f"v1 secret {row['name']}: not imported, {exc}.")
             continue
-        if current is None:
-            summary.secrets.created += 1
-        else:
-            summary.secrets.updated += 1
+        summary.secrets.written(new=current is None)
 
 
 # --- Entry point ------------------------------------------------------------------------------
