@@ -33,7 +33,12 @@ from django.utils.dateparse import parse_datetime
 from psycopg import sql
 from psycopg.rows import dict_row, tuple_row
 
-from alerting.config import working_hours_create, working_hours_update
+from alerting.config import (
+    team_create,
+    team_update,
+    working_hours_create,
+    working_hours_update,
+)
 from alerting.models import Alert, AlertReason, AlertState, Team, WorkingHours
 from alerting.services import dedup_key_for, renotify_delay
 from heartbeats.deadlines import deadline_compute, deadline_met
@@ -674,16 +679,15 @@ def _import_teams(
             summary.warn(f"v1 team {_v1_pk(row)}: skipped, name or Slack channel id too long.")
             continue
         team = existing.get(name)
-        if team is None:
-            Team.objects.create(name=name, slack_channel_id=channel)
-            summary.teams.created += 1
-        elif team.slack_channel_id != channel:
-            team.slack_channel_id = channel
-            team.updated_at = timezone.now()
-            team.save(update_fields=["slack_channel_id", "updated_at"])
-            summary.teams.updated += 1
-        else:
+        if team is not None and team.slack_channel_id == channel:
             summary.teams.unchanged += 1
+            continue
+        # Through the alerting service layer, audited like a team created in the API.
+        if team is None:
+            team_create(name=name, slack_channel_id=channel, actor=ACTOR)
+        else:
+            team_update(ref=team.pk, slack_channel_id=channel, actor=ACTOR)
+        summary.teams.written(new=team is None)
     for row in services:
         linked = names.get(row.get("team_id"))
         service = mapping.get(row["service_id"])
