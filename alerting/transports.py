@@ -536,12 +536,10 @@ class SlackTransport:
                     f"*Run:* `{esc(details.get('run_id'))}`",
                     SLACK_SECTION_LIMIT - len(why),
                 )
-            if details.get("remediation"):
-                why += clip(
-                    "\n*Remediation:* " + esc(str(details["remediation"].get("story"))),
-                    SLACK_SECTION_LIMIT - len(why),
-                )
             blocks.append(_section(why))
+            story = (details.get("remediation") or {}).get("story")
+            if story:
+                blocks.append(_section(clip(f"*Remediation:* {esc(story)}", SLACK_SECTION_LIMIT)))
         output = ""
         if delivery.event != NotificationEvent.RESOLVE and (alert.details or {}).get("output_tail"):
             # The end of the output is what explains a failure: keep the tail.

@@ -77,7 +77,7 @@ def test_never_reporting_service_alerts_once_not_every_cycle(slack):
 def test_never_reporting_service_repeats_once_per_interval_like_any_open_alert(slack):
     # docs/runbook.md: one alert, opened once, repeated every alert_interval while no heartbeat
     # has come; not once per sweep.
-    service = ServiceFactory(alert_interval=0.5)
+    service = NightlyEtl(alert_interval=0.5)
     start = service.next_deadline_at
     for seconds in range(1, 91, 5):  # eighteen sweeps over three intervals
         sweep(now=start + timedelta(seconds=seconds))

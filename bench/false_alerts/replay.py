@@ -46,10 +46,13 @@ import model as m  # noqa: E402
 from django.db import connections  # noqa: E402
 
 from alerting.models import Alert, AlertState  # noqa: E402
+from alerting.sweep import alerting_sweep  # noqa: E402
+from heartbeats.deadlines import deadline_compute  # noqa: E402
 from heartbeats.maintenance import window_create  # noqa: E402
 from heartbeats.models import ScheduleKind, Service, ServiceStatus  # noqa: E402
-from heartbeats.services import deadline_compute, heartbeat_record, service_create  # noqa: E402
+from heartbeats.services import heartbeat_record, service_create  # noqa: E402
 from heartbeats.sweep import sweep  # noqa: E402
+from medic.events.consumers import events_dispatch  # noqa: E402
 
 DUEABLE = {ServiceStatus.NEW, ServiceStatus.UP}
 FOREVER = 2**62
@@ -373,6 +376,10 @@ class Coordinator:
     def sweep_at(self, now: int) -> None:
         started = time.monotonic()
         result = sweep(now=m.to_dt(now))
+        # What beat also runs on the same tick: the event dispatch (alerts open and resolve)
+        # and alerting's own pass.
+        events_dispatch()
+        result.errors += alerting_sweep(now=m.to_dt(now)).errors
         self.sweep_seconds += time.monotonic() - started
         self.sweeps += 1
         self.sweep_errors += result.errors
