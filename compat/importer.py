@@ -34,12 +34,23 @@ from psycopg import sql
 from psycopg.rows import dict_row, tuple_row
 
 from alerting.config import (
+    rule_create,
+    target_create,
     team_create,
     team_update,
     working_hours_create,
     working_hours_update,
 )
-from alerting.models import Alert, AlertReason, AlertState, Team, WorkingHours
+from alerting.config_api import TargetSerializer
+from alerting.models import (
+    Alert,
+    AlertReason,
+    AlertState,
+    NotificationTarget,
+    RoutingWhen,
+    Team,
+    WorkingHours,
+)
 from alerting.services import dedup_key_for, renotify_delay
 from heartbeats.deadlines import deadline_compute, deadline_met
 from heartbeats.models import (
@@ -84,8 +95,6 @@ V1_TIMEZONE = "America/Chicago"
 NOT_IMPORTED = {
     "api_keys": "v1 keys carry no look-up prefix, so a v2 key cannot be matched to a v1 hash "
     "without trying every hash; create v2 keys (create_api_key) and roll them out",
-    "notification_targets": "not mapped to targets and routing rules yet (inert in v1 HEAD)",
-    "webhooks": "not mapped to targets and routing rules yet (inert in v1 HEAD)",
     "playbooks": "not mapped to Medic 2 playbooks yet; re-create them (shadow mode first)",
     "playbook_triggers": "follows playbooks",
     "registered_scripts": "not mapped yet; re-create them with the playbooks that use them",
@@ -132,6 +141,7 @@ class ImportSummary:
     alerts: Counts = field(default_factory=Counts)
     teams: Counts = field(default_factory=Counts)
     schedules: Counts = field(default_factory=Counts)
+    targets: Counts = field(default_factory=Counts)
     job_runs: Counts = field(default_factory=Counts)
     maintenance_windows: Counts = field(default_factory=Counts)
     secrets: Counts = field(default_factory=Counts)
@@ -153,6 +163,7 @@ class ImportSummary:
             "alerts": self.alerts,
             "teams": self.teams,
             "schedules": self.schedules,
+            "targets": self.targets,
             "job_runs": self.job_runs,
             "maintenance_windows": self.maintenance_windows,
             "secrets": self.secrets,
@@ -698,6 +709,16 @@ def _import_teams(
             )
 
 
+def _schedule_names(
+    services: list[dict[str, Any]], targets: list[dict[str, Any]], schedules: list[dict[str, Any]]
+) -> None:
+    """Note on each v1 target the name of its service's schedule (what its ``period`` meant)."""
+    names = {_v1_pk(r): r["name"] for r in schedules}
+    of_service = {r["service_id"]: names.get(r.get("schedule_id")) for r in services}
+    for row in targets:
+        row["_schedule_name"] = of_service.get(row["service_id"])
+
+
 def _hours_spec(row: dict[str, Any]) -> dict[str, Any]:
     """v1 ``hours`` ({"monday": [{"start": "09:00", "end": "17:00"}]}, local to ``timezone``,
     end exclusive, end < start past midnight) as a working-hours spec: the same rules."""
@@ -746,6 +767,89 @@ def _import_schedules(
             f"{linked} v1 service(s) name a schedule (services.schedule_id, read by nothing in "
             "v1): use the imported working hours in routing rules to make them count."
         )
+
+
+_PERIOD = {
+    "always": RoutingWhen.ALWAYS,
+    "during_hours": RoutingWhen.WORKING_HOURS,
+    "after_hours": RoutingWhen.AFTER_HOURS,
+}
+
+
+def _target_fields(kind: str, config: dict[str, Any]) -> dict[str, Any]:
+    """A v1 target's config as the fields of a Medic 2 target of that kind. v1 kept headers in
+    plain JSON; they often carry credentials, so they become secret headers (sealed)."""
+    if kind == "slack":
+        return {"channel": config.get("channel_id")}
+    if kind == "pagerduty":
+        return {"routing_key": config.get("service_key")}
+    return {"url": config.get("url"), "secret_headers": config.get("headers") or {}}
+
+
+def _import_targets(
+    targets: list[dict[str, Any]],
+    webhooks: list[dict[str, Any]],
+    mapping: dict[int, Service],
+    summary: ImportSummary,
+) -> None:
+    """v1 notification_targets and webhooks -> notification targets, each with a routing rule
+    for its service (a global v1 webhook: for every service), validated like ``POST
+    /v2/notification-targets``. v1 HEAD never sent to them, so both arrive DISABLED: enabling
+    them is a decision to review. Created once, by name (``v1-target-<id>``, ``v1-webhook-<id>``);
+    a later run leaves them as the operator edited them."""
+    schedule_names = {w.name: w for w in WorkingHours.objects.all()}
+    existing = set(NotificationTarget.objects.values_list("name", flat=True))
+    items = [(f"v1-target-{_v1_pk(r)}", r, r["type"], r.get("config") or {}) for r in targets]
+    items += [
+        (f"v1-webhook-{_v1_pk(r)}", r, "webhook", {"url": r["url"], "headers": r.get("headers")})
+        for r in webhooks
+    ]
+    for name, row, kind, config in items:
+        if name in existing:
+            summary.targets.unchanged += 1
+            continue
+        service = mapping.get(row.get("service_id")) if row.get("service_id") else None
+        if row.get("service_id") and service is None:
+            summary.targets.skipped += 1
+            summary.warn(f"v1 {name}: skipped, its service was not imported.")
+            continue
+        data = {"name": name, "kind": kind, "enabled": False, **_target_fields(kind, config)}
+        serializer = TargetSerializer(data=data)
+        if not serializer.is_valid():
+            summary.targets.skipped += 1
+            summary.warn(f"v1 {name}: skipped, {dict(serializer.errors)}.")
+            continue
+        when = _PERIOD.get(row.get("period") or "always", RoutingWhen.ALWAYS)
+        hours = None
+        if when != RoutingWhen.ALWAYS:
+            hours = schedule_names.get(row.get("_schedule_name") or "")
+            if hours is None:
+                summary.warn(
+                    f"v1 {name}: period {row.get('period')} without an imported schedule for its "
+                    "service; its rule applies always."
+                )
+                when = RoutingWhen.ALWAYS
+        valid = serializer.validated_data
+        with transaction.atomic():
+            target, _ = target_create(
+                name=name,
+                kind=kind,
+                config=valid["config"],
+                secrets=valid["secrets"],
+                enabled=False,
+                actor=ACTOR,
+            )
+            rule_create(
+                targets=[target],
+                actor=ACTOR,
+                name=name,
+                enabled=False,
+                service=service,
+                position=100 + int(row.get("priority") or 0),
+                when=when,
+                schedule=hours,
+            )
+        summary.targets.created += 1
 
 
 def _tables(conn: psycopg.Connection, schema: str) -> dict[str, int]:
@@ -992,6 +1096,13 @@ def v1_import(
             ).fetchall()
             teams = _rows(conn, schema, "teams") if "teams" in tables else []
             schedules = _rows(conn, schema, "schedules") if "schedules" in tables else []
+            v1_targets = (
+                _rows(conn, schema, "notification_targets")
+                if "notification_targets" in tables
+                else []
+            )
+            webhooks = _rows(conn, schema, "webhooks") if "webhooks" in tables else []
+            _schedule_names(services, v1_targets, schedules)
             job_runs = _rows(conn, schema, "job_runs") if "job_runs" in tables else []
             windows = (
                 _rows(conn, schema, "maintenance_windows")
@@ -1019,6 +1130,7 @@ def v1_import(
                 with transaction.atomic():
                     _import_teams(teams, services, mapping, summary)
                     _import_schedules(schedules, services, summary)
+                    _import_targets(v1_targets, webhooks, mapping, summary)
                     _import_job_runs(job_runs, mapping, summary)
                     _import_windows(windows, mapping, summary)
                     _import_secrets(secrets, key, summary)

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from alerting.models import Alert, Team, WorkingHours
+from alerting.models import Alert, NotificationTarget, RoutingRule, Team, WorkingHours
 from heartbeats.maintenance import window_covering
 from heartbeats.models import JobRun, MaintenanceWindow, Service
 from medic.crypto import decrypt
@@ -237,7 +237,19 @@ def _seed() -> dict:
         type="slack",
         config=json.dumps({"channel_id": "C0PAY"}),
     )
-    _insert("webhooks", url="https://hooks.example/medic")
+    _insert(
+        "notification_targets",
+        service_id=billing,
+        type="pagerduty",
+        config=json.dumps({"service_key": "R0UTINGKEY0000000000000000000001"}),
+        priority=1,
+        period="after_hours",
+    )
+    _insert(
+        "webhooks",
+        url="https://hooks.example/medic",
+        headers=json.dumps({"Authorization": "Bearer hook-token"}),
+    )
     _insert("playbooks", name="restart", yaml_content="name: restart\nsteps: []\n")
     _insert("registered_scripts", name="restart-svc", content="systemctl restart x")
     _insert("schema_migrations", pk="version", version="017", applied_at=now)
@@ -263,10 +275,26 @@ def test_every_v1_table_is_imported_or_reported(v1):
         ],
     }
     assert "1 v1 service(s) name a schedule" in err
+    # Targets and webhooks: disabled targets with disabled rules, for review.
+    assert "targets:    created 3, updated 0, unchanged 0, skipped 0" in out
+    targets = {t.name: t for t in NotificationTarget.objects.all()}
+    assert targets["v1-target-1"].config == {"channel": "C0PAY"}
+    assert decrypt(targets["v1-target-2"].secrets["routing_key"]).startswith("R0UTING")
+    assert targets["v1-webhook-1"].config == {"url": "https://hooks.example/medic"}
+    hook_header = targets["v1-webhook-1"].secrets["headers"]["Authorization"]
+    assert decrypt(hook_header) == "Bearer hook-token"
+    assert not any(t.enabled for t in targets.values())
+    rules = {r.name: r for r in RoutingRule.objects.all()}
+    assert not any(r.enabled for r in rules.values())
+    assert rules["v1-target-2"].when == "after_hours" and rules["v1-target-2"].schedule.name == (
+        "office"
+    )
+    assert (
+        rules["v1-target-1"].service.heartbeat_name == "prod-billing"
+        and rules["v1-webhook-1"].service is None
+    )
     for table in (
         "api_keys",
-        "notification_targets",
-        "webhooks",
         "playbooks",
         "registered_scripts",
     ):
