@@ -622,7 +622,19 @@ def _recompute(
                 service.last_status = (last[1] or "")[:MAX_STATUS_LEN]
             nth = nth_recent_heartbeat_at(service)
             service.next_deadline_at = deadline_compute(service=service, nth_recent_at=nth)
-            if not service.active:
+            # Only v1's data moves a status: with the same heartbeats, deadline and alerts as the
+            # previous run, a deadline that passed in between changes nothing (the sweep, once
+            # started, is what notices it).
+            settled = (
+                service.active
+                and service.status != ServiceStatus.PAUSED
+                and (service.last_heartbeat_at, service.last_status, service.next_deadline_at)
+                == (before[0], before[1], before[3])
+                and (pk in open_services) == (service.status == ServiceStatus.DOWN)
+            )
+            if settled:
+                pass
+            elif not service.active:
                 service.status = ServiceStatus.PAUSED
             elif deadline_met(deadline=service.next_deadline_at, nth_recent_at=nth, now=now):
                 service.status = ServiceStatus.UP
@@ -1063,6 +1075,7 @@ def v1_import(
     v1_timezone: str = V1_TIMEZONE,
     secrets_key: str | None = None,
     progress: Callable[[str], None] | None = None,
+    now: datetime | None = None,
 ) -> ImportSummary:
     """Import v1's services, heartbeats, alerts, teams, schedules, job runs, maintenance windows
     and secrets, and
@@ -1070,14 +1083,14 @@ def v1_import(
     heartbeats copied to that many recent days (default: the retention,
     MEDIC_HEARTBEAT_RETENTION_DAYS; 0 copies all); older ones would only be pruned again.
     ``v1_timezone`` is the zone v1's worker wrote alert times in; ``secrets_key`` is v1's
-    MEDIC_SECRETS_KEY (base64)."""
+    MEDIC_SECRETS_KEY (base64). ``now`` is the import's clock (tests)."""
     summary = ImportSummary(dry_run=dry_run)
     try:
         zone = ZoneInfo(v1_timezone)
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise V1ImportError(f"Unknown time zone '{v1_timezone}' for v1's alert times.") from exc
     key = _v1_secrets_key(secrets_key)
-    now = timezone.now()
+    now = now or timezone.now()
     days = settings.MEDIC_HEARTBEAT_RETENTION_DAYS if heartbeat_days is None else heartbeat_days
     since = now - timedelta(days=days) if days and days > 0 else None
     conn = _connect(dsn)

@@ -17,6 +17,7 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from alerting.models import Alert, NotificationTarget, RoutingRule, Team, WorkingHours
+from compat.importer import v1_import
 from heartbeats.maintenance import window_covering
 from heartbeats.models import JobRun, MaintenanceWindow, Service
 from medic.crypto import decrypt
@@ -369,6 +370,20 @@ def test_rehearsal_reruns_write_nothing_then_follow_v1(v1):
     assert list(Alert.objects.values_list("pk", "state", "notify_count", "next_notify_at")) == (
         snapshot
     )
+
+    # Days later (a rehearsal re-run), deadlines have passed but v1 holds nothing new: still
+    # nothing is written, statuses included.
+    statuses = dict(Service.objects.values_list("heartbeat_name", "status"))
+    assert statuses == {"prod-billing": "down", "nightly-etl": "up"}
+    later = v1_import(
+        dsn=_dsn(),
+        schema=SCHEMA,
+        secrets_key=base64.b64encode(V1_KEY).decode(),
+        now=timezone.now() + timedelta(days=3),
+    )
+    assert not later.changed and later.recomputed == 0
+    assert dict(Service.objects.values_list("heartbeat_name", "status")) == statuses
+    assert AuditEvent.objects.count() == audits
 
     # v1 goes on: the outage is counted further, the stale run completes, a window moves, a
     # secret is rotated.
