@@ -69,8 +69,10 @@ from heartbeats.services import MAX_STATUS_LEN
 from medic.crypto import DecryptionError, decrypt
 from medic.errors import InvalidInput
 from medic.models import AuditEvent
+from remediation.models import Script
 from remediation.secrets.models import Secret
 from remediation.secrets.services import secret_set
+from remediation.services import script_create, script_disable, script_update
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +99,6 @@ NOT_IMPORTED = {
     "without trying every hash; create v2 keys (create_api_key) and roll them out",
     "playbooks": "not mapped to Medic 2 playbooks yet; re-create them (shadow mode first)",
     "playbook_triggers": "follows playbooks",
-    "registered_scripts": "not mapped yet; re-create them with the playbooks that use them",
     "playbook_executions": "history v1 never committed; not mapped",
     "playbook_step_results": "history v1 never committed; not mapped",
     "approval_requests": "history v1 never committed; not mapped",
@@ -142,6 +143,7 @@ class ImportSummary:
     teams: Counts = field(default_factory=Counts)
     schedules: Counts = field(default_factory=Counts)
     targets: Counts = field(default_factory=Counts)
+    scripts: Counts = field(default_factory=Counts)
     job_runs: Counts = field(default_factory=Counts)
     maintenance_windows: Counts = field(default_factory=Counts)
     secrets: Counts = field(default_factory=Counts)
@@ -164,6 +166,7 @@ class ImportSummary:
             "teams": self.teams,
             "schedules": self.schedules,
             "targets": self.targets,
+            "scripts": self.scripts,
             "job_runs": self.job_runs,
             "maintenance_windows": self.maintenance_windows,
             "secrets": self.secrets,
@@ -864,6 +867,46 @@ def _import_targets(
         summary.targets.created += 1
 
 
+_SHEBANG = {"bash": "#!/bin/bash", "python": "#!/usr/bin/env python3"}
+
+
+def _import_scripts(rows: list[dict[str, Any]], summary: ImportSummary) -> None:
+    """v1 registered_scripts -> scripts (through the remediation service layer: versioned,
+    audited), run locally as v1 ran them, with v1's interpreter as the ``#!`` line when the
+    content has none. Created DISABLED, like everything that would run unreviewed; a changed v1
+    script becomes a new version and keeps the enabled state it has here."""
+    existing = {s.name: s for s in Script.objects.all()}
+    for row in rows:
+        name = row["name"]
+        content = row["content"] or ""
+        if not content.startswith("#!"):
+            shebang = _SHEBANG.get((row.get("interpreter") or "bash").lower(), _SHEBANG["bash"])
+            content = f"{shebang}\n{content}"
+        spec = {"body": content, "timeout_seconds": row.get("timeout_seconds") or 30}
+        script = existing.get(name)
+        try:
+            with transaction.atomic():
+                if script is None:
+                    script_create(name=name, actor=ACTOR, run_local=True, **spec)
+                    script_disable(name=name, actor=ACTOR)
+                else:
+                    current = script.versions.get(version=script.current_version)
+                    if (current.body, current.timeout_seconds) == (
+                        spec["body"],
+                        spec["timeout_seconds"],
+                    ):
+                        summary.scripts.unchanged += 1
+                        continue
+                    script_update(name=name, actor=ACTOR, **spec)
+                    if not script.enabled:
+                        script_disable(name=name, actor=ACTOR)
+        except InvalidInput as exc:
+            summary.scripts.skipped += 1
+            summary.warn(f"v1 registered script {name}: skipped, {exc.fields or exc}.")
+            continue
+        summary.scripts.written(new=script is None)
+
+
 def _tables(conn: psycopg.Connection, schema: str) -> dict[str, int]:
     """The v1 tables present in ``schema`` with their row counts (older installs lack many)."""
     rows = conn.execute(
@@ -1115,6 +1158,9 @@ def v1_import(
                 else []
             )
             webhooks = _rows(conn, schema, "webhooks") if "webhooks" in tables else []
+            scripts = (
+                _rows(conn, schema, "registered_scripts") if "registered_scripts" in tables else []
+            )
             _schedule_names(services, v1_targets, schedules)
             job_runs = _rows(conn, schema, "job_runs") if "job_runs" in tables else []
             windows = (
@@ -1144,6 +1190,7 @@ def v1_import(
                     _import_teams(teams, services, mapping, summary)
                     _import_schedules(schedules, services, summary)
                     _import_targets(v1_targets, webhooks, mapping, summary)
+                    _import_scripts(scripts, summary)
                     _import_job_runs(job_runs, mapping, summary)
                     _import_windows(windows, mapping, summary)
                     _import_secrets(secrets, key, summary)

@@ -22,6 +22,7 @@ from heartbeats.maintenance import window_covering
 from heartbeats.models import JobRun, MaintenanceWindow, Service
 from medic.crypto import decrypt
 from medic.models import AuditEvent
+from remediation.models import Script
 from remediation.secrets.models import Secret
 from tests.test_import_v1 import _dsn, _sql, scratch_schema
 
@@ -276,6 +277,12 @@ def test_every_v1_table_is_imported_or_reported(v1):
         ],
     }
     assert "1 v1 service(s) name a schedule" in err
+    # Registered scripts: disabled, run locally, v1's interpreter as the #! line.
+    assert "scripts:    created 1, updated 0, unchanged 0, skipped 0" in out
+    script = Script.objects.get(name="restart-svc")
+    version = script.versions.get(version=script.current_version)
+    assert not script.enabled and version.run_local and version.timeout_seconds == 30
+    assert version.body == "#!/bin/bash\nsystemctl restart x"
     # Targets and webhooks: disabled targets with disabled rules, for review.
     assert "targets:    created 3, updated 0, unchanged 0, skipped 0" in out
     targets = {t.name: t for t in NotificationTarget.objects.all()}
@@ -297,7 +304,6 @@ def test_every_v1_table_is_imported_or_reported(v1):
     for table in (
         "api_keys",
         "playbooks",
-        "registered_scripts",
     ):
         assert f"  {table}:" in out and "1 row(s) not imported" in out
         assert f"v1 table {table}: 1 row(s) not imported" in err
@@ -411,6 +417,7 @@ def test_rehearsal_reruns_write_nothing_then_follow_v1(v1):
     assert "job_runs:   created 0, updated 1, unchanged 2" in out
     assert "maintenance_windows: created 0, updated 1, unchanged 1" in out
     assert "secrets:    created 0, updated 1, unchanged 1" in out
+    assert "scripts:    created 0, updated 0, unchanged 1" in out
     alert = Alert.objects.get(v1_id=v1["alert"])
     assert alert.state == "open" and alert.notify_count == 200
     run = JobRun.objects.get(run_id="r-3")

@@ -12,8 +12,9 @@ from compat.importer import V1_TIMEZONE, V1ImportError, v1_import
 
 class Command(BaseCommand):
     help = (
-        "Import services, heartbeats, alerts, teams, schedules, job runs, maintenance windows "
-        "and secrets from a Medic v1 PostgreSQL database, and report what is not imported. "
+        "Import services, heartbeats, alerts, teams, schedules, targets, scripts, job runs, "
+        "maintenance windows and secrets from a Medic v1 PostgreSQL database, and report what "
+        "is not imported. "
         "Idempotent; start with --dry-run."
     )
 
