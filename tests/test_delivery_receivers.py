@@ -17,8 +17,8 @@ from alerting.models import Alert, AlertReason, Delivery, NotificationTarget
 from alerting.services import alert_open, alert_resolve_for_service
 from alerting.transports import retry_after_seconds
 from heartbeats.services import service_create
-from heartbeats.sweep import sweep
 from tests.fakes import FakePagerDuty, FakeServer, FakeSlack, Reply
+from tests.sweep import sweep
 
 pytestmark = pytest.mark.django_db(transaction=True)
 ROUTING_KEY = "R0UTINGKEY000000000000000000abcd"
