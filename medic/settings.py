@@ -251,15 +251,18 @@ MEDIC_DELIVERY_RETRY_DELAYS = [
     int(x) for x in env_str("MEDIC_DELIVERY_RETRY_DELAYS", "1,5,30").split(",") if x.strip()
 ]
 
-# Rate limits: requests per minute (0 disables a class). Per-key overrides: ApiKey.rate_limits.
+# Rate limits: requests in any 60-second window (0 disables a class). Per-key overrides:
+# ApiKey.rate_limits. Counters live in Redis, or without it in a SQLite file shared by every
+# process on the host (the embedded mode), never in process memory.
 MEDIC_RATE_LIMIT_HEARTBEAT = env_int("MEDIC_RATE_LIMIT_HEARTBEAT", 100)
 MEDIC_RATE_LIMIT_MANAGEMENT = env_int("MEDIC_RATE_LIMIT_MANAGEMENT", 20)
 MEDIC_RATE_LIMIT_UNAUTHENTICATED = env_int("MEDIC_RATE_LIMIT_UNAUTHENTICATED", 30)
 MEDIC_RATE_LIMIT_ANONYMOUS = env_int("MEDIC_RATE_LIMIT_ANONYMOUS", 100)
 MEDIC_RATE_LIMIT_REDIS_URL = env_str("MEDIC_RATE_LIMIT_REDIS_URL", REDIS_URL)
-# Dashboard sign-in lockout: failed sign-ins counted per username and per client address for
-# MEDIC_LOGIN_FAILURE_WINDOW_MINUTES from the first failure; past a limit, sign-in is refused
-# (429) until the period ends. 0 disables a limit.
+MEDIC_RATE_LIMIT_FILE = env_str("MEDIC_RATE_LIMIT_FILE", str(VAR_DIR / "ratelimit.sqlite3"))
+# Sign-in lockout (portal and Django admin): failed sign-ins counted per username and per client
+# address in a sliding window of MEDIC_LOGIN_FAILURE_WINDOW_MINUTES; at a limit, sign-in is
+# refused (429) until the oldest failure leaves the window. 0 disables a limit.
 MEDIC_LOGIN_MAX_FAILURES_PER_USER = env_int("MEDIC_LOGIN_MAX_FAILURES_PER_USER", 5)
 MEDIC_LOGIN_MAX_FAILURES_PER_ADDRESS = env_int("MEDIC_LOGIN_MAX_FAILURES_PER_ADDRESS", 20)
 MEDIC_LOGIN_FAILURE_WINDOW_MINUTES = env_int("MEDIC_LOGIN_FAILURE_WINDOW_MINUTES", 15)

@@ -27,8 +27,7 @@ trap cleanup INT TERM EXIT
 "$ROOT/.venv/bin/celery" -A medic worker --beat --pool threads --concurrency 4 \
   --loglevel INFO --schedule "$ROOT/var/celerybeat-schedule" &
 pids+=($!)
-"$ROOT/.venv/bin/gunicorn" medic.wsgi:application --bind "127.0.0.1:$PORT" \
-  --worker-class gthread --workers 2 --threads 4 --access-logfile - &
+PORT=$PORT bash scripts/web.sh &
 pids+=($!)
 echo "==> Medic is starting on http://127.0.0.1:$PORT (admin: /admin/, API docs: /v2/docs/)"
 echo "==> Ctrl-C stops it"

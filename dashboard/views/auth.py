@@ -1,9 +1,10 @@
 """Sign in and out with Django's session authentication, with a lockout on failed sign-ins.
 
-Failed sign-ins are counted per username and per client address, each for
-``MEDIC_LOGIN_FAILURE_WINDOW_MINUTES`` from its first failure (``medic.ratelimit``: Redis when
-configured, else process memory). Once either count reaches its limit, further attempts are
-refused with 429 *before* the password is checked, until that period ends. A successful sign-in
+Failed sign-ins are counted per username and per client address in a sliding window of
+``MEDIC_LOGIN_FAILURE_WINDOW_MINUTES`` (``medic.ratelimit``: Redis when configured, else a file
+shared by the embedded mode's processes). Once either count reaches its limit, further attempts
+are refused with 429 *before* the password is checked, until the oldest failure leaves the
+window. A successful sign-in
 clears the username's count (not the address's: one valid account must not reset the budget of
 an address that is guessing others).
 """
@@ -30,28 +31,22 @@ def _subjects(request) -> tuple[str, str, str]:
 
 def lockout_seconds(request) -> int:
     """Seconds until this request's username or address may try again; 0 when it may now."""
-    _, user_key, address_key = _subjects(request)
-    wait = 0
-    for key, limit in (
-        (user_key, settings.MEDIC_LOGIN_MAX_FAILURES_PER_USER),
-        (address_key, settings.MEDIC_LOGIN_MAX_FAILURES_PER_ADDRESS),
-    ):
-        if limit > 0:
-            failures, left = ratelimit.failures_count(key)
-            if failures >= limit:
-                wait = max(wait, left)
-    return wait
+    window = settings.MEDIC_LOGIN_FAILURE_WINDOW_MINUTES * 60
+    return max(ratelimit.failures_wait(key, limit, window) for key, limit in _limits(request))
 
 
 def record_failure(request) -> None:
+    window = settings.MEDIC_LOGIN_FAILURE_WINDOW_MINUTES * 60
+    for key, limit in _limits(request):
+        ratelimit.failures_record(key, limit, window)
+
+
+def _limits(request) -> tuple[tuple[str, int], ...]:
     _, user_key, address_key = _subjects(request)
-    ttl = settings.MEDIC_LOGIN_FAILURE_WINDOW_MINUTES * 60
-    for key, limit in (
+    return (
         (user_key, settings.MEDIC_LOGIN_MAX_FAILURES_PER_USER),
         (address_key, settings.MEDIC_LOGIN_MAX_FAILURES_PER_ADDRESS),
-    ):
-        if limit > 0:
-            ratelimit.failures_record(key, ttl)
+    )
 
 
 def wait_text(seconds: int) -> str:
