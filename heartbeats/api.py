@@ -448,7 +448,7 @@ class HeartbeatCreate(APIView):
         """
         meta = request.META
         length = meta.get("CONTENT_LENGTH") or "0"
-        if not length.isdigit() or int(length) > cls._max_fast_body:
+        if not (length.isascii() and length.isdigit()) or int(length) > cls._max_fast_body:
             return None
         body = request.body
         if not body:

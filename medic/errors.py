@@ -10,7 +10,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
+from django.conf import settings
+from django.core.exceptions import (
+    PermissionDenied,
+    RequestDataTooBig,
+    TooManyFieldsSent,
+    TooManyFilesSent,
+)
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions as drf_exceptions
@@ -83,6 +89,12 @@ class Conflict(MedicError):
     default_message = "The request conflicts with the current state."
 
 
+class PayloadTooLarge(MedicError):
+    status = 413
+    code = "payload_too_large"
+    default_message = "The request body is too large."
+
+
 class Throttled(MedicError):
     status = 429
     code = "rate_limited"
@@ -127,6 +139,12 @@ def to_medic_error(exc: Exception) -> MedicError | None:
         return exc
     if isinstance(exc, Http404):
         return NotFound()
+    if isinstance(exc, RequestDataTooBig):
+        return PayloadTooLarge(
+            f"The request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes."
+        )
+    if isinstance(exc, TooManyFieldsSent | TooManyFilesSent):
+        return MalformedRequest("The request has too many fields.")
     if isinstance(exc, PermissionDenied):
         return Forbidden()
     if isinstance(exc, DjangoValidationError):
