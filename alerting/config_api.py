@@ -29,6 +29,7 @@ from alerting.transports import _VAR, DEFAULT_BODY
 from heartbeats.models import Priority
 from heartbeats.services import service_get
 from medic.errors import InvalidInput
+from medic.ids import looks_like_id
 from medic.models import actor_label
 from medic.pagination import NumberedPage
 
@@ -62,7 +63,7 @@ TEMPLATE_VARIABLES = sorted(
 
 
 def _no_slash(value: str) -> str:
-    if "/" in value or value.isdigit():
+    if "/" in value or looks_like_id(value):
         raise serializers.ValidationError("Must not contain '/' or be only digits.")
     return value
 

@@ -24,6 +24,7 @@ from heartbeats.models import (
 )
 from medic.enqueue import enqueue_on_commit
 from medic.errors import Conflict, InvalidInput, NotFound
+from medic.ids import looks_like_id, parse_id
 from medic.metrics import HEARTBEATS
 from medic.models import AuditEvent
 
@@ -98,8 +99,8 @@ def service_get(ref: str | int, *, for_update: bool = False) -> Service:
     """A service by numeric id or by heartbeat name (case-insensitive)."""
     qs = Service.objects.select_for_update() if for_update else Service.objects.all()
     ref = str(ref)
-    if ref.isdigit():
-        service = qs.filter(pk=int(ref)).first()
+    if (pk := parse_id(ref)) is not None:
+        service = qs.filter(pk=pk).first()
         if service is not None:
             return service
     service = qs.annotate(_lname=Lower("heartbeat_name")).filter(_lname=ref.lower()).first()
@@ -146,7 +147,7 @@ def heartbeat_record(
     now = at or timezone.now()
     if connection.vendor == "postgresql":
         ref = str(service_ref)
-        by_id = ref.isascii() and ref.isdigit() and len(ref) <= 18  # else: service_get decides
+        by_id = parse_id(ref) is not None  # else: service_get decides
         clean_status = (status or "").strip()[:MAX_STATUS_LEN] or "UP"  # as beat_apply
         fields = Service._meta.concrete_fields
         # Only model metadata is interpolated; every value is a bound parameter.
@@ -277,7 +278,7 @@ def _validate(service: Service) -> None:
     errors: dict[str, list[str]] = {}
     if not service.heartbeat_name or not service.heartbeat_name.strip():
         errors["heartbeat_name"] = ["A heartbeat name is required."]
-    elif service.heartbeat_name.isdigit():
+    elif looks_like_id(service.heartbeat_name):
         errors["heartbeat_name"] = ["Must not be only digits (it would be mistaken for an id)."]
     elif "/" in service.heartbeat_name:
         errors["heartbeat_name"] = ["Must not contain '/'."]

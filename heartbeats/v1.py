@@ -30,6 +30,7 @@ from heartbeats.services import heartbeat_record, service_create, service_update
 from medic import ratelimit
 from medic.auth import authenticate, presented_key, require_scope
 from medic.errors import Conflict, InvalidInput, MedicError, NotFound
+from medic.ids import parse_id
 from medic.metrics import V1_ANONYMOUS_HEARTBEATS
 from medic.models import ApiKey, actor_label
 
@@ -275,7 +276,7 @@ def _service_named(name: str) -> Service | None:
 def _write_ref(name: str) -> str | int:
     # The service layer reads an all-digit reference as an id first; v1 meant the name (imported
     # v1 services may have such names), so those are resolved to their id here.
-    if not name.isdigit():
+    if parse_id(name) is None:
         return name
     service = _service_named(name)
     if service is None:
