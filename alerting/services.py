@@ -25,6 +25,7 @@ from alerting.models import (
     RoutingMode,
 )
 from alerting.routing import route_for
+from heartbeats.services import MAX_ALERT_INTERVAL_MINUTES, bounded
 from medic.enqueue import enqueue_on_commit
 from medic.metrics import ALERTS_OPENED, ALERTS_RESOLVED, NOTIFICATIONS
 
@@ -37,7 +38,7 @@ def dedup_key_for(heartbeat_name: str) -> str:
 
 def renotify_delay(service) -> timedelta:
     minutes = settings.MEDIC_RENOTIFY_MINUTES or service.alert_interval
-    return timedelta(minutes=minutes)
+    return timedelta(minutes=bounded(minutes, MAX_ALERT_INTERVAL_MINUTES))
 
 
 # --- Deliveries -------------------------------------------------------------------------------

@@ -86,14 +86,16 @@ class ServiceSerializer(serializers.ModelSerializer):
         extra_kwargs = {
             "alert_interval": {
                 "min_value": 0.1,
+                "max_value": svc.MAX_ALERT_INTERVAL_MINUTES,
                 "required": False,
                 "help_text": "Minutes: the interval (interval kind), the window (at_least), or "
                 "how often an open alert repeats (cron; default: the cron period).",
             },
-            "max_duration_seconds": {"min_value": 1},
-            "failure_threshold": {"min_value": 1},
-            "threshold": {"min_value": 1},
-            "grace_period_seconds": {"min_value": 0, "max_value": 7 * 86400},
+            "max_duration_seconds": {"min_value": 1, "max_value": svc.MAX_RUN_SECONDS},
+            "failure_threshold": {"min_value": 1, "max_value": svc.MAX_FAILURE_THRESHOLD},
+            "threshold": {"min_value": 1, "max_value": svc.MAX_THRESHOLD},
+            "grace_period_seconds": {"min_value": 0, "max_value": svc.MAX_GRACE_SECONDS},
+            "slow_run_factor": {"min_value": 1, "max_value": svc.MAX_SLOW_RUN_FACTOR},
             "service_name": {"required": False, "allow_blank": True},
         }
         # Uniqueness is case-insensitive and enforced by the service layer (409).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -34,6 +35,26 @@ KNOWN_STATUSES = frozenset({"UP", "DOWN", "DEGRADED", "OK", "FAIL", "WARN"})
 MAX_STATUS_LEN = 32
 MAX_MESSAGE_LEN = 1000
 
+# Documented maxima of a service's numbers (docs/api.md#limits). _validate enforces them on
+# every write; the places that compute with stored values clamp to them too (bounded()), so a
+# value stored before a bound existed, or edited in the database, cannot make a request fail.
+MAX_ALERT_INTERVAL_MINUTES = 60 * 24 * 3660  # about ten years: deadlines stay representable
+MAX_THRESHOLD = 10_000
+MAX_GRACE_SECONDS = 7 * 86400
+MAX_RUN_SECONDS = 30 * 86400  # max_duration_seconds
+MAX_FAILURE_THRESHOLD = 1_000
+MAX_SLOW_RUN_FACTOR = 1_000
+MAX_MUTE = timedelta(days=90)
+
+
+def bounded(value: float, high: float) -> float:
+    """A stored number as computations may use it: within [0, high], NaN read as high."""
+    return min(max(value, 0), high) if math.isfinite(value) else high
+
+
+def _out_of_range(value, low: float, high: float) -> bool:
+    return value is None or not math.isfinite(value) or not low <= value <= high
+
 
 # --- Deadlines --------------------------------------------------------------------------------
 
@@ -54,7 +75,7 @@ def deadline_compute(*, service: Service, nth_recent_at: datetime | None) -> dat
     Cron: the first fire time after the last beat (or registration), in the service's zone
     (heartbeats.cron has the DST rules), plus grace.
     """
-    grace = timedelta(seconds=service.grace_period_seconds)
+    grace = timedelta(seconds=bounded(service.grace_period_seconds, MAX_GRACE_SECONDS))
     base = nth_recent_at if nth_recent_at is not None else service.date_added
     if service.schedule_kind == ScheduleKind.CRON:
         zone = ZoneInfo(service.schedule_timezone)
@@ -68,7 +89,11 @@ def deadline_compute(*, service: Service, nth_recent_at: datetime | None) -> dat
             if first - base > early:
                 early = timedelta(0)
         return cron.next_fire_after(service.cron_expression, zone, base + early) + grace
-    return base + timedelta(minutes=service.alert_interval) + grace
+    return (
+        base
+        + timedelta(minutes=bounded(service.alert_interval, MAX_ALERT_INTERVAL_MINUTES))
+        + grace
+    )
 
 
 def _nth_recent_heartbeat_at(service: Service) -> datetime | None:
@@ -157,8 +182,8 @@ def heartbeat_record(
                    SET last_status = %(status)s,
                        last_heartbeat_at = %(now)s,
                        next_deadline_at = %(now)s
-                           + make_interval(secs => alert_interval * 60)
-                           + make_interval(secs => grace_period_seconds)
+                           + make_interval(secs => LEAST(alert_interval, %(max_interval)s) * 60)
+                           + make_interval(secs => LEAST(grace_period_seconds, %(max_grace)s))
                  WHERE {"id = %(id)s" if by_id else "lower(heartbeat_name) = %(name)s"}
                    AND active AND status = %(up)s AND threshold <= 1 AND schedule_kind = %(kind)s
              RETURNING *
@@ -172,6 +197,8 @@ def heartbeat_record(
         params = {
             "id": int(ref) if by_id else None,
             "name": ref.lower(),
+            "max_interval": MAX_ALERT_INTERVAL_MINUTES,
+            "max_grace": MAX_GRACE_SECONDS,
             "now": now,
             "status": clean_status,
             "message": (message or "")[:MAX_MESSAGE_LEN],
@@ -282,10 +309,18 @@ def _validate(service: Service) -> None:
         errors["heartbeat_name"] = ["Must not be only digits (it would be mistaken for an id)."]
     elif "/" in service.heartbeat_name:
         errors["heartbeat_name"] = ["Must not contain '/'."]
-    if service.alert_interval is None or service.alert_interval <= 0:
+    if service.alert_interval is None or not service.alert_interval > 0:
         errors["alert_interval"] = ["Must be a positive number of minutes."]
-    if service.threshold is None or service.threshold < 1:
-        errors["threshold"] = ["Must be at least 1."]
+    elif _out_of_range(service.alert_interval, 0, MAX_ALERT_INTERVAL_MINUTES):
+        errors["alert_interval"] = [f"At most {MAX_ALERT_INTERVAL_MINUTES} minutes."]
+    if _out_of_range(service.threshold, 1, MAX_THRESHOLD):
+        errors["threshold"] = [f"Must be from 1 to {MAX_THRESHOLD}."]
+    if _out_of_range(service.grace_period_seconds, 0, MAX_GRACE_SECONDS):
+        errors["grace_period_seconds"] = [f"Must be from 0 to {MAX_GRACE_SECONDS} seconds."]
+    if service.max_duration_seconds is not None and _out_of_range(
+        service.max_duration_seconds, 1, MAX_RUN_SECONDS
+    ):
+        errors["max_duration_seconds"] = [f"Must be from 1 to {MAX_RUN_SECONDS} seconds."]
     if service.priority not in Priority.values:
         errors["priority"] = [f"Must be one of {', '.join(Priority.values)}."]
     if service.schedule_kind not in ScheduleKind.values:
@@ -303,10 +338,16 @@ def _validate(service: Service) -> None:
             errors["threshold"] = ["Cron services expect one beat per fire time: leave it at 1."]
     elif service.cron_expression:
         errors["cron_expression"] = ["Only for schedule_kind 'cron'."]
-    if service.failure_threshold is None or service.failure_threshold < 1:
-        errors["failure_threshold"] = ["Must be at least 1."]
-    if service.slow_run_factor is not None and service.slow_run_factor <= 1:
-        errors["slow_run_factor"] = ["Must be more than 1 (a multiple of the p95 duration)."]
+    if _out_of_range(service.failure_threshold, 1, MAX_FAILURE_THRESHOLD):
+        errors["failure_threshold"] = [f"Must be from 1 to {MAX_FAILURE_THRESHOLD}."]
+    if service.slow_run_factor is not None and (
+        _out_of_range(service.slow_run_factor, 1, MAX_SLOW_RUN_FACTOR)
+        or service.slow_run_factor == 1
+    ):
+        errors["slow_run_factor"] = [
+            f"Must be more than 1 and at most {MAX_SLOW_RUN_FACTOR} (a multiple of the p95 "
+            "duration)."
+        ]
     if errors:
         raise InvalidInput(fields=errors)
     try:
@@ -464,8 +505,8 @@ def service_mute(
         duration = timedelta(hours=settings.MEDIC_DEFAULT_MUTE_HOURS)
     if duration <= timedelta(0):
         raise InvalidInput(fields={"duration": ["Must be positive."]})
-    if duration > timedelta(days=90):
-        raise InvalidInput(fields={"duration": ["At most 90 days."]})
+    if duration > MAX_MUTE:
+        raise InvalidInput(fields={"duration": [f"At most {MAX_MUTE.days} days."]})
     now = timezone.now()
     with transaction.atomic():
         service = service_get(service_ref, for_update=True)

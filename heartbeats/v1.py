@@ -26,7 +26,12 @@ from django.views.decorators.csrf import csrf_exempt
 
 from alerting.models import Alert, AlertState
 from heartbeats.models import Heartbeat, HeartbeatSource, Service, ServiceStatus
-from heartbeats.services import heartbeat_record, service_create, service_update
+from heartbeats.services import (
+    MAX_ALERT_INTERVAL_MINUTES,
+    heartbeat_record,
+    service_create,
+    service_update,
+)
 from medic import ratelimit
 from medic.auth import authenticate, presented_key, require_scope
 from medic.errors import Conflict, InvalidInput, MedicError, NotFound
@@ -59,8 +64,6 @@ METHOD_NOT_ALLOWED = "Method not allowed."
 
 MAX_COUNT = 250
 ALERTS_DEFAULT_COUNT = 100
-# v1 accepted any interval; v2 bounds it so deadlines stay representable (about ten years).
-MAX_ALERT_INTERVAL_MINUTES = 60 * 24 * 3660
 _INTEGER = re.compile(r"^\s*[+-]?\d+\s*$")
 
 

@@ -69,3 +69,89 @@ def test_service_filters_take_ascii_ids_only(admin, ref, path):
     response = admin.get(f"{path}?service={ref}")
     assert response.status_code in (400, 404), response.content
     assert "error" in response.json()
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("alert_interval", 1e12),
+        ("threshold", 2**40),
+        ("grace_period_seconds", 2**40),
+        ("max_duration_seconds", 2**63),
+        ("failure_threshold", 2**31),
+        ("slow_run_factor", 1e300),
+    ],
+)
+def test_numbers_beyond_their_documented_maximum_are_422_on_create_and_patch(admin, field, value):
+    body = {"heartbeat_name": "big", "alert_interval": 5, field: value}
+    response = admin.post("/v2/services", body)
+    assert response.status_code == 422, response.content
+    assert field in response.json()["error"]["fields"]
+    service_create(heartbeat_name="small", alert_interval=5)
+    response = admin.patch("/v2/services/small", {field: value})
+    assert response.status_code == 422 and field in response.json()["error"]["fields"]
+
+
+def test_the_service_layer_enforces_the_maxima_too(db):
+    from heartbeats.services import service_update
+    from medic.errors import InvalidInput
+
+    service = service_create(heartbeat_name="small", alert_interval=5)
+    for field, value in (("alert_interval", 1e12), ("alert_interval", float("nan"))):
+        with pytest.raises(InvalidInput) as refused:
+            service_update(service_ref=service.pk, **{field: value})
+        assert field in refused.value.fields
+
+
+def test_a_stored_out_of_range_number_cannot_fail_later_requests(admin):
+    # A value stored before the bound existed (or edited in the database) is clamped where it
+    # is used: heartbeats, job signals and re-notifications keep working.
+    from heartbeats.models import Service
+
+    service_create(heartbeat_name="old", alert_interval=5, max_duration_seconds=60)
+    Service.objects.filter(heartbeat_name="old").update(
+        alert_interval=1e12, grace_period_seconds=2**31 - 1, max_duration_seconds=2**31 - 1
+    )
+    assert admin.post("/v2/heartbeat/old", {"status": "DOWN"}).status_code == 201
+    assert admin.post("/v2/heartbeat/old").status_code == 201
+    assert admin.post("/v2/heartbeat/old/start", {"run_id": "a"}).status_code == 201
+    assert admin.get("/v2/services/old").status_code == 200
+
+
+@pytest.mark.parametrize("duration", [1e308, "9999999999999d", float("inf"), 2**64, "0s", -5])
+def test_mute_durations_are_bounded(admin, duration):
+    service_create(heartbeat_name="job", alert_interval=5)
+    body = b'{"duration": 1e999}' if duration == float("inf") else {"duration": duration}
+    response = admin.post("/v2/services/job/mute", body)
+    assert response.status_code in (400, 422), response.content
+    assert "error" in response.json()
+
+
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"run_id": "r", "duration_ms": 2**64}, "duration_ms"),
+        ({"run_id": "r", "exit_code": 2**40}, "exit_code"),
+    ],
+)
+def test_job_signal_numbers_are_bounded(admin, body, field):
+    service_create(heartbeat_name="job", alert_interval=5)
+    response = admin.post("/v2/heartbeat/job/complete", body)
+    assert response.status_code == 422 and field in response.json()["error"]["fields"]
+
+
+def test_the_job_service_enforces_its_maxima(db):
+    from heartbeats import jobs
+    from medic.errors import InvalidInput
+
+    service_create(heartbeat_name="job", alert_interval=5)
+    with pytest.raises(InvalidInput):
+        jobs.job_end(service_ref="job", succeeded=True, duration_ms=2**64)
+
+
+@pytest.mark.parametrize(
+    "body", [{"expires_in_days": 1e308}, {"rate_limits": {"heartbeat": 2**64}}]
+)
+def test_api_key_numbers_are_bounded(admin, body):
+    response = admin.post("/v2/api-keys", {"name": "x", "scopes": ["read"], **body})
+    assert response.status_code == 422, response.content
