@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import json
-import re
 
 from django.db.models import Q
 from django.http import HttpResponse
@@ -30,6 +29,7 @@ from medic.durations import parse_duration
 from medic.errors import InvalidInput, MedicError
 from medic.models import actor_label
 from medic.pagination import CursorPage, NumberedPage
+from medic.text import storable
 
 
 class ServiceSerializer(serializers.ModelSerializer):
@@ -330,7 +330,6 @@ class HeartbeatCreate(APIView):
     _json_types = frozenset({"application/json", "application/json; charset=utf-8"})
     _any_accept = frozenset({"", "*/*", "application/json"})
     _max_fast_body = 16 * 1024
-    _surrogate = re.compile(r"[\ud800-\udfff]")
 
     @extend_schema(
         operation_id="heartbeat_create",
@@ -470,7 +469,7 @@ class HeartbeatCreate(APIView):
         if not 0 < len(status_) <= 32 or len(message) > 1000:
             return None
         for value in (status_, message):
-            if "\x00" in value or (not value.isascii() and cls._surrogate.search(value)):
+            if not storable(value):
                 return None
         return status_, message
 

@@ -28,6 +28,7 @@ from medic.errors import Conflict, InvalidInput, NotFound
 from medic.ids import looks_like_id, parse_id
 from medic.metrics import HEARTBEATS
 from medic.models import AuditEvent
+from medic.text import storable
 
 # Statuses counted with their own label in medic_heartbeats_total; any other free text (v1
 # allowed anything) is counted as "other" so label cardinality stays bounded.
@@ -170,6 +171,18 @@ def heartbeat_record(
     agree). Keep the two together, and keep it to what ``beat_apply`` does for such a service.
     """
     now = at or timezone.now()
+    unstorable = [
+        name
+        for name, text in (("status", status), ("message", message))
+        if text and not storable(text)
+    ]
+    if unstorable:
+        raise InvalidInput(
+            fields={
+                name: ["Must not contain NUL or unpaired surrogate characters."]
+                for name in unstorable
+            }
+        )
     if connection.vendor == "postgresql":
         ref = str(service_ref)
         by_id = parse_id(ref) is not None  # else: service_get decides

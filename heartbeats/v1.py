@@ -38,6 +38,7 @@ from medic.errors import Conflict, InvalidInput, MedicError, NotFound
 from medic.ids import parse_id
 from medic.metrics import V1_ANONYMOUS_HEARTBEATS
 from medic.models import ApiKey, actor_label
+from medic.text import storable
 
 logger = logging.getLogger("medic.v1")
 
@@ -216,6 +217,8 @@ def _json_object(request: HttpRequest, invalid_message: str) -> dict[str, Any]:
         raise V1Error(NOT_JSON) from exc
     if not isinstance(body, dict):
         raise V1Error(invalid_message)
+    if not all(storable(k) and (not isinstance(v, str) or storable(v)) for k, v in body.items()):
+        raise V1Error(invalid_message)  # NUL or a lone surrogate: nothing can store it
     return body
 
 
@@ -228,7 +231,7 @@ def _is_number(value: Any) -> bool:
 
 
 _CHECKS: dict[str, Callable[[Any], bool]] = {
-    "str": lambda v: isinstance(v, str),
+    "str": lambda v: isinstance(v, str) and storable(v),
     "int": _is_int,
     "number": _is_number,
     "flag": lambda v: _is_int(v) and v in (0, 1),

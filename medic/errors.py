@@ -20,6 +20,7 @@ from django.core.exceptions import (
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions as drf_exceptions
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
 logger = logging.getLogger(__name__)
@@ -181,6 +182,13 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
     error = to_medic_error(exc)
     if error is None:
         return None  # a real bug: let Django log it and answer 500
+    request = context.get("request")
+    if request is not None:
+        # Errors are JSON whatever the view renders otherwise: an HTML view (the Swagger UI)
+        # would render its page for the error, and that page re-runs the authentication that
+        # just failed (a 500 for a bad key at /v2/docs/).
+        request.accepted_renderer = JSONRenderer()
+        request.accepted_media_type = JSONRenderer.media_type
     headers = dict(error.headers)
     if error.status == 401:
         headers.setdefault("WWW-Authenticate", 'Bearer realm="medic"')

@@ -67,7 +67,33 @@ def env_float(name: str, default: float) -> float:
 EMBEDDED = env_bool("MEDIC_EMBEDDED", False)
 DEBUG = env_bool("DEBUG", False)
 _DEV_SECRET = "medic-embedded-development-secret-do-not-use-in-production"
-SECRET_KEY = env_str("SECRET_KEY", _DEV_SECRET if EMBEDDED else "")
+VAR_DIR = Path(env_str("MEDIC_VAR_DIR", str(BASE_DIR / "var")))
+
+
+def embedded_secret(path: Path) -> str:
+    """The embedded mode's SECRET_KEY: random, made on the first start, kept in var/ (mode 0600)
+    like the database. Stored secrets are encrypted with a key derived from it (medic/crypto.py),
+    so a copy of the database alone opens nothing."""
+    if not path.exists():
+        import secrets
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        draft = path.with_name(f".{path.name}.{os.getpid()}")
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_urlsafe(48) + "\n")
+        try:
+            os.link(draft, path)  # atomic: the first process to start wins, the others read it
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
+    return path.read_text().strip()
+
+
+SECRET_KEY = env_str("SECRET_KEY", "")
+if EMBEDDED and not SECRET_KEY:
+    SECRET_KEY = embedded_secret(VAR_DIR / "secret_key")
 
 if not EMBEDDED:
     if DEBUG:
@@ -150,7 +176,6 @@ TEMPLATES = [
 ]
 
 # --- Database ---------------------------------------------------------------------------------
-VAR_DIR = Path(env_str("MEDIC_VAR_DIR", str(BASE_DIR / "var")))
 _default_db = ""
 if EMBEDDED:
     (VAR_DIR / "broker" / "queue").mkdir(parents=True, exist_ok=True)
@@ -305,6 +330,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
+# Every sign-in (the dashboard's, the Django admin's) goes through the lock-out (medic/lockout.py).
+AUTHENTICATION_BACKENDS = ["medic.lockout.LockoutBackend"]
 # The dashboard (docs/dashboard.md) signs people in; the Django admin keeps its own login page.
 LOGIN_URL = "/ui/login"
 LOGIN_REDIRECT_URL = "/ui/"

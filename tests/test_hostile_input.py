@@ -155,3 +155,33 @@ def test_the_job_service_enforces_its_maxima(db):
 def test_api_key_numbers_are_bounded(admin, body):
     response = admin.post("/v2/api-keys", {"name": "x", "scopes": ["read"], **body})
     assert response.status_code == 422, response.content
+
+
+@pytest.mark.parametrize(
+    "header", ["Bearer mdk_" + "x" * 48, "Bearer garbage", "Basic Zm9vOmJhcg==", "Bearer revoked"]
+)
+@pytest.mark.parametrize("path", ["/v2/docs/", "/v2/schema/"])
+def test_api_docs_with_a_bad_key_answer_401_not_500(db, path, header):
+    from medic.apikeys import api_key_create, api_key_revoke
+    from tests.conftest import ApiClient
+
+    if header == "Bearer revoked":
+        issued = api_key_create(name="gone", scopes=["read"])
+        api_key_revoke(key_id=issued.key.pk)
+        header = f"Bearer {issued.secret}"
+    response = ApiClient(None).get(path, HTTP_AUTHORIZATION=header)
+    assert response.status_code == 401, response.content[:300]
+    assert response.json()["error"]["code"].startswith(("not_authenticated", "api_key"))
+
+
+@pytest.mark.parametrize("status", ["\ud800", "up\x00", "\udfff down"])
+def test_v1_refuses_what_v2_refuses_in_a_status(writer, status):
+    import json
+
+    service_create(heartbeat_name="job", alert_interval=5)
+    body = json.dumps({"heartbeat_name": "job", "status": status}).encode()  # \\ud800 escaped
+    response = writer.post("/heartbeat", body)
+    assert response.status_code == 400, response.content
+    assert response.json()["success"] is False
+    v2 = writer.post("/v2/heartbeat/job", json.dumps({"status": status}).encode())
+    assert v2.status_code in (400, 422)

@@ -135,3 +135,24 @@ def test_an_unreachable_limiter_lets_sign_in_through(db):
     assert _sign_in("vera", "wrong").status_code == 200
     assert _sign_in("vera", PASSWORD).status_code == 302
     assert (REGISTRY.get_sample_value("medic_rate_limit_backend_errors_total") or 0) > errors
+
+
+def test_the_django_admin_login_is_behind_the_same_lockout(db):
+    from django.contrib.auth import get_user_model
+
+    get_user_model().objects.create_superuser("root", "", PASSWORD)
+
+    def admin_sign_in(password: str):
+        return Client(REMOTE_ADDR="192.0.2.5").post(
+            "/admin/login/?next=/admin/", {"username": "root", "password": password}
+        )
+
+    for _ in range(5):
+        response = admin_sign_in("wrong")
+        assert response.status_code == 200 and "_auth_user_id" not in response.wsgi_request.session
+    response = admin_sign_in(PASSWORD)
+    assert response.status_code == 200  # the form again, not the redirect of a signed-in admin
+    assert "_auth_user_id" not in response.wsgi_request.session
+    assert LOCKED in response.content.decode()
+    # failures at the admin lock the portal too (one lock-out for every way in)
+    assert _sign_in("root", PASSWORD).status_code == 429

@@ -146,3 +146,38 @@ def test_limits_and_lockouts_are_shared_by_the_embedded_web_processes(embedded):
     for _ in range(5):
         assert first.sign_in("admin", "wrong") == 200
     assert second.sign_in("admin", password) == 429
+
+
+def test_the_readme_commands_work_in_the_embedded_checkout_and_production_stays_guarded(tmp_path):
+    var = tmp_path / "var"
+    env = _embedded_env(var, 0)
+    _manage(env, "migrate", "--no-input", "-v", "0")
+    # as the README shows it: no MEDIC_EMBEDDED=1 in front
+    plain = {k: v for k, v in env.items() if k != "MEDIC_EMBEDDED"}
+    out = _manage(plain, "create_api_key", "--name", "backup-host", "--scopes", "write")
+    assert "mdk_" in out
+    # a configured database means production: its checks are as strict as before
+    production = dict(plain, DATABASE_URL="postgresql://medic@127.0.0.1:1/medic")
+    done = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env=production,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode != 0 and "SECRET_KEY" in done.stderr
+
+
+def test_the_embedded_secret_is_random_and_private(tmp_path):
+    secrets = []
+    for name in ("one", "two"):
+        var = tmp_path / name
+        _manage(_embedded_env(var, 0), "check")
+        path = var / "secret_key"
+        assert path.stat().st_mode & 0o777 == 0o600
+        secrets.append(path.read_text().strip())
+        _manage(_embedded_env(var, 0), "check")  # a second start keeps it
+        assert path.read_text().strip() == secrets[-1]
+    assert secrets[0] != secrets[1] and min(len(s) for s in secrets) >= 32
+    assert "development-secret" not in secrets[0]
