@@ -135,6 +135,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "django_prometheus",
     "medic",
+    "medic.events",
     "heartbeats",
     "alerting",
     "remediation",
@@ -254,6 +255,9 @@ MEDIC_WORKER_METRICS_REQUIRE_KEY = env_bool("MEDIC_WORKER_METRICS_REQUIRE_KEY", 
 MEDIC_SWEEP_INTERVAL_SECONDS = env_int("MEDIC_SWEEP_INTERVAL_SECONDS", 5)
 MEDIC_SWEEP_BATCH_SIZE = env_int("MEDIC_SWEEP_BATCH_SIZE", 200)
 MEDIC_HEARTBEAT_RETENTION_DAYS = env_int("MEDIC_HEARTBEAT_RETENTION_DAYS", 30)
+# Domain events (the outbox between heartbeats, alerting and remediation) older than this are
+# deleted by the hourly medic.events.prune task.
+MEDIC_EVENT_RETENTION_DAYS = env_int("MEDIC_EVENT_RETENTION_DAYS", 30)
 MEDIC_DEFAULT_MUTE_HOURS = env_float("MEDIC_DEFAULT_MUTE_HOURS", 24.0)
 # Re-notify an open alert every N minutes; 0 means "every alert_interval of the service".
 MEDIC_RENOTIFY_MINUTES = env_float("MEDIC_RENOTIFY_MINUTES", 0.0)

@@ -65,5 +65,8 @@ echo "==> docker-compose config"
 SECRET_KEY=x POSTGRES_PASSWORD=x docker-compose -f docker-compose.yml config -q
 
 # --- tests --------------------------------------------------------------------------------------
+# One pytest-xdist process per core, each with its own PostgreSQL test database and Redis
+# database (tests/xdist_isolation.py); a file's tests stay on one process (module fixtures
+# start real servers). MEDIC_TEST_PROCESSES=0 runs everything in this process.
 echo "==> pytest"
-"$PY" -m pytest -p no:cacheprovider "$@"
+"$PY" -m pytest -p no:cacheprovider -n "${MEDIC_TEST_PROCESSES:-auto}" --dist loadfile "$@"
