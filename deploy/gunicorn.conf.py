@@ -27,3 +27,6 @@ max_requests = 100_000
 max_requests_jitter = 10_000
 # No access log unless asked for: a log line per heartbeat is CPU spent on every one of them.
 accesslog = os.environ.get("GUNICORN_ACCESSLOG", None)
+# No control socket: nothing uses it, and its default path (~/.gunicorn/gunicorn.ctl) is one per
+# user, so two instances on a host (a trial beside a deployment, a benchmark) replace each other's.
+control_socket_disable = True

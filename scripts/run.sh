@@ -20,6 +20,15 @@ cleanup() {
   echo
   echo "==> stopping Medic"
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  # Nothing in the embedded mode needs a long goodbye: tasks are idempotent and re-run, and
+  # heartbeats are answered in milliseconds. Whatever still runs after 3 s is stopped outright.
+  for _ in $(seq 30); do
+    alive=0
+    for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    [ "$alive" = 0 ] && break
+    sleep 0.1
+  done
+  for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
 }
 trap cleanup INT TERM EXIT

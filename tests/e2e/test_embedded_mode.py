@@ -30,6 +30,7 @@ def _embedded_env(var: Path, port: int) -> dict[str, str]:
     env.update(
         MEDIC_EMBEDDED="1",
         MEDIC_VAR_DIR=str(var),
+        HOME=str(var.parent / "home"),
         PORT=str(port),
         MEDIC_LOG_FORMAT="text",
         # Connections stay open while the test probes others; the access log names the worker
@@ -181,3 +182,14 @@ def test_the_embedded_secret_is_random_and_private(tmp_path):
         assert path.read_text().strip() == secrets[-1]
     assert secrets[0] != secrets[1] and min(len(s) for s in secrets) >= 32
     assert "development-secret" not in secrets[0]
+
+
+def test_web_servers_leave_no_control_socket_in_the_home_directory(embedded, tmp_path):
+    # gunicorn's default control socket is one per user (~/.gunicorn/gunicorn.ctl): two instances
+    # on one host would replace each other's. make run's web command and production's config
+    # turn it off.
+    import runpy
+
+    assert embedded[3].popen.poll() is None
+    assert not (tmp_path / "home" / ".gunicorn").exists()
+    assert runpy.run_path(str(ROOT / "deploy" / "gunicorn.conf.py"))["control_socket_disable"]
