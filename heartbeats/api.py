@@ -26,7 +26,7 @@ from medic.auth import (
     scope_for,
 )
 from medic.durations import parse_duration
-from medic.errors import InvalidInput, MedicError
+from medic.errors import InvalidParameter, MedicError, one_of
 from medic.models import actor_label
 from medic.pagination import CursorPage, NumberedPage
 from medic.text import storable
@@ -158,7 +158,7 @@ def _parse_time(request, name: str):
         return None
     value = parse_datetime(raw.replace(" ", "+"))
     if value is None or value.tzinfo is None:
-        raise InvalidInput(
+        raise InvalidParameter(
             fields={name: ["Use an ISO-8601 time with an offset, e.g. 2026-11-27T08:00:00Z."]}
         )
     return value
@@ -184,19 +184,19 @@ class ServiceListCreate(APIView):
         params = request.query_params
         if params.get("status"):
             if params["status"] not in ServiceStatus.values:
-                raise InvalidInput(
-                    fields={"status": [f"One of {', '.join(ServiceStatus.values)}."]}
-                )
+                raise one_of("status", ServiceStatus.values)
             qs = qs.filter(status=params["status"])
         if params.get("team"):
             qs = qs.filter(team=params["team"])
         if params.get("priority"):
+            if params["priority"].lower() not in Priority.values:
+                raise one_of("priority", Priority.values)
             qs = qs.filter(priority=params["priority"].lower())
         for flag in ("active", "muted"):
             if params.get(flag) is not None:
                 value = params[flag].lower()
                 if value not in {"true", "false", "1", "0"}:
-                    raise InvalidInput(fields={flag: ["Use true or false."]})
+                    raise InvalidParameter(fields={flag: ["Use true or false."]})
                 qs = qs.filter(**{flag: value in {"true", "1"}})
         if params.get("search"):
             term = params["search"]

@@ -60,6 +60,18 @@ class InvalidInput(MedicError):
     default_message = "Some fields are invalid."
 
 
+class InvalidParameter(InvalidInput):
+    """A query parameter (a filter, a page size) the endpoint cannot honour: refused like an
+    invalid field (422, ``fields`` names it), never ignored, so a typo does not silently widen
+    a listing."""
+
+    default_message = "A query parameter is invalid."
+
+
+def one_of(name: str, values) -> InvalidParameter:
+    return InvalidParameter(fields={name: [f"One of {', '.join(values)}."]})
+
+
 class MalformedRequest(MedicError):
     status = 400
     code = "malformed"

@@ -14,3 +14,79 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):
             "bearerFormat": "mdk_...",
             "description": "An API key; also accepted as the X-API-Key header.",
         }
+
+
+# Every error the API can answer, in the one envelope (medic/errors.py). Documented on every
+# operation so that clients (and the fuzzer in the test command) can rely on the shape.
+ERROR_RESPONSES = {
+    "400": "The request body is not valid JSON.",
+    "401": "No API key, or one that does not work.",
+    "403": "The key lacks the scope for this operation.",
+    "404": "No such object.",
+    "405": "Method not allowed.",
+    "406": "Not acceptable.",
+    "409": "Conflicts with the current state.",
+    "413": "The body is larger than the upload limit.",
+    "415": "Unsupported media type.",
+    "422": "A field or query parameter is invalid; `fields` says what to fix.",
+    "429": "Over a rate limit; see Retry-After.",
+}
+ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message", "fields"],
+            "properties": {
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "fields": {
+                    "type": "object",
+                    "additionalProperties": {"type": "array", "items": {"type": "string"}},
+                },
+            },
+        }
+    },
+}
+
+
+# The paginators refuse what is outside these (medic/pagination.py).
+PAGE_PARAMETERS = {
+    "limit": {"type": "integer", "minimum": 1, "maximum": 500},
+    "page": {"type": "integer", "minimum": 1},
+}
+
+
+def _paginated(items: dict) -> dict:
+    # Both paginators (medic/pagination.py) answer this shape; only the numbered one has count.
+    link = {"type": "string", "format": "uri", "nullable": True}
+    return {
+        "type": "object",
+        "required": ["next", "previous", "results"],
+        "properties": {
+            "count": {"type": "integer"},
+            "next": link,
+            "previous": link,
+            "results": items,
+        },
+    }
+
+
+def postprocess(result, generator, request, public):
+    """Make the schema say what the API answers: list operations are paginated objects, and every
+    operation documents the error envelope for the statuses it can answer."""
+    result.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
+    error_ref = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    for operations in result.get("paths", {}).values():
+        for method, operation in operations.items():
+            responses = operation.setdefault("responses", {})
+            ok = responses.get("200", {}).get("content", {}).get("application/json", {})
+            if method == "get" and ok.get("schema", {}).get("type") == "array":
+                ok["schema"] = _paginated(ok["schema"])
+            for parameter in operation.get("parameters", []):
+                if parameter.get("in") == "query" and parameter.get("name") in PAGE_PARAMETERS:
+                    parameter["schema"] = dict(PAGE_PARAMETERS[parameter["name"]])
+            for status, description in ERROR_RESPONSES.items():
+                responses.setdefault(status, {"description": description, "content": error_ref})
+    return result

@@ -148,6 +148,7 @@ MIDDLEWARE = [
     # URL pattern and no reverse proxy is needed for them.
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "medic.auth.RateLimitHeadersMiddleware",
+    "medic.text.UnstorableQueryMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -369,6 +370,10 @@ SPECTACULAR_SETTINGS = {
         "DeliveryStatusEnum": "alerting.models.DeliveryStatus",
         "SkipReasonEnum": "remediation.models.SkipReason",
     },
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "medic.schema.postprocess",
+    ],
     "SERVE_PERMISSIONS": ["medic.auth.ScopePermission"],
     "SERVE_AUTHENTICATION": [
         "rest_framework.authentication.SessionAuthentication",
