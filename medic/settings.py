@@ -144,6 +144,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "medic.csp.ContentSecurityPolicyMiddleware",
     # Static assets (admin, Swagger UI, dashboard) are served from memory by WhiteNoise, so no
     # URL pattern and no reverse proxy is needed for them.
     "whitenoise.middleware.WhiteNoiseMiddleware",
