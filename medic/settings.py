@@ -400,6 +400,11 @@ SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", False)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+# HTTPS only: once every client reaches Medic over TLS, tell browsers to insist on it
+# (docs/security.md). 0 (the default) sends no Strict-Transport-Security header.
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SESSION_COOKIE_SAMESITE = "Lax"
 
 # --- Logging ----------------------------------------------------------------------------------
 MEDIC_LOG_FORMAT = env_str("MEDIC_LOG_FORMAT", "text")
