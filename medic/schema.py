@@ -2,6 +2,8 @@
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
+from medic.apikeys import MAX_RATE_LIMIT, RATE_LIMIT_CLASSES
+
 
 class ApiKeyScheme(OpenApiAuthenticationExtension):
     target_class = "medic.auth.ApiKeyAuthentication"
@@ -58,6 +60,62 @@ PAGE_PARAMETERS = {
 }
 
 
+# Rules the services enforce that the serializers cannot express, stated in the schema so that
+# a client (or the fuzzer) sees them: component (without "Patched"/"Request") -> property ->
+# schema keywords. A name that is only digits would be read as an id (medic/ids.py); "/" would
+# break the URL it appears in.
+_NAME = r"^(?!\s*\d+\s*$)(?=.*\S)[^/]+$"
+_NAME_RULE = {"pattern": _NAME, "description": "Not only digits, no '/'."}
+_OBJECT = {"type": "object", "additionalProperties": True}
+_RATE_LIMITS = {
+    "type": "object",
+    "properties": {
+        kind: {"type": "integer", "minimum": 0, "maximum": MAX_RATE_LIMIT}
+        for kind in RATE_LIMIT_CLASSES
+    },
+    "additionalProperties": False,
+}
+SERVER_RULES = {
+    "Service": {"heartbeat_name": _NAME_RULE},
+    "Team": {"name": _NAME_RULE},
+    "Target": {"name": _NAME_RULE, "body_template": {"nullable": False}},
+    "Rule": {"name": _NAME_RULE, "targets": {"minItems": 1}},
+    "WorkingHours": {"name": _NAME_RULE, "spec": _OBJECT},
+    "Window": {
+        "ends_at": {"description": "Must be after starts_at (checked by the server)."},
+    },
+    "Agent": {"name": {"pattern": r"^(?!\d+$)[A-Za-z0-9_.-]{1,100}$"}},
+    "ApiKey": {
+        "scopes": {"minItems": 1},
+        "rate_limits": _RATE_LIMITS,
+    },
+    "ApiKeyUpdate": {
+        "rate_limits": _RATE_LIMITS,
+    },
+    "ScriptCreateIn": {"args_schema": _OBJECT},
+    "ScriptUpdateIn": {"args_schema": _OBJECT},
+    "MuteIn": {
+        "duration": {
+            "oneOf": [
+                {"type": "integer", "minimum": 1},
+                {"type": "string", "pattern": r"^\s*(\d+[smhdw])+\s*$"},
+            ]
+        }
+    },
+}
+
+
+def _apply_server_rules(schemas: dict) -> None:
+    for name, component in schemas.items():
+        base = name.removeprefix("Patched").removesuffix("Request").removesuffix("In")
+        rules = SERVER_RULES.get(base) or SERVER_RULES.get(base + "In") or {}
+        if not name.endswith("Request"):
+            continue
+        for prop, keywords in rules.items():
+            if prop in component.get("properties", {}):
+                component["properties"][prop].update(keywords)
+
+
 def _paginated(items: dict) -> dict:
     # Both paginators (medic/pagination.py) answer this shape; only the numbered one has count.
     link = {"type": "string", "format": "uri", "nullable": True}
@@ -77,6 +135,7 @@ def postprocess(result, generator, request, public):
     """Make the schema say what the API answers: list operations are paginated objects, and every
     operation documents the error envelope for the statuses it can answer."""
     result.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
+    _apply_server_rules(result["components"]["schemas"])
     error_ref = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
     for operations in result.get("paths", {}).values():
         for method, operation in operations.items():
