@@ -383,7 +383,7 @@ class WorkingHoursDetail(_Detail):
 
 class TargetCreated(TargetSerializer):
     signing_secret = serializers.CharField(
-        read_only=True, help_text="Generated for webhooks when none was given; shown once."
+        read_only=True, help_text="Webhooks only: generated when none was given; shown once."
     )
 
 

@@ -105,7 +105,16 @@ SERVER_RULES = {
 }
 
 
+# Read-only fields a response may leave out (drf-spectacular marks every read-only field as
+# required): a created PagerDuty or Slack target has no signing secret.
+OPTIONAL_IN_RESPONSES = {"TargetCreated": ("signing_secret",)}
+
+
 def _apply_server_rules(schemas: dict) -> None:
+    for name, optional in OPTIONAL_IN_RESPONSES.items():
+        if name in schemas:
+            required = [f for f in schemas[name].get("required", []) if f not in optional]
+            schemas[name]["required"] = required
     for name, component in schemas.items():
         base = name.removeprefix("Patched").removesuffix("Request").removesuffix("In")
         rules = SERVER_RULES.get(base) or SERVER_RULES.get(base + "In") or {}

@@ -185,3 +185,12 @@ def test_v1_refuses_what_v2_refuses_in_a_status(writer, status):
     assert response.json()["success"] is False
     v2 = writer.post("/v2/heartbeat/job", json.dumps({"status": status}).encode())
     assert v2.status_code in (400, 422)
+
+
+def test_an_agent_with_the_longest_allowed_name_is_created_and_audited(admin):
+    from medic.models import AuditEvent
+
+    name = "a" * 100
+    response = admin.post("/v2/agents", {"name": name, "labels": []})
+    assert response.status_code == 201, response.content
+    assert AuditEvent.objects.filter(event="agent.created", object_id=name).exists()
