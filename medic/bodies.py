@@ -17,6 +17,9 @@ import io
 from django.conf import settings
 
 CHUNK = 64 * 1024
+# Past the limit the rest is read and dropped, up to this much, so that the client (which sends
+# its whole body before reading the answer) gets its 413 instead of a reset connection.
+DRAIN_MAX = 16 * 1024 * 1024
 
 
 class BodyFraming:
@@ -42,4 +45,8 @@ def read_unframed(stream, limit: int | None) -> bytes:
             break
         parts.append(part)
         size += len(part)
+    if limit is not None and size > limit:
+        drained = 0
+        while drained < DRAIN_MAX and (part := stream.read(CHUNK)):
+            drained += len(part)
     return b"".join(parts)
