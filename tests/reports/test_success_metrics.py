@@ -11,6 +11,7 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 from django.db import transaction
+from django.utils import timezone
 
 from alerting.services import alert_open, alert_resolve_for_service
 from heartbeats.maintenance import window_create
@@ -216,3 +217,20 @@ def test_command_prints_text_and_json(history):
         in text
     )
     assert "no playbook: db-1 (3 alerts)" in text
+
+
+def test_gauges_over_the_rolling_window(reader):
+    now = timezone.now()
+    quick = ServiceFactory(heartbeat_name="api-1", alert_interval=5)
+    slow = ServiceFactory(heartbeat_name="api-2", alert_interval=5)
+    _incident(quick, now - 3 * HOUR, now - 3 * HOUR + 2 * MINUTE)
+    _incident(slow, now - 2 * HOUR, now - 2 * HOUR + 20 * MINUTE, how="manual")
+    _incident(slow, now - 30 * HOUR * 24)  # outside the 7-day window
+    text = reader.get("/metrics").content.decode()
+    assert 'medic_success_mttr_seconds{ending="own",stat="mean"} 120.0' in text
+    assert 'medic_success_mttr_seconds{ending="human",stat="p90"} 1200.0' in text
+    assert "medic_success_false_positive_ratio 0.5" in text
+    assert "medic_success_alert_coverage_ratio 0.0" in text
+    # No playbook yet: no before/after figure rather than a made-up one.
+    lines = text.splitlines()
+    assert not [line for line in lines if line.startswith("medic_success_mttr_reduction_ratio ")]
