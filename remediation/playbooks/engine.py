@@ -47,6 +47,7 @@ from remediation.playbooks.variables import Scope
 logger = logging.getLogger(__name__)
 SYSTEM = "system:playbooks"
 MAX_BACKOFF_SECONDS = 600
+ADVANCE_TASK = "playbooks.advance"
 
 
 # --- Transitions ------------------------------------------------------------------------------
@@ -62,11 +63,12 @@ def _move(execution: Execution, to_state: str, kind: str, now: datetime, **field
     execution.state = to_state
 
 
-def advance_task():
-    """The ``playbooks.advance`` task, looked up by name (tasks call the engine, not back)."""
+def _send(args: tuple, countdown: float = 0.0) -> None:
+    """Enqueue ``playbooks.advance`` by name: tasks call the engine, never the reverse, and a
+    web process need not have imported the task module."""
     from celery import current_app
 
-    return current_app.tasks["playbooks.advance"]
+    current_app.send_task(ADVANCE_TASK, args=args, countdown=countdown)
 
 
 def _enqueue(execution: Execution) -> None:
@@ -79,7 +81,7 @@ def _enqueue(execution: Execution) -> None:
     def send() -> None:
         try:
             delay = (eta - timezone.now()).total_seconds()
-            advance_task().apply_async(args, countdown=max(0.0, delay))
+            _send(args, countdown=max(0.0, delay))
         except Exception:
             logger.warning("could not enqueue a playbook step; the sweep will", exc_info=True)
 
@@ -627,7 +629,6 @@ def executions_nudge(*, service_id: int, now: datetime | None = None) -> int:
 def executions_due(*, now: datetime | None = None, limit: int = 1000) -> int:
     """The safety net: enqueue every step whose due time has passed (a lost message, a killed
     worker's lease, a wait that ended while nothing was scheduled)."""
-    advance = advance_task()
     now = now or timezone.now()
     # A grace period: steps just scheduled are already on their way.
     cutoff = now - timedelta(seconds=settings.MEDIC_PLAYBOOK_SWEEP_GRACE_SECONDS)
@@ -638,7 +639,7 @@ def executions_due(*, now: datetime | None = None, limit: int = 1000) -> int:
     )
     for args in due:
         try:
-            advance.apply_async(args)
+            _send(args)
         except Exception:
             logger.warning("could not enqueue a due playbook step", exc_info=True)
             break
