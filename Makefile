@@ -1,7 +1,7 @@
 # The two commands a newcomer needs:
 #   make run   start Medic on the embedded default (SQLite, no external services)
 #   make test  run the whole test suite (starts throwaway PostgreSQL and Redis itself)
-.PHONY: run test lint format bench-ingest schema
+.PHONY: run test lint format bench-ingest bench-deliveries schema
 
 PYTHON ?= python3
 PORT ?= 8000
@@ -23,3 +23,6 @@ schema:
 
 bench-ingest:
 	@PYTHON=$(PYTHON) bash bench/ingest/run.sh
+
+bench-deliveries:
+	@bash bench/deliveries/run.sh $(PROFILE)

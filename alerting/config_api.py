@@ -25,7 +25,7 @@ from alerting.models import (
 )
 from alerting.routing import route_for
 from alerting.schedules import ScheduleError, parse_schedule
-from alerting.transports import _VAR, DEFAULT_BODY
+from alerting.transports import _VAR, DEFAULT_BODY, TEMPLATE_VARIABLES
 from heartbeats.models import Priority
 from heartbeats.services import service_get
 from medic.errors import InvalidInput
@@ -33,32 +33,6 @@ from medic.models import actor_label
 from medic.pagination import NumberedPage
 
 _NAME = {"max_length": 100, "allow_blank": False}
-TEMPLATE_VARIABLES = sorted(
-    {
-        "event",
-        "status",
-        "service",
-        "service_id",
-        "service_name",
-        "alert_id",
-        "dedup_key",
-        "summary",
-        "reason",
-        "priority",
-        "team",
-        "runbook",
-        "opened_at",
-        "resolved_at",
-        "last_heartbeat_at",
-        "notify_count",
-        "dashboard_link",
-        "delivery_id",
-        "exit_code",
-        "output_tail",
-        "run_id",
-        "duration_ms",
-    }
-)
 
 
 def _no_slash(value: str) -> str:
@@ -169,7 +143,15 @@ class TargetSerializer(serializers.Serializer):
         return value
 
     def validate_headers(self, value: dict) -> dict:
-        reserved = {"content-type", "content-length", "host", "x-medic-signature"}
+        reserved = {
+            "content-type",
+            "content-length",
+            "host",
+            "x-medic-signature",
+            "webhook-id",
+            "webhook-timestamp",
+            "webhook-signature",
+        }
         bad = [h for h in value if h.lower() in reserved]
         if bad:
             raise serializers.ValidationError(f"Medic sets these headers itself: {bad}.")
@@ -182,7 +164,7 @@ class TargetSerializer(serializers.Serializer):
         if unknown:
             raise serializers.ValidationError(
                 f"Unknown variable(s) {', '.join(unknown)}; available: "
-                f"{', '.join(TEMPLATE_VARIABLES)}."
+                f"{', '.join(sorted(TEMPLATE_VARIABLES))}."
             )
         return value
 

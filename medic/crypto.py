@@ -76,5 +76,16 @@ def decrypt(token: str) -> str:
         raise DecryptionError("secret cannot be decrypted (wrong key or tampered)") from exc
 
 
+def newest_key_id() -> str:
+    return _keyring()[0][0]
+
+
+def reseal(token: str) -> str:
+    """The same secret sealed with the newest key (unchanged if it already is)."""
+    if key_id(token) == newest_key_id():
+        return token
+    return encrypt(decrypt(token))
+
+
 def key_id(token: str) -> str:
     return token[len(PREFIX) :].partition(":")[0] if token.startswith(PREFIX) else ""

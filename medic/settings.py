@@ -120,6 +120,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Probes (/health/live, /health/ready, /metrics) answered before host validation, so that
+    # health checks and scrapers can address a process by its own address (medic/probes.py).
+    "medic.probes.ProbeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Static assets (admin, Swagger UI, dashboard) are served from memory by WhiteNoise, so no
     # URL pattern and no reverse proxy is needed for them.
@@ -177,6 +180,10 @@ DATABASES = {
         conn_health_checks=env_bool("DATABASE_CONN_HEALTH_CHECKS", True),
     )
 }
+# The password apart from the URL, so that it can come from a file (DATABASE_PASSWORD_FILE, a
+# compose secret); it replaces the URL's password.
+if _database_password := env_str("DATABASE_PASSWORD", ""):
+    DATABASES["default"]["PASSWORD"] = _database_password
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["ENGINE"] = "medic.db.postgresql"
 # 1: check kept connections with Django's "SELECT 1" round trip instead of the socket check.
@@ -230,7 +237,6 @@ MEDIC_WORKER_METRICS_ADDR = env_str("MEDIC_WORKER_METRICS_ADDR", "127.0.0.1:9809
 MEDIC_WORKER_METRICS_REQUIRE_KEY = env_bool("MEDIC_WORKER_METRICS_REQUIRE_KEY", not EMBEDDED)
 
 # --- Medic behaviour --------------------------------------------------------------------------
-MEDIC_SWEEP_INTERVAL_SECONDS = env_int("MEDIC_SWEEP_INTERVAL_SECONDS", 5)
 MEDIC_SWEEP_BATCH_SIZE = env_int("MEDIC_SWEEP_BATCH_SIZE", 200)
 MEDIC_HEARTBEAT_RETENTION_DAYS = env_int("MEDIC_HEARTBEAT_RETENTION_DAYS", 30)
 # Domain events (the outbox between heartbeats, alerting and remediation) older than this are
@@ -257,9 +263,28 @@ MEDIC_NOTIFY_TIMEOUT_SECONDS = env_float("MEDIC_NOTIFY_TIMEOUT_SECONDS", 10.0)
 # A delivery whose next attempt is this late (its Celery message was lost: worker killed, broker
 # flushed) is re-enqueued by the sweep.
 MEDIC_DELIVERY_RECOVERY_SECONDS = env_int("MEDIC_DELIVERY_RECOVERY_SECONDS", 30)
+# Base delays of the retries after a transient failure; each is stretched by a random 0-50 %
+# (jitter) so that deliveries that failed together do not come back together. docs/alert-routing.md
 MEDIC_DELIVERY_RETRY_DELAYS = [
-    int(x) for x in env_str("MEDIC_DELIVERY_RETRY_DELAYS", "1,5,30").split(",") if x.strip()
+    int(x)
+    for x in env_str("MEDIC_DELIVERY_RETRY_DELAYS", "10,30,90,300,900").split(",")
+    if x.strip()
 ]
+# Rate-limit answers (429, Slack "ratelimited") are retried after their Retry-After without using
+# a step of the schedule, until the delivery is this old.
+MEDIC_DELIVERY_GIVE_UP_SECONDS = env_int("MEDIC_DELIVERY_GIVE_UP_SECONDS", 3600)
+# Receivers' replies are read while streaming up to this many bytes (Slack echoes the message).
+MEDIC_NOTIFY_MAX_REPLY_BYTES = env_int("MEDIC_NOTIFY_MAX_REPLY_BYTES", 256 * 1024)
+# Sending pace per destination, shared by every worker (Redis when configured, else the
+# database): Slack allows about one message per second per channel, PagerDuty's Events API a
+# limited number of events per minute per routing key.
+MEDIC_SLACK_PACE_PER_SECOND = env_float("MEDIC_SLACK_PACE_PER_SECOND", 0.9)
+MEDIC_SLACK_PACE_BURST = env_int("MEDIC_SLACK_PACE_BURST", 1)
+MEDIC_PAGERDUTY_PACE_PER_MINUTE = env_float("MEDIC_PAGERDUTY_PACE_PER_MINUTE", 100.0)
+MEDIC_PAGERDUTY_PACE_BURST = env_int("MEDIC_PAGERDUTY_PACE_BURST", 10)
+MEDIC_DELIVERY_PACE_REDIS_URL = env_str("MEDIC_DELIVERY_PACE_REDIS_URL", REDIS_URL)
+# After a webhook signing secret is changed, bodies are signed with the old one too for this long.
+MEDIC_WEBHOOK_SECRET_ROTATION_HOURS = env_float("MEDIC_WEBHOOK_SECRET_ROTATION_HOURS", 24.0)
 
 # Rate limits: requests per minute (0 disables a class). Per-key overrides: ApiKey.rate_limits.
 MEDIC_RATE_LIMIT_HEARTBEAT = env_int("MEDIC_RATE_LIMIT_HEARTBEAT", 100)
@@ -274,10 +299,19 @@ MEDIC_LOGIN_MAX_FAILURES_PER_USER = env_int("MEDIC_LOGIN_MAX_FAILURES_PER_USER",
 MEDIC_LOGIN_MAX_FAILURES_PER_ADDRESS = env_int("MEDIC_LOGIN_MAX_FAILURES_PER_ADDRESS", 20)
 MEDIC_LOGIN_FAILURE_WINDOW_MINUTES = env_int("MEDIC_LOGIN_FAILURE_WINDOW_MINUTES", 15)
 # How many reverse proxies in front of Medic append to X-Forwarded-For (0: use the peer address).
+# docker-compose.yml sets 1: its TLS front (deploy/nginx/) is the one hop.
 MEDIC_TRUSTED_PROXY_HOPS = env_int("MEDIC_TRUSTED_PROXY_HOPS", 0)
 
-# AES-256-GCM keys for secrets at rest (webhook headers, signing secrets, routing keys).
+# AES-256-GCM keys for secrets at rest (webhook headers, signing secrets, routing keys). Required
+# outside the embedded mode: a key derived from SECRET_KEY would make every stored secret
+# unreadable the day SECRET_KEY is rotated or lost.
 MEDIC_ENCRYPTION_KEYS = env_str("MEDIC_ENCRYPTION_KEYS", "")
+if not EMBEDDED and not MEDIC_ENCRYPTION_KEYS.strip():
+    raise ImproperlyConfigured(
+        "MEDIC_ENCRYPTION_KEYS (or MEDIC_ENCRYPTION_KEYS_FILE) must be set outside the embedded "
+        "mode: 'id:base64key', e.g. \"k1:$(python3 -c 'import os,base64; "
+        "print(base64.b64encode(os.urandom(32)).decode())')\". Keep it with your backups."
+    )
 
 # --- Remote execution (docs/remote-execution.md) ---------------------------------------------
 # Agents: long-poll wait handed out at registration, and the longest wait a poll may ask for.
