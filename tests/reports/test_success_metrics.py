@@ -234,3 +234,14 @@ def test_gauges_over_the_rolling_window(reader):
     # No playbook yet: no before/after figure rather than a made-up one.
     lines = text.splitlines()
     assert not [line for line in lines if line.startswith("medic_success_mttr_reduction_ratio ")]
+
+
+def test_the_sqlite_fallback_interpolates_like_percentile_cont():
+    """Embedded mode computes percentiles in Python: the same figures PostgreSQL gave above."""
+    durations = [600.0, 1200.0, 180.0, 3600.0, 120.0, 1800.0]
+    assert [selectors._interpolate(durations, f) for f in (0.5, 0.9, 0.99)] == [
+        900.0,
+        2700.0,
+        3510.0,
+    ]
+    assert selectors._interpolate([42.0], 0.99) == 42.0
