@@ -62,13 +62,12 @@ class SuccessCollector(Collector):
         for ending, stats in mttr["by_ending"].items():
             for stat in STATS:
                 mttr_family.add_metric([ending, stat], stats[stat])
-        yield mttr_family
+        # A figure without data (no alerts, no playbook yet) has no sample, not a made-up 0;
+        # the family is still declared.
         if coverage["alert_share"] is not None:
             coverage_family.add_metric([], coverage["alert_share"])
-            yield coverage_family
         if accuracy["false_positive_rate"] is not None:
             fp_family.add_metric([], accuracy["false_positive_rate"])
-            yield fp_family
         if mttr["target"]["reduction_observed"] is not None:
             reduction_family.add_metric([], mttr["target"]["reduction_observed"])
-            yield reduction_family
+        yield from (mttr_family, coverage_family, fp_family, reduction_family)
