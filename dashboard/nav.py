@@ -32,6 +32,7 @@ NAV: list[NavItem] = [
     ),
     # Listed once heartbeats has maintenance windows (dashboard.urls adds the page then).
     NavItem("Maintenance", "dashboard:maintenance", Role.VIEWER, ("/ui/maintenance",)),
+    NavItem("Reports", "dashboard:reports", Role.VIEWER, ("/ui/reports",)),
     NavItem("API keys", "dashboard:apikeys", Role.ADMIN, ("/ui/api-keys",)),
 ]
 

@@ -7,7 +7,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from dashboard.selectors import has_maintenance
-from dashboard.views import alerts, apikeys, auth, routing, services
+from dashboard.views import alerts, apikeys, auth, reports, routing, services
 
 app_name = "dashboard"
 
@@ -43,6 +43,7 @@ ui = [
         routing.WorkingHoursDelete.as_view(),
         name="working_hours_delete",
     ),
+    path("reports/", reports.SuccessReport.as_view(), name="reports"),
     path("api-keys", apikeys.ApiKeyList.as_view(), name="apikeys"),
     path("api-keys/new", apikeys.ApiKeyCreate.as_view(), name="apikey_new"),
     path("api-keys/<int:pk>/rotate", apikeys.ApiKeyRotate.as_view(), name="apikey_rotate"),

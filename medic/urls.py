@@ -15,6 +15,7 @@ from remediation import agent_api
 from remediation import api as remediation_api
 from remediation.audit import api as audit_api
 from remediation.playbooks import api as playbooks_api
+from remediation.reports import api as reports_api
 from remediation.secrets import api as secrets_api
 
 v2 = [
@@ -79,6 +80,8 @@ v2 = [
     path("secrets/<str:name>", secrets_api.SecretDetail.as_view()),
     path("audit", audit_api.AuditList.as_view()),
     path("audit/export", audit_api.AuditExport.as_view()),
+    # success metrics (docs/success-metrics.md)
+    path("reports/success-metrics", reports_api.SuccessMetrics.as_view()),
     path("agent/register", agent_api.register_view),
     path("agent/jobs", agent_api.jobs_view),
     path("agent/jobs/<str:job_id>/result", agent_api.result_view),
