@@ -29,6 +29,7 @@ from alerting.schedules import ScheduleError, parse_schedule
 from heartbeats.models import Service
 from medic.crypto import encrypt
 from medic.errors import Conflict, InvalidInput, NotFound
+from medic.ids import parse_id
 from medic.models import AuditEvent
 
 
@@ -44,7 +45,8 @@ def _audit(actor: str, event: str, obj, details: dict | None = None) -> None:
 
 def _get(model, ref: str | int, what: str):
     ref = str(ref)
-    obj = model.objects.filter(pk=int(ref)).first() if ref.isdigit() else None
+    pk = parse_id(ref)
+    obj = model.objects.filter(pk=pk).first() if pk is not None else None
     obj = obj or model.objects.filter(name=ref).first()
     if obj is None:
         raise NotFound(f"No {what} with id or name '{ref}'.")

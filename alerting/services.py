@@ -30,6 +30,7 @@ from heartbeats.maintenance import covered_services, window_covering
 from medic.enqueue import enqueue_on_commit
 from medic.events.models import EventKind
 from medic.events.services import event_record
+from medic.limits import MAX_ALERT_INTERVAL_MINUTES, bounded
 from medic.metrics import ALERTS_OPENED, ALERTS_RESOLVED, NOTIFICATIONS
 
 logger = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ def dedup_key_for(heartbeat_name: str, opened_at: datetime | None = None) -> str
 
 def renotify_delay(service) -> timedelta:
     minutes = settings.MEDIC_RENOTIFY_MINUTES or service.alert_interval
-    return timedelta(minutes=minutes)
+    return timedelta(minutes=bounded(minutes, MAX_ALERT_INTERVAL_MINUTES))
 
 
 # --- Deliveries -------------------------------------------------------------------------------

@@ -1148,3 +1148,17 @@ def duration_label(value: timedelta) -> str:
     if seconds or not parts:
         parts.append(f"{seconds}s")
     return " ".join(parts)
+
+
+# --- Success metrics --------------------------------------------------------------------------
+
+REPORT_DAYS = [("7", "Last 7 days"), ("30", "Last 30 days"), ("90", "Last 90 days")]
+
+
+class ReportFilterForm(forms.Form):
+    days = forms.ChoiceField(choices=REPORT_DAYS, required=False, label="Period")
+    team = forms.ChoiceField(choices=[], required=False)
+
+    def __init__(self, *args, teams: list[str], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["team"].choices = [("", "Every team"), *((t, t) for t in teams)]

@@ -7,7 +7,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from dashboard.selectors import has_maintenance
-from dashboard.views import alerts, apikeys, auth, playbooks, routing, services
+from dashboard.views import alerts, apikeys, auth, playbooks, reports, routing, services
 
 app_name = "dashboard"
 
@@ -79,6 +79,7 @@ ui = [
         "executions/<int:pk>/cancel", playbooks.ExecutionCancel.as_view(), name="execution_cancel"
     ),
     path("approvals", playbooks.ApprovalInbox.as_view(), name="approvals"),
+    path("reports/", reports.SuccessReport.as_view(), name="reports"),
     path("api-keys", apikeys.ApiKeyList.as_view(), name="apikeys"),
     path("api-keys/new", apikeys.ApiKeyCreate.as_view(), name="apikey_new"),
     path("api-keys/<int:pk>/rotate", apikeys.ApiKeyRotate.as_view(), name="apikey_rotate"),

@@ -31,9 +31,11 @@ class Timestamp:
         return [GaugeMetricFamily(self.name, self.documentation)]
 
     def collect(self):
-        if self.value is None:
-            return []
-        return [GaugeMetricFamily(self.name, self.documentation, value=self.value)]
+        # Declared (HELP and TYPE) but without a sample until set.
+        family = GaugeMetricFamily(self.name, self.documentation)
+        if self.value is not None:
+            family.add_metric([], self.value)
+        return [family]
 
 
 AUTH_FAILURES = Counter(

@@ -67,7 +67,33 @@ def env_float(name: str, default: float) -> float:
 EMBEDDED = env_bool("MEDIC_EMBEDDED", False)
 DEBUG = env_bool("DEBUG", False)
 _DEV_SECRET = "medic-embedded-development-secret-do-not-use-in-production"
-SECRET_KEY = env_str("SECRET_KEY", _DEV_SECRET if EMBEDDED else "")
+VAR_DIR = Path(env_str("MEDIC_VAR_DIR", str(BASE_DIR / "var")))
+
+
+def embedded_secret(path: Path) -> str:
+    """The embedded mode's SECRET_KEY: random, made on the first start, kept in var/ (mode 0600)
+    like the database. Stored secrets are encrypted with a key derived from it (medic/crypto.py),
+    so a copy of the database alone opens nothing."""
+    if not path.exists():
+        import secrets
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        draft = path.with_name(f".{path.name}.{os.getpid()}")
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_urlsafe(48) + "\n")
+        try:
+            os.link(draft, path)  # atomic: the first process to start wins, the others read it
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
+    return path.read_text().strip()
+
+
+SECRET_KEY = env_str("SECRET_KEY", "")
+if EMBEDDED and not SECRET_KEY:
+    SECRET_KEY = embedded_secret(VAR_DIR / "secret_key")
 
 if not EMBEDDED:
     if DEBUG:
@@ -124,10 +150,12 @@ MIDDLEWARE = [
     # health checks and scrapers can address a process by its own address (medic/probes.py).
     "medic.probes.ProbeMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "medic.csp.ContentSecurityPolicyMiddleware",
     # Static assets (admin, Swagger UI, dashboard) are served from memory by WhiteNoise, so no
     # URL pattern and no reverse proxy is needed for them.
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "medic.auth.RateLimitHeadersMiddleware",
+    "medic.text.UnstorableQueryMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -157,7 +185,6 @@ TEMPLATES = [
 ]
 
 # --- Database ---------------------------------------------------------------------------------
-VAR_DIR = Path(env_str("MEDIC_VAR_DIR", str(BASE_DIR / "var")))
 _default_db = ""
 if EMBEDDED:
     (VAR_DIR / "broker" / "queue").mkdir(parents=True, exist_ok=True)
@@ -242,6 +269,9 @@ MEDIC_HEARTBEAT_RETENTION_DAYS = env_int("MEDIC_HEARTBEAT_RETENTION_DAYS", 30)
 # Domain events (the outbox between heartbeats, alerting and remediation) older than this are
 # deleted by the hourly medic.events.prune task.
 MEDIC_EVENT_RETENTION_DAYS = env_int("MEDIC_EVENT_RETENTION_DAYS", 30)
+# The rolling window of the medic_success_* gauges (docs/success-metrics.md); keep it within
+# MEDIC_EVENT_RETENTION_DAYS (alerts resolved by a person are recognised from their events).
+MEDIC_SUCCESS_METRICS_WINDOW_DAYS = env_int("MEDIC_SUCCESS_METRICS_WINDOW_DAYS", 7)
 MEDIC_DEFAULT_MUTE_HOURS = env_float("MEDIC_DEFAULT_MUTE_HOURS", 24.0)
 # Re-notify an open alert every N minutes; 0 means "every alert_interval of the service".
 MEDIC_RENOTIFY_MINUTES = env_float("MEDIC_RENOTIFY_MINUTES", 0.0)
@@ -283,15 +313,18 @@ MEDIC_DELIVERY_PACE_REDIS_URL = env_str("MEDIC_DELIVERY_PACE_REDIS_URL", REDIS_U
 # After a webhook signing secret is changed, bodies are signed with the old one too for this long.
 MEDIC_WEBHOOK_SECRET_ROTATION_HOURS = env_float("MEDIC_WEBHOOK_SECRET_ROTATION_HOURS", 24.0)
 
-# Rate limits: requests per minute (0 disables a class). Per-key overrides: ApiKey.rate_limits.
+# Rate limits: requests in any 60-second window (0 disables a class). Per-key overrides:
+# ApiKey.rate_limits. Counters live in Redis, or without it in a SQLite file shared by every
+# process on the host (the embedded mode), never in process memory.
 MEDIC_RATE_LIMIT_HEARTBEAT = env_int("MEDIC_RATE_LIMIT_HEARTBEAT", 100)
 MEDIC_RATE_LIMIT_MANAGEMENT = env_int("MEDIC_RATE_LIMIT_MANAGEMENT", 20)
 MEDIC_RATE_LIMIT_UNAUTHENTICATED = env_int("MEDIC_RATE_LIMIT_UNAUTHENTICATED", 30)
 MEDIC_RATE_LIMIT_ANONYMOUS = env_int("MEDIC_RATE_LIMIT_ANONYMOUS", 100)
 MEDIC_RATE_LIMIT_REDIS_URL = env_str("MEDIC_RATE_LIMIT_REDIS_URL", REDIS_URL)
-# Dashboard sign-in lockout: failed sign-ins counted per username and per client address for
-# MEDIC_LOGIN_FAILURE_WINDOW_MINUTES from the first failure; past a limit, sign-in is refused
-# (429) until the period ends. 0 disables a limit.
+MEDIC_RATE_LIMIT_FILE = env_str("MEDIC_RATE_LIMIT_FILE", str(VAR_DIR / "ratelimit.sqlite3"))
+# Sign-in lockout (portal and Django admin): failed sign-ins counted per username and per client
+# address in a sliding window of MEDIC_LOGIN_FAILURE_WINDOW_MINUTES; at a limit, sign-in is
+# refused (429) until the oldest failure leaves the window. 0 disables a limit.
 MEDIC_LOGIN_MAX_FAILURES_PER_USER = env_int("MEDIC_LOGIN_MAX_FAILURES_PER_USER", 5)
 MEDIC_LOGIN_MAX_FAILURES_PER_ADDRESS = env_int("MEDIC_LOGIN_MAX_FAILURES_PER_ADDRESS", 20)
 MEDIC_LOGIN_FAILURE_WINDOW_MINUTES = env_int("MEDIC_LOGIN_FAILURE_WINDOW_MINUTES", 15)
@@ -368,6 +401,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
+# Every sign-in (the dashboard's, the Django admin's) goes through the lock-out (medic/lockout.py).
+AUTHENTICATION_BACKENDS = ["medic.lockout.LockoutBackend"]
 # The dashboard (docs/dashboard.md) signs people in; the Django admin keeps its own login page.
 LOGIN_URL = "/ui/login"
 LOGIN_REDIRECT_URL = "/ui/"
@@ -404,6 +439,10 @@ SPECTACULAR_SETTINGS = {
         "StepStateEnum": "remediation.playbooks.models.StepState",
         "PlaybookModeEnum": "remediation.playbooks.models.Mode",
     },
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "medic.schema.postprocess",
+    ],
     "SERVE_PERMISSIONS": ["medic.auth.ScopePermission"],
     "SERVE_AUTHENTICATION": [
         "rest_framework.authentication.SessionAuthentication",
@@ -429,6 +468,11 @@ SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", False)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+# HTTPS only: once every client reaches Medic over TLS, tell browsers to insist on it
+# (docs/security.md). 0 (the default) sends no Strict-Transport-Security header.
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SESSION_COOKIE_SAMESITE = "Lax"
 
 # --- Logging ----------------------------------------------------------------------------------
 MEDIC_LOG_FORMAT = env_str("MEDIC_LOG_FORMAT", "text")

@@ -1,7 +1,8 @@
 from django.contrib import admin
 from django.http import JsonResponse
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from django.views import defaults
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from alerting import api as alerting_api
 from alerting import config_api
@@ -9,16 +10,18 @@ from heartbeats import api as heartbeats_api
 from heartbeats import jobs_api, maintenance_api
 from medic import api as medic_api
 from medic import health
-from medic.errors import MedicError, NotFound, error_response
+from medic.errors import MalformedRequest, MedicError, NotFound, error_response, to_medic_error
 from remediation import agent_api
 from remediation import api as remediation_api
 from remediation.audit import api as audit_api
 from remediation.playbooks import api as playbooks_api
+from remediation.reports import api as reports_api
 from remediation.secrets import api as secrets_api
 
 v2 = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    # The split view serves Swagger UI's start-up script as a file: no inline script (CSP).
+    path("docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="swagger-ui"),
     path("api-keys", medic_api.ApiKeyListCreate.as_view()),
     path("api-keys/<int:key_id>/rotate", medic_api.ApiKeyRotate.as_view()),
     path("api-keys/<int:key_id>", medic_api.ApiKeyRevoke.as_view()),
@@ -77,6 +80,8 @@ v2 = [
     path("secrets/<str:name>", secrets_api.SecretDetail.as_view()),
     path("audit", audit_api.AuditList.as_view()),
     path("audit/export", audit_api.AuditExport.as_view()),
+    # success metrics (docs/success-metrics.md)
+    path("reports/success-metrics", reports_api.SuccessMetrics.as_view()),
     path("agent/register", agent_api.register_view),
     path("agent/jobs", agent_api.jobs_view),
     path("agent/jobs/<str:job_id>/result", agent_api.result_view),
@@ -104,6 +109,18 @@ def handler404(request, exception=None):
     if _is_v1(request.path):
         return JsonResponse({"success": False, "message": "Not found.", "results": ""}, status=404)
     return error_response(NotFound(f"No such endpoint: {request.method} {request.path}"))
+
+
+def handler400(request, exception=None):
+    # Django answers a SuspiciousOperation raised outside a DRF view (a body over
+    # DATA_UPLOAD_MAX_MEMORY_SIZE read by middleware or a plain view) through here.
+    if request.path.startswith("/v2/") or _is_v1(request.path):
+        error = to_medic_error(exception) or MalformedRequest("The request is malformed.")
+        if _is_v1(request.path):
+            body = {"success": False, "message": error.message, "results": ""}
+            return JsonResponse(body, status=error.status)
+        return error_response(error)
+    return defaults.bad_request(request, exception)
 
 
 def handler500(request):

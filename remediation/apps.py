@@ -14,9 +14,12 @@ class RemediationConfig(AppConfig):
         from remediation import tasks  # noqa: F401
         from remediation.metrics import AgentCollector
         from remediation.playbooks import triggers
+        from remediation.reports.metrics import SuccessCollector
 
         # ready() can run twice in some test set-ups: registering twice raises ValueError.
         with contextlib.suppress(ValueError):
             REGISTRY.register(AgentCollector())
+        with contextlib.suppress(ValueError):
+            REGISTRY.register(SuccessCollector())
         # Playbooks start from domain events (service down, job failed, alert opened, ...).
         triggers.register()

@@ -21,6 +21,15 @@ cleanup() {
   echo
   echo "==> stopping Medic"
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  # Nothing in the embedded mode needs a long goodbye: tasks are idempotent and re-run, and
+  # heartbeats are answered in milliseconds. Whatever still runs after 3 s is stopped outright.
+  for _ in $(seq 30); do
+    alive=0
+    for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    [ "$alive" = 0 ] && break
+    sleep 0.1
+  done
+  for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
 }
 trap cleanup INT TERM EXIT
@@ -28,8 +37,7 @@ trap cleanup INT TERM EXIT
 "$ROOT/.venv/bin/celery" -A medic worker --beat --pool threads --concurrency 4 \
   --loglevel INFO --schedule "$MEDIC_VAR_DIR/celerybeat-schedule" &
 pids+=($!)
-"$ROOT/.venv/bin/gunicorn" medic.wsgi:application --bind "127.0.0.1:$PORT" \
-  --worker-class gthread --workers 2 --threads 4 --access-logfile - &
+PORT=$PORT bash scripts/web.sh &
 pids+=($!)
 echo "==> Medic is starting on http://127.0.0.1:$PORT"
 echo "==> portal: /ui/ (sign in as admin with the password printed on the first run),"

@@ -191,3 +191,25 @@ def test_prune_deletes_only_expired_heartbeats():
     Heartbeat.objects.filter(pk=old.pk).update(time=timezone.now() - timedelta(days=31))
     assert heartbeats_prune() == 1
     assert Heartbeat.objects.count() == 1
+
+
+def test_the_sweep_task_logs_what_it_did_and_nothing_when_it_did_nothing(db, caplog):
+    import logging
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from heartbeats import tasks
+    from heartbeats.models import Service
+    from heartbeats.services import service_create
+
+    with caplog.at_level(logging.INFO, logger="heartbeats.tasks"):
+        tasks.sweep()
+    assert not [r for r in caplog.records if r.name == "heartbeats.tasks"]
+    service = service_create(heartbeat_name="late", alert_interval=1)
+    Service.objects.filter(pk=service.pk).update(
+        next_deadline_at=timezone.now() - timedelta(minutes=5)
+    )
+    with caplog.at_level(logging.INFO, logger="heartbeats.tasks"):
+        tasks.sweep()
+    assert any("1 marked down" in r.getMessage() for r in caplog.records)

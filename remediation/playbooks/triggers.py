@@ -73,7 +73,8 @@ def register() -> None:
     consumer_register(CONSUMER, on_event, kinds=set(KINDS))
 
 
-def _matches(pattern: str, service) -> bool:
+def service_matches(pattern: str, service) -> bool:
+    """Whether a trigger's service_pattern names ``service`` (heartbeat or display name)."""
     return fnmatch.fnmatchcase(service.heartbeat_name, pattern) or fnmatch.fnmatchcase(
         service.service_name, pattern
     )
@@ -109,7 +110,7 @@ def trigger_service(
     for playbook in Playbook.objects.filter(enabled=True).order_by("name"):
         version = playbook.versions.get(version=playbook.current_version)
         spec = version.spec["trigger"]
-        if not _matches(spec["service_pattern"], service):
+        if not service_matches(spec["service_pattern"], service):
             continue
         if failures < spec["consecutive_failures"]:
             continue

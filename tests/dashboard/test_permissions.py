@@ -35,6 +35,7 @@ PAGES = {
     "/ui/services/{service}/unmute": (None, OPERATOR),
     "/ui/alerts": (VIEWER, OPERATOR),
     "/ui/alerts/{alert}": (VIEWER, OPERATOR),
+    "/ui/reports/": (VIEWER, OPERATOR),
     "/ui/teams": (VIEWER, OPERATOR),
     "/ui/teams/new": (OPERATOR, OPERATOR),
     "/ui/teams/{team}": (OPERATOR, OPERATOR),

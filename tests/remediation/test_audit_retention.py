@@ -8,6 +8,7 @@ import pytest
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
+from medic import crypto
 from remediation.audit.models import AuditEntry
 from remediation.audit.services import PURGE_BATCH, audit_purge
 from remediation.audit.tasks import purge
@@ -88,4 +89,4 @@ def test_metrics_count_rows_by_event_and_secrets(reader, django_capture_on_commi
         secret_set(name="two_secret", value="value-two", actor="system")
     text = reader.get("/metrics").content.decode()
     assert _sample(text, written) == before + 2
-    assert _sample(text, 'medic_secrets{key_id="sk"}') == 2
+    assert _sample(text, f'medic_secrets{{key_id="{crypto.newest_key_id()}"}}') == 2

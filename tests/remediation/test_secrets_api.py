@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from medic import crypto
 from remediation.audit.models import AuditEntry
 from remediation.secrets.services import secret_value
 
@@ -27,7 +28,7 @@ def test_set_replace_list_and_delete_never_show_the_value(admin):
     created = _put(admin, "db_password", {"value": VALUE})
     assert created.status_code == 201
     body = created.json()
-    assert body["name"] == "db_password" and body["key_id"] == "sk"
+    assert body["name"] == "db_password" and body["key_id"] == crypto.newest_key_id()
     assert body["created_at"] == body["updated_at"]
     assert body["created_by"].startswith("key:admin persona#")
     replaced = _put(admin, "db_password", {"value": VALUE + "-2"})
