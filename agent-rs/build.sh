@@ -40,7 +40,7 @@ ARM64_PACKAGES=(
 ensure_packages() {
   local missing=() p
   for p in "$@"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep 'install ok installed' >/dev/null || missing+=("$p")
   done
   [ ${#missing[@]} -eq 0 ] && return 0
   if [ "$(id -u)" -ne 0 ]; then
@@ -52,7 +52,7 @@ ensure_packages() {
   local p_arch
   for p in "${missing[@]}"; do
     p_arch=${p#*:}
-    if [ "$p_arch" != "$p" ] && ! dpkg --print-foreign-architectures | grep -qx "$p_arch"; then
+    if [ "$p_arch" != "$p" ] && ! dpkg --print-foreign-architectures | grep -x "$p_arch" >/dev/null; then
       dpkg --add-architecture "$p_arch"
     fi
   done

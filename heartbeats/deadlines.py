@@ -31,6 +31,11 @@ INTERVAL_DEADLINE_SQL = (
     "%(now)s + make_interval(secs => LEAST(alert_interval, %(max_interval)s) * 60)"
     " + make_interval(secs => LEAST(grace_period_seconds, %(max_grace)s))"
 )
+# The parameters INTERVAL_DEADLINE_SQL needs besides %(now)s.
+INTERVAL_DEADLINE_PARAMS = {
+    "max_interval": MAX_ALERT_INTERVAL_MINUTES,
+    "max_grace": MAX_GRACE_SECONDS,
+}
 
 
 def deadline_compute(*, service: Service, nth_recent_at: datetime | None) -> datetime:

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from heartbeats import cron
 from heartbeats.deadlines import (
+    INTERVAL_DEADLINE_PARAMS,
     INTERVAL_DEADLINE_SQL,
     deadline_compute,
     deadline_met,
@@ -206,8 +207,7 @@ def heartbeat_record(
         params = {
             "id": int(ref) if by_id else None,
             "name": ref.lower(),
-            "max_interval": MAX_ALERT_INTERVAL_MINUTES,
-            "max_grace": MAX_GRACE_SECONDS,
+            **INTERVAL_DEADLINE_PARAMS,
             "now": now,
             "status": clean_status,
             "message": (message or "")[:MAX_MESSAGE_LEN],

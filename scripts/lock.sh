@@ -7,7 +7,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 UV_VERSION=0.9.5
-if ! .venv/bin/uv --version 2>/dev/null | grep -q "^uv $UV_VERSION"; then
+if ! .venv/bin/uv --version 2>/dev/null | grep "^uv $UV_VERSION" >/dev/null; then
   .venv/bin/pip install --disable-pip-version-check -q "uv==$UV_VERSION"
 fi
 .venv/bin/uv pip compile pyproject.toml --quiet --generate-hashes --universal \

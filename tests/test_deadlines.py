@@ -10,6 +10,7 @@ import pytest
 from django.db import connection
 
 from heartbeats.deadlines import (
+    INTERVAL_DEADLINE_PARAMS,
     INTERVAL_DEADLINE_SQL,
     deadline_compute,
     deadline_following,
@@ -36,7 +37,7 @@ def test_hot_path_sql_is_the_interval_rule_for_every_interval_and_grace():
         with connection.cursor() as cursor:
             cursor.execute(
                 f"SELECT {INTERVAL_DEADLINE_SQL} FROM {Service._meta.db_table} WHERE id = %(id)s",
-                {"now": beat, "id": service.pk},
+                {"now": beat, "id": service.pk, **INTERVAL_DEADLINE_PARAMS},
             )
             from_sql = cursor.fetchone()[0]
         assert from_sql == deadline_compute(service=service, nth_recent_at=beat), (interval, grace)

@@ -188,9 +188,9 @@ def test_v1_refuses_what_v2_refuses_in_a_status(writer, status):
 
 
 def test_an_agent_with_the_longest_allowed_name_is_created_and_audited(admin):
-    from medic.models import AuditEvent
+    from remediation.audit.models import AuditEntry
 
     name = "a" * 100
     response = admin.post("/v2/agents", {"name": name, "labels": []})
     assert response.status_code == 201, response.content
-    assert AuditEvent.objects.filter(event="agent.created", object_id=name).exists()
+    assert AuditEntry.objects.filter(event="agent.created", object_id=name).exists()

@@ -35,7 +35,11 @@ def test_the_schema_says_what_lists_and_errors_look_like(admin):
         (path, op)
         for path, ops in schema["paths"].items()
         for method, op in ops.items()
-        if method == "get" and "{" not in path.rsplit("/", 1)[-1] and path != "/v2/agent/jobs"
+        if method == "get"
+        and "{" not in path.rsplit("/", 1)[-1]
+        and path != "/v2/agent/jobs"
+        # streamed exports (JSON Lines, CSV) are not lists of JSON objects
+        and "application/json" in op["responses"]["200"].get("content", {})
     ]
     paginated = [
         path

@@ -59,7 +59,7 @@ depends=$(cd "$work/shlibs" && DEB_HOST_ARCH=$arch dpkg-shlibdeps -O -e "$stage/
 depends="${depends:-libc6}"
 # dpkg-shlibdeps does not know GLIBC_ABI_DT_RELR, which packed relocations (build.sh release)
 # require: glibc 2.36 introduced it.
-if objdump -p "$stage/usr/bin/medic-agent" 2>/dev/null | grep -q GLIBC_ABI_DT_RELR; then
+if objdump -p "$stage/usr/bin/medic-agent" 2>/dev/null | grep GLIBC_ABI_DT_RELR >/dev/null; then
   depends=$(sed 's/libc6 (>= [0-9.]*)/libc6 (>= 2.36)/' <<<"$depends")
 fi
 depends="$depends, passwd"
@@ -95,7 +95,7 @@ if [ "$(id -u)" -ne 0 ]; then
   echo "--check needs root" >&2
   exit 1
 fi
-if dpkg-query -W -f='${Status}' medic-agent 2>/dev/null | grep -q 'installed'; then
+if dpkg-query -W -f='${Status}' medic-agent 2>/dev/null | grep 'installed' >/dev/null; then
   echo "medic-agent is already installed here; --check will not touch it" >&2
   exit 1
 fi

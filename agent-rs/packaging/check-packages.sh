@@ -37,7 +37,7 @@ done
 work=$(mktemp -d)
 chmod 755 "$work" # apt's sandbox user reads the repository and lists from here
 cleanup() {
-  if dpkg-query -W -f='${Status}' medic-agent 2>/dev/null | grep -q installed &&
+  if dpkg-query -W -f='${Status}' medic-agent 2>/dev/null | grep installed >/dev/null &&
     [ -e "$work/installed-by-check" ]; then
     dpkg --purge medic-agent >/dev/null 2>&1 || true
   fi
@@ -63,7 +63,7 @@ check_deb() {
   echo "check: $deb"
   [ "$(dpkg-deb -f "$deb" Architecture)" = "$arch" ] || fail "$deb: Architecture is not $arch"
   [ "$(dpkg-deb -f "$deb" Version)" = "$version-1" ] || fail "$deb: Version"
-  dpkg-deb -f "$deb" Depends | grep -q 'libc6 (>= 2\.[0-9]*)' || fail "$deb: Depends on libc6"
+  dpkg-deb -f "$deb" Depends | grep 'libc6 (>= 2\.[0-9]*)' >/dev/null || fail "$deb: Depends on libc6"
   ok "Package medic-agent, Architecture $arch, Version $version-1, Depends $(dpkg-deb -f "$deb" Depends)"
   list=$(dpkg-deb -c "$deb" | awk '{ print $6 }' | sed 's,^\.,,; s,/$,,')
   for f in "${expected_files[@]}" /lib/systemd/system/medic-agent.service; do
@@ -75,8 +75,8 @@ check_deb() {
   [ "$(elf_machine "$work/deb-$arch/usr/bin/medic-agent")" = "$machine" ] ||
     fail "$deb: binary is $(elf_machine "$work/deb-$arch/usr/bin/medic-agent"), not $machine"
   ok "/usr/bin/medic-agent is an ELF for $machine"
-  dpkg-deb --ctrl-tarfile "$deb" | tar -tf - | grep -q '^\./postinst$' || fail "$deb: postinst"
-  dpkg-deb -I "$deb" postinst | grep -q 'useradd --system' || fail "$deb: postinst creates the user"
+  dpkg-deb --ctrl-tarfile "$deb" | tar -tf - | grep '^\./postinst$' >/dev/null || fail "$deb: postinst"
+  dpkg-deb -I "$deb" postinst | grep 'useradd --system' >/dev/null || fail "$deb: postinst creates the user"
   ok "postinst creates the medic-agent system user"
 }
 check_deb "$deb_amd64" amd64 "Advanced Micro Devices X86-64"
@@ -86,7 +86,7 @@ check_deb "$deb_arm64" arm64 AArch64
 check_rpm() {
   local rpm_file=$1 arch=$2 machine=$3 list f
   echo "check: $rpm_file"
-  rpm -K "$rpm_file" | grep -q 'digests OK' || fail "$rpm_file: rpm -K: $(rpm -K "$rpm_file")"
+  rpm -K "$rpm_file" | grep 'digests OK' >/dev/null || fail "$rpm_file: rpm -K: $(rpm -K "$rpm_file")"
   ok "rpm -K: digests OK (unsigned)"
   [ "$(rpm -qp --qf '%{NAME} %{VERSION}-%{RELEASE} %{ARCH} %{OS}' "$rpm_file")" = \
     "medic-agent $version-1 $arch linux" ] || fail "$rpm_file: name, version, arch"
@@ -97,8 +97,8 @@ check_rpm() {
     grep -qx "$f" <<<"$list" || fail "$rpm_file: $f not in the file list"
   done
   rpm -qp --qf '[%{FILEFLAGS:fflags} %{FILENAMES}\n]' "$rpm_file" |
-    grep -qx 'cn /etc/medic-agent/medic-agent.toml' || fail "$rpm_file: config(noreplace)"
-  rpm -qplv "$rpm_file" | grep -q '^drwx------ .* medic-ag.* /var/lib/medic-agent/jobs$' ||
+    grep -x 'cn /etc/medic-agent/medic-agent.toml' >/dev/null || fail "$rpm_file: config(noreplace)"
+  rpm -qplv "$rpm_file" | grep '^drwx------ .* medic-ag.* /var/lib/medic-agent/jobs$' >/dev/null ||
     fail "$rpm_file: jobs directory owned by medic-agent, mode 700"
   ok "file list: binary, unit, %config(noreplace) configuration, jobs directory (medic-agent, 700)"
   rpm -qp --scripts "$rpm_file" >"$work/scripts"
@@ -156,7 +156,7 @@ gpgv --keyring "$work/repo-key.gpg" "$work/repo/apt/InRelease" 2>/dev/null ||
   fail "InRelease signature"
 ok "apt: InRelease signed with the repository key"
 
-if dpkg-query -W -f='${Status}' medic-agent 2>/dev/null | grep -q installed; then
+if dpkg-query -W -f='${Status}' medic-agent 2>/dev/null | grep installed >/dev/null; then
   fail "medic-agent is installed here; the apt check will not touch it"
 fi
 aptdir=$work/aptconf
