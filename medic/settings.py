@@ -114,6 +114,7 @@ INSTALLED_APPS = [
     "alerting",
     "remediation",
     "remediation.playbooks",
+    "remediation.approvals",
     "remediation.secrets",
     "remediation.audit",
     "dashboard",
@@ -318,6 +319,9 @@ MEDIC_PLAYBOOK_CAPTURE_BYTES = env_int("MEDIC_PLAYBOOK_CAPTURE_BYTES", 4096)
 MEDIC_PLAYBOOK_DEMOTION_THRESHOLD = env_float("MEDIC_PLAYBOOK_DEMOTION_THRESHOLD", 0.5)
 MEDIC_PLAYBOOK_DEMOTION_MIN_RUNS = env_int("MEDIC_PLAYBOOK_DEMOTION_MIN_RUNS", 5)
 MEDIC_PLAYBOOK_DEMOTION_WINDOW_RUNS = env_int("MEDIC_PLAYBOOK_DEMOTION_WINDOW_RUNS", 10)
+# How long an `approval: required` request waits for a decision before the execution times out
+# and its alert escalates (a duration: 30m, 24h, 2d).
+MEDIC_APPROVAL_EXPIRY = env_str("MEDIC_APPROVAL_EXPIRY", "24h")
 # The local sandbox (scripts run by the Celery worker).
 MEDIC_SANDBOX_USER = env_str("MEDIC_SANDBOX_USER", "nobody")
 MEDIC_SANDBOX_WORK_DIR = env_str("MEDIC_SANDBOX_WORK_DIR", "")

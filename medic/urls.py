@@ -12,6 +12,7 @@ from medic import health
 from medic.errors import MedicError, NotFound, error_response
 from remediation import agent_api
 from remediation import api as remediation_api
+from remediation.approvals import api as approvals_api
 from remediation.audit import api as audit_api
 from remediation.playbooks import api as playbooks_api
 from remediation.secrets import api as secrets_api
@@ -65,9 +66,14 @@ v2 = [
     path("playbooks/<str:name>/versions", playbooks_api.PlaybookVersions.as_view()),
     path("playbooks/<str:name>/diff", playbooks_api.PlaybookDiff.as_view()),
     path("playbooks/<str:name>/triggers", playbooks_api.PlaybookTriggers.as_view()),
+    path("playbooks/<str:name>/execute", approvals_api.PlaybookExecute.as_view()),
     path("executions", playbooks_api.ExecutionList.as_view()),
     path("executions/<int:execution_id>", playbooks_api.ExecutionDetail.as_view()),
     path("executions/<int:execution_id>/cancel", playbooks_api.ExecutionCancel.as_view()),
+    # approvals (docs/approvals.md): decide a parked run, list what waits
+    path("executions/<int:execution_id>/approve", approvals_api.ExecutionApprove.as_view()),
+    path("executions/<int:execution_id>/decline", approvals_api.ExecutionDecline.as_view()),
+    path("approvals", approvals_api.ApprovalList.as_view()),
     path("circuit-breakers", playbooks_api.BreakerList.as_view()),
     path("circuit-breakers/<str:scope>/<str:key>/reset", playbooks_api.BreakerReset.as_view()),
     path("remediation", playbooks_api.RemediationStatus.as_view()),

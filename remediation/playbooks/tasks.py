@@ -23,8 +23,11 @@ def advance(execution_id: int, step_index: int, attempt: int) -> None:
 
 @shared_task(name="playbooks.sweep", ignore_result=True, time_limit=120, soft_time_limit=100)
 def sweep() -> None:
-    """The safety net (every few seconds in beat): re-enqueue overdue steps, score outcomes,
-    forget old trigger decisions."""
+    """The safety net (every few seconds in beat): re-enqueue overdue steps, act on approval
+    deadlines, score outcomes, forget old trigger decisions."""
+    from remediation.approvals.services import approvals_due
+
     engine.executions_due()
+    approvals_due()
     scoring.outcomes_score()
     triggers.trigger_records_prune()
