@@ -248,6 +248,8 @@ MEDIC_API_KEY_RECHECK_SECONDS = env_float("MEDIC_API_KEY_RECHECK_SECONDS", 2.0)
 SLACK_BOT_TOKEN = env_str("SLACK_BOT_TOKEN", "")
 SLACK_API_BASE_URL = env_str("SLACK_API_BASE_URL", "https://slack.com/api").rstrip("/")
 SLACK_DEFAULT_CHANNEL = env_str("SLACK_DEFAULT_CHANNEL", "")
+# Verifies Slack's interactivity requests (approval buttons) at /slack/events; empty refuses all.
+SLACK_SIGNING_SECRET = env_str("SLACK_SIGNING_SECRET", "")
 PAGERDUTY_ROUTING_KEY = env_str("PAGERDUTY_ROUTING_KEY", "")
 PAGERDUTY_EVENTS_URL = env_str("PAGERDUTY_EVENTS_URL", "https://events.pagerduty.com").rstrip("/")
 MEDIC_NOTIFY_TIMEOUT_SECONDS = env_float("MEDIC_NOTIFY_TIMEOUT_SECONDS", 10.0)

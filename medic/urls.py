@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from alerting import api as alerting_api
 from alerting import config_api
+from dashboard import slack as dashboard_slack
 from heartbeats import api as heartbeats_api
 from heartbeats import jobs_api, maintenance_api
 from medic import api as medic_api
@@ -97,6 +98,8 @@ urlpatterns = [
     path("metrics", health.metrics),
     path("v2/", include(v2)),
     path("admin/", admin.site.urls),
+    # Slack interactivity (docs/approvals.md): Approve / Decline buttons, signed by Slack
+    path("slack/events", dashboard_slack.slack_events),
     path("", include("dashboard.urls")),  # /ui/ and the / redirect to it (docs/dashboard.md)
     path("", include("heartbeats.v1_urls")),
 ]

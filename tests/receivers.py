@@ -30,6 +30,8 @@ class Receiver:
         self.requests: list[Received] = []
         self.script: list[tuple[int, bytes, float]] = []
         self.default = (default_status, default_body, 0.0)
+        # Answers from the request itself (a fake API); scripted responses still come first.
+        self.responder = None
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
         receiver = self
@@ -40,13 +42,16 @@ class Receiver:
             def _handle(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
+                received = Received(self.command, self.path, dict(self.headers.items()), body)
                 with receiver._cond:
-                    receiver.requests.append(
-                        Received(self.command, self.path, dict(self.headers.items()), body)
-                    )
-                    status, payload, delay = (
-                        receiver.script.pop(0) if receiver.script else receiver.default
-                    )
+                    receiver.requests.append(received)
+                    if receiver.script:
+                        status, payload, delay = receiver.script.pop(0)
+                    elif receiver.responder is not None:
+                        status, payload = receiver.responder(received)
+                        delay = 0.0
+                    else:
+                        status, payload, delay = receiver.default
                     receiver._cond.notify_all()
                 if delay:
                     time.sleep(delay)
@@ -91,3 +96,55 @@ class Receiver:
     def __exit__(self, *exc) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+class SlackFake(Receiver):
+    """Slack's Web API as approvals use it: auth.test names the bot; chat.postMessage and
+    chat.update echo the message with a channel and ts; users.info answers for the users a
+    test registers (else ``ok: false, user_not_found``); a wrong token is ``invalid_auth``;
+    anything else (a ``response_url``) is ``ok``."""
+
+    def __init__(self, token: str = "xoxb-test") -> None:
+        super().__init__()
+        self.token = token
+        self.users: dict[str, dict] = {}
+        self._ts = 0
+        self.responder = self._answer
+
+    def calls(self, method: str) -> list[Received]:
+        return [r for r in self.requests if r.path.split("?")[0].endswith("/" + method)]
+
+    def _answer(self, received: Received) -> tuple[int, bytes]:
+        from urllib.parse import parse_qs, urlsplit
+
+        path = urlsplit(received.path)
+        method = path.path.rsplit("/", 1)[-1]
+        if method not in ("chat.postMessage", "chat.update", "users.info", "auth.test"):
+            return 200, b"ok"
+        if received.headers.get("Authorization") != f"Bearer {self.token}":
+            return 200, json.dumps({"ok": False, "error": "invalid_auth"}).encode()
+        if method == "auth.test":
+            identity = {"user_id": "UMEDIC", "bot_id": "BMEDIC", "team_id": "T1", "user": "medic"}
+            return 200, json.dumps({"ok": True, **identity}).encode()
+        if "json" in received.headers.get("Content-Type", ""):
+            args = json.loads(received.body or b"{}")
+        else:
+            query = parse_qs(path.query)
+            query.update(parse_qs(received.body.decode()))
+            args = {k: v[0] for k, v in query.items()}
+        if method == "users.info":
+            user = self.users.get(args.get("user", ""))
+            if user is None:
+                return 200, json.dumps({"ok": False, "error": "user_not_found"}).encode()
+            return 200, json.dumps({"ok": True, "user": user}).encode()
+        if not args.get("channel"):
+            return 200, json.dumps({"ok": False, "error": "channel_not_found"}).encode()
+        if method == "chat.postMessage":
+            self._ts += 1
+            ts = f"1700000000.{self._ts:06d}"
+        else:
+            ts = args.get("ts", "")
+        message = {"text": args.get("text"), "blocks": args.get("blocks"), "ts": ts}
+        return 200, json.dumps(
+            {"ok": True, "channel": args["channel"], "ts": ts, "message": message}
+        ).encode()

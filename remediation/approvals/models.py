@@ -57,6 +57,9 @@ class ApprovalRequest(models.Model):
     decided_by = models.CharField(max_length=150, blank=True, default="")
     channel = models.CharField(max_length=8, choices=Channel.choices, blank=True, default="")
     reason = models.CharField(max_length=1000, blank=True, default="")
+    # The Slack message that asks for a decision (updated in place once decided).
+    slack_channel = models.CharField(max_length=100, blank=True, default="")
+    slack_ts = models.CharField(max_length=40, blank=True, default="")
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -15,8 +15,9 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from medic.enqueue import enqueue_on_commit
 from medic.errors import Conflict, Forbidden, NotFound
-from remediation.approvals import metrics
+from remediation.approvals import metrics, tasks
 from remediation.approvals.models import ApprovalMode, ApprovalRequest, ApprovalState, Channel
 from remediation.playbooks import compliance, engine
 from remediation.playbooks.models import Execution, ExecutionState
@@ -74,6 +75,7 @@ def approval_request_open(
         execution_id=execution.pk,
     )
     transaction.on_commit(lambda: metrics.REQUESTS.labels(mode=mode).inc())
+    enqueue_on_commit(tasks.slack_post, request.pk)
     return request
 
 
@@ -136,6 +138,7 @@ def _close(
         metrics.TIME_TO_DECISION.labels(decision=state).observe(max(0.0, waited))
 
     transaction.on_commit(count)
+    enqueue_on_commit(tasks.slack_update, request.pk)
 
 
 def approval_decide(
@@ -197,6 +200,7 @@ def _decide(
     ]
     if len(request.approvals) < request.approvers_needed:
         request.save(update_fields=["approvals"])
+        enqueue_on_commit(tasks.slack_update, request.pk)
         compliance.audit(
             actor=actor,
             event="approval.approved_partly",

@@ -215,6 +215,24 @@ def execution_create(
     return execution
 
 
+def execution_preview(execution: Execution) -> list[dict]:
+    """What each step will do, variables resolved against the execution, secrets masked (what
+    an approver sees)."""
+    scope = _scope(execution)
+    now = timezone.now()
+    preview = []
+    for step in execution.steps.order_by("position"):
+        spec = execution.steps_spec[step.position]
+        try:
+            would = steps.describe(steps.StepContext(execution, step, spec, scope, now))
+        except Exception as exc:  # an unresolved variable: say so, the run would fail there
+            would = {"error": str(exc) or exc.__class__.__name__}
+        preview.append(
+            {"name": step.name, "type": step.type, "would": compliance.mask_value(would)}
+        )
+    return preview
+
+
 def execution_release(*, execution: Execution, actor: str, now: datetime) -> None:
     """The approval came: a parked execution starts its first step (the caller holds the row
     lock, in a transaction)."""
