@@ -75,6 +75,7 @@ v2 = [
     path("executions/<int:execution_id>/approve", approvals_api.ExecutionApprove.as_view()),
     path("executions/<int:execution_id>/decline", approvals_api.ExecutionDecline.as_view()),
     path("approvals", approvals_api.ApprovalList.as_view()),
+    path("hooks", approvals_api.HookList.as_view()),
     path("circuit-breakers", playbooks_api.BreakerList.as_view()),
     path("circuit-breakers/<str:scope>/<str:key>/reset", playbooks_api.BreakerReset.as_view()),
     path("remediation", playbooks_api.RemediationStatus.as_view()),
@@ -100,6 +101,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     # Slack interactivity (docs/approvals.md): Approve / Decline buttons, signed by Slack
     path("slack/events", dashboard_slack.slack_events),
+    # inbound webhooks (docs/triggers.md): the token and the signature are the credentials
+    path("hooks/<str:token>", approvals_api.HookReceive.as_view()),
     path("", include("dashboard.urls")),  # /ui/ and the / redirect to it (docs/dashboard.md)
     path("", include("heartbeats.v1_urls")),
 ]

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+from django.conf import settings
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
+from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from medic.errors import InvalidInput
 from medic.models import actor_label
 from medic.pagination import CursorPage
-from remediation.approvals import services, triggers
-from remediation.approvals.models import ApprovalRequest, ApprovalState, Channel
+from remediation.approvals import hooks, services, triggers
+from remediation.approvals.models import (
+    ApprovalRequest,
+    ApprovalState,
+    Channel,
+    HookFormat,
+    InboundHook,
+)
 from remediation.playbooks import selectors as playbook_selectors
 from remediation.playbooks.api import ExecutionDetailOut
 
@@ -178,3 +187,82 @@ class PlaybookExecute(APIView):
         if started.replayed:
             response["Idempotent-Replayed"] = "true"
         return response
+
+
+# --- Inbound webhooks -------------------------------------------------------------------------
+
+
+class HookIn(serializers.Serializer):
+    name = serializers.RegexField(r"^[a-z0-9][a-z0-9\-_.]{0,99}$")
+    playbook = serializers.CharField(max_length=100, help_text="Playbook id or name.")
+    format = serializers.ChoiceField(choices=HookFormat.choices, default=HookFormat.GENERIC)
+    mapping = serializers.DictField(required=False, default=dict)
+
+
+class HookOut(serializers.ModelSerializer):
+    playbook = serializers.CharField(source="playbook.name")
+
+    class Meta:
+        model = InboundHook
+        fields = [
+            "id",
+            "name",
+            "playbook",
+            "format",
+            "mapping",
+            "enabled",
+            "created_by",
+            "created_at",
+            "last_used_at",
+        ]
+
+
+class HookList(APIView):
+    @property
+    def required_scope(self) -> str | None:
+        return "write" if self.request.method == "POST" else None
+
+    @extend_schema(operation_id="hooks_list", responses=HookOut(many=True))
+    def get(self, request):
+        qs = InboundHook.objects.select_related("playbook")
+        return Response(HookOut(qs, many=True).data)
+
+    @extend_schema(
+        operation_id="hooks_create",
+        request=HookIn,
+        responses={201: HookOut},
+        description="Creates an inbound webhook bound to one playbook. The answer carries the "
+        "URL (with its secret token) and the HMAC-SHA256 signing secret: both are shown once.",
+    )
+    def post(self, request):
+        data = HookIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        created = hooks.hook_create(actor=actor_label(request.auth), **data.validated_data)
+        body = HookOut(created.hook).data
+        body["url"] = f"{settings.MEDIC_BASE_URL}/hooks/{created.token}"
+        body["signing_secret"] = created.signing_secret
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+class HookReceive(APIView):
+    """Called by other systems: the token in the URL and the signature are the credentials."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    parser_classes: list = []
+
+    @extend_schema(
+        operation_id="hooks_receive",
+        request={"application/json": {"type": "object"}},
+        responses={202: OpenApiTypes.OBJECT},
+        description="Signed with X-Medic-Timestamp and X-Medic-Signature (v1=HMAC-SHA256 of "
+        "'<timestamp>.<body>'). 202 lists the executions started and the services refused.",
+    )
+    def post(self, request, token: str):
+        result = hooks.hook_receive(
+            token=token,
+            timestamp=request.headers.get("X-Medic-Timestamp", ""),
+            signature=request.headers.get("X-Medic-Signature", ""),
+            body=request.body,
+        )
+        return Response(result, status=status.HTTP_202_ACCEPTED)

@@ -32,6 +32,7 @@ class Channel(models.TextChoices):
     PORTAL = "portal", "portal"
     API = "api", "API"
     MCP = "mcp", "MCP"
+    WEBHOOK = "webhook", "inbound webhook"
     SYSTEM = "system", "Medic itself (deadline, recovery)"
 
 
@@ -91,3 +92,33 @@ class ExecuteRequest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.actor} {self.key} -> {self.execution_id}"
+
+
+class HookFormat(models.TextChoices):
+    GENERIC = "generic", "any JSON: one execution, fields picked by path"
+    ALERTMANAGER = "alertmanager", "Prometheus Alertmanager: one execution per firing service"
+
+
+class InboundHook(models.Model):
+    """An inbound webhook bound to one playbook. The URL carries a token (only its SHA-256 is
+    kept); each request is signed with HMAC-SHA256 over ``timestamp.body`` with the signing
+    secret (kept encrypted: it must be read to verify). Both are shown once, at creation."""
+
+    name = models.CharField(max_length=100, unique=True)
+    playbook = models.ForeignKey("playbooks.Playbook", on_delete=models.CASCADE, related_name="+")
+    format = models.CharField(max_length=12, choices=HookFormat.choices)
+    # {"service": "labels.service", "variables": {"NAME": "annotations.summary"}}: dotted paths
+    # into the payload (generic) or into each alert (alertmanager).
+    mapping = models.JSONField(default=dict)
+    token_hash = models.CharField(max_length=64, unique=True)
+    signing_secret = models.TextField()  # medic.crypto ciphertext
+    enabled = models.BooleanField(default=True)
+    created_by = models.CharField(max_length=150)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"hook {self.name} -> {self.playbook_id}"
