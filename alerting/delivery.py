@@ -16,6 +16,8 @@ from medic.enqueue import enqueue_on_commit
 from medic.metrics import NOTIFICATION_DURATION, NOTIFICATIONS
 
 logger = logging.getLogger(__name__)
+# Enqueued by name: this module is what the task calls.
+DELIVER_TASK = "alerting.deliver"
 # A claimed attempt that has not finished after this long is considered lost and re-sent.
 _CLAIM_TIMEOUT = timedelta(seconds=120)
 
@@ -128,9 +130,7 @@ def _advance_group(delivery: Delivery) -> None:
             following.status = DeliveryStatus.PENDING
             following.next_attempt_at = timezone.now()
             following.save(update_fields=["status", "next_attempt_at"])
-            from alerting.tasks import deliver
-
-            enqueue_on_commit(deliver, following.pk)
+            enqueue_on_commit(DELIVER_TASK, following.pk)
 
 
 def deliveries_overdue(*, now=None) -> list[int]:

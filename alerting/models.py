@@ -32,9 +32,9 @@ class AlertReason(models.TextChoices):
     JOB_HUNG = "job_hung", "a run exceeded its maximum duration"
     JOB_NOT_COMPLETED = "job_not_completed", "a run started and never completed"
     JOB_SLOW = "job_slow", "a run took much longer than usual"
-    # An event, not a state: written already resolved (remediation.jobs.skip_alert_open).
+    # An event, not a state: written already resolved (alerting.services.alert_notice).
     SCRIPT_SKIPPED = "script_skipped", "an agent refused a remediation script"
-    # Remediation notices, written already resolved like SCRIPT_SKIPPED (alert_notice_create).
+    # Remediation notices, written already resolved like SCRIPT_SKIPPED (alert_notice).
     REMEDIATION_CIRCUIT_OPEN = "remediation_circuit_open", "automatic remediation stopped"
     PLAYBOOK_DEMOTED = "playbook_demoted", "a playbook now needs approval"
 

@@ -15,6 +15,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from alerting.delivery import DELIVER_TASK
 from alerting.models import (
     Alert,
     AlertReason,
@@ -25,7 +26,10 @@ from alerting.models import (
     RoutingMode,
 )
 from alerting.routing import route_for
+from heartbeats.maintenance import covered_services, window_covering
 from medic.enqueue import enqueue_on_commit
+from medic.events.models import EventKind
+from medic.events.services import event_record
 from medic.metrics import ALERTS_OPENED, ALERTS_RESOLVED, NOTIFICATIONS
 
 logger = logging.getLogger(__name__)
@@ -83,11 +87,8 @@ def deliveries_create(
                 NOTIFICATIONS.labels(channel=routed.channel, outcome="suppressed").inc()
             elif status == DeliveryStatus.PENDING:
                 to_send.append(delivery.pk)
-    if to_send:
-        from alerting.tasks import deliver
-
-        for delivery_id in to_send:
-            enqueue_on_commit(deliver, delivery_id)
+    for delivery_id in to_send:
+        enqueue_on_commit(DELIVER_TASK, delivery_id)
     return to_send
 
 
@@ -98,8 +99,6 @@ def hold_reason(service, now: datetime) -> str:
     if service.muted and (service.mute_until is None or service.mute_until > now):
         until = f" until {service.mute_until:%Y-%m-%d %H:%M} UTC" if service.mute_until else ""
         return f"muted{until}" + (f": {service.mute_reason}" if service.mute_reason else "")
-    from heartbeats.maintenance import window_covering
-
     covering = window_covering(service=service, at=now)
     if covering is not None:
         window, end = covering
@@ -148,9 +147,15 @@ def _summary(service, reason: str, details: dict) -> str:
 
 
 def alert_open(
-    *, service, now: datetime | None = None, reason: str | None = None, details: dict | None = None
+    *,
+    service,
+    now: datetime | None = None,
+    reason: str | None = None,
+    details: dict | None = None,
+    source_event_id: int | None = None,
 ) -> Alert | None:
-    """Open the incident for a service (caller holds the service row lock).
+    """Open the incident for a service (caller holds the service row lock) and record
+    ``alert.opened``.
 
     Returns None when an alert is already open (the unique constraint is the final word).
     """
@@ -183,6 +188,23 @@ def alert_open(
         return None
     ALERTS_OPENED.labels(reason=reason).inc()
     deliveries_create(alert=alert, event=NotificationEvent.TRIGGER, suppressed_reason=held, now=now)
+    carried = {k: details[k] for k in ("exit_code", "output_tail", "run_id") if k in details}
+    event_record(
+        kind=EventKind.ALERT_OPENED,
+        service_id=service.pk,
+        service_name=service.heartbeat_name,
+        occurred_at=now,
+        payload={
+            "alert_id": alert.pk,
+            "reason": reason,
+            "priority": alert.priority,
+            "team": service.team or None,
+            "source_event_id": source_event_id,
+            "consecutive_failures": service.consecutive_failures,
+            "suppressed": alert.suppressed,
+            **carried,
+        },
+    )
     return alert
 
 
@@ -200,19 +222,32 @@ def alert_renotify(*, alert: Alert, now: datetime | None = None) -> None:
     deliveries_create(alert=alert, event=NotificationEvent.RENOTIFY, now=now)
 
 
-def alert_resolve(*, alert: Alert, now: datetime | None = None, notify: bool = True) -> None:
+def alert_resolve(
+    *, alert: Alert, now: datetime | None = None, notify: bool = True, how: str = "recovered"
+) -> None:
+    """Resolve an open alert and record ``alert.resolved`` (``how``: recovered, manual,
+    deactivated, run_within_bounds, reconciled)."""
     now = now or timezone.now()
     alert.state = AlertState.RESOLVED
     alert.resolved_at = now
     alert.next_notify_at = None
     alert.save(update_fields=["state", "resolved_at", "next_notify_at"])
     ALERTS_RESOLVED.inc()
+    event_record(
+        kind=EventKind.ALERT_RESOLVED,
+        service_id=alert.service_id,
+        service_name=alert.service.heartbeat_name,
+        occurred_at=now,
+        payload={"alert_id": alert.pk, "how": how, "reason": alert.reason},
+    )
     # Nobody was told about a suppressed alert, so nobody is told it is over.
     if notify and not alert.suppressed:
         deliveries_create(alert=alert, event=NotificationEvent.RESOLVE, now=now)
 
 
-def alert_resolve_for_service(*, service_id: int, now: datetime | None = None) -> Alert | None:
+def alert_resolve_for_service(
+    *, service_id: int, now: datetime | None = None, how: str = "recovered"
+) -> Alert | None:
     with transaction.atomic():
         alert = (
             Alert.objects.select_for_update()
@@ -221,13 +256,13 @@ def alert_resolve_for_service(*, service_id: int, now: datetime | None = None) -
             .first()
         )
         if alert is not None:
-            alert_resolve(alert=alert, now=now)
+            alert_resolve(alert=alert, now=now, how=how)
     return alert
 
 
 def alert_close_for_service(*, service_id: int) -> None:
     """A retired (inactive) service's incident is closed; channels that heard of it hear it end."""
-    alert_resolve_for_service(service_id=service_id)
+    alert_resolve_for_service(service_id=service_id, how="deactivated")
 
 
 def alert_release_held(*, service, now: datetime | None = None) -> Alert | None:
@@ -252,6 +287,57 @@ def alert_release_held(*, service, now: datetime | None = None) -> Alert | None:
     return alert
 
 
+def alert_notice(
+    *,
+    service,
+    dedup_key: str,
+    reason: str,
+    summary: str,
+    dedup_window: timedelta,
+    now: datetime | None = None,
+    details: dict | None = None,
+) -> Alert:
+    """Notify an event that is not an incident (an agent refused a script, ...) through the
+    normal routing of ``service``; returns the notice.
+
+    Nothing will end such an event, so the notice is written already resolved: alerting allows
+    one *open* alert per service (an open notice would hide the service going down), and the
+    reconcile pass resolves open alerts of services that are up, which would send a "recovered"
+    message seconds later. Its trigger deliveries go out as for any alert (respecting mutes and
+    windows); PagerDuty keeps the incident until someone resolves it there. A notice with the
+    same ``dedup_key`` within ``dedup_window`` is returned instead of paging again.
+    """
+    now = now or timezone.now()
+    recent = (
+        Alert.objects.filter(
+            service=service, dedup_key=dedup_key, opened_at__gte=now - dedup_window
+        )
+        .order_by("-opened_at")
+        .first()
+    )
+    if recent is not None:
+        return recent
+    held = hold_reason(service, now)
+    alert = Alert.objects.create(
+        service=service,
+        dedup_key=dedup_key[:300],
+        external_reference_id=dedup_key[:300],
+        state=AlertState.RESOLVED,
+        reason=reason,
+        priority=service.priority,
+        summary=summary[:500],
+        details=details or {},
+        opened_at=now,
+        resolved_at=now,
+        suppressed=bool(held),
+        notify_count=0 if held else 1,
+        last_notified_at=None if held else now,
+        next_notify_at=None,
+    )
+    deliveries_create(alert=alert, event=NotificationEvent.TRIGGER, suppressed_reason=held, now=now)
+    return alert
+
+
 def window_notices_create(*, window, kind: str, start: datetime, end: datetime) -> list[int]:
     """Tell the routes of the teams a maintenance window covers that it started or ended.
 
@@ -259,7 +345,6 @@ def window_notices_create(*, window, kind: str, start: datetime, end: datetime) 
     webhook targets get the notice (PagerDuty only hears about incidents). Destinations reached
     through several teams are told once.
     """
-    from heartbeats.maintenance import covered_services
 
     event = (
         NotificationEvent.MAINTENANCE_STARTED
@@ -291,10 +376,8 @@ def window_notices_create(*, window, kind: str, start: datetime, end: datetime) 
                     next_attempt_at=now,
                 )
                 ids.append(delivery.pk)
-    from alerting.tasks import deliver
-
     for delivery_id in ids:
-        enqueue_on_commit(deliver, delivery_id)
+        enqueue_on_commit(DELIVER_TASK, delivery_id)
     return ids
 
 
@@ -328,51 +411,4 @@ def alert_escalate(
         deliveries_create(
             alert=alert, event=NotificationEvent.RENOTIFY, suppressed_reason=held, now=now
         )
-    return alert
-
-
-def alert_notice_create(
-    *,
-    service,
-    reason: str,
-    summary: str,
-    dedup_key: str,
-    details: dict,
-    dedup_window: timedelta,
-    now: datetime | None = None,
-) -> Alert:
-    """Notify an event about a service (not a state heartbeats could end) through its routes.
-
-    Written already resolved, as agent refusals are: a service has one open alert at most, and
-    a notice must not hide (or be resolved by) the service's own incident. Repeats with the same
-    ``dedup_key`` within ``dedup_window`` join the first notice instead of paging again.
-    """
-    now = now or timezone.now()
-    recent = (
-        Alert.objects.filter(
-            service=service, dedup_key=dedup_key, opened_at__gte=now - dedup_window
-        )
-        .order_by("-opened_at")
-        .first()
-    )
-    if recent is not None:
-        return recent
-    held = hold_reason(service, now)
-    alert = Alert.objects.create(
-        service=service,
-        dedup_key=dedup_key[:300],
-        external_reference_id=dedup_key[:300],
-        state=AlertState.RESOLVED,
-        reason=reason,
-        priority=service.priority,
-        summary=summary[:500],
-        details=details,
-        opened_at=now,
-        resolved_at=now,
-        suppressed=bool(held),
-        notify_count=0 if held else 1,
-        last_notified_at=None if held else now,
-        next_notify_at=None,
-    )
-    deliveries_create(alert=alert, event=NotificationEvent.TRIGGER, suppressed_reason=held, now=now)
     return alert

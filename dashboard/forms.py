@@ -35,6 +35,7 @@ from heartbeats.services import cron_period_minutes, service_get
 from medic.apikeys import VALID_SCOPES
 from medic.durations import parse_duration
 from medic.errors import MedicError, to_medic_error
+from medic.limits import name_problem
 
 
 def apply_error(form: forms.Form, exc: MedicError, field_map: dict[str, str] | None = None):
@@ -75,7 +76,7 @@ def _name_field(**kwargs) -> forms.CharField:
 
 def _check_name(value: str) -> str:
     value = value.strip()
-    if "/" in value or value.isdigit():
+    if name_problem(value):
         raise ValidationError("Must not contain '/' or be only digits.")
     return value
 

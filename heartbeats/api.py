@@ -28,6 +28,7 @@ from medic.auth import (
 )
 from medic.durations import parse_duration
 from medic.errors import InvalidInput, MedicError
+from medic.limits import MESSAGE_MAX_LENGTH, STATUS_MAX_LENGTH
 from medic.models import actor_label
 from medic.pagination import CursorPage, NumberedPage
 
@@ -128,8 +129,12 @@ class HeartbeatSerializer(serializers.ModelSerializer):
 
 
 class HeartbeatIn(serializers.Serializer):
-    status = serializers.CharField(required=False, default="UP", max_length=32, allow_blank=False)
-    message = serializers.CharField(required=False, default="", max_length=1000, allow_blank=True)
+    status = serializers.CharField(
+        required=False, default="UP", max_length=STATUS_MAX_LENGTH, allow_blank=False
+    )
+    message = serializers.CharField(
+        required=False, default="", max_length=MESSAGE_MAX_LENGTH, allow_blank=True
+    )
 
 
 class MuteIn(serializers.Serializer):
@@ -465,7 +470,7 @@ class HeartbeatCreate(APIView):
         if type(status_) is not str or type(message) is not str:
             return None
         status_, message = status_.strip(), message.strip()
-        if not 0 < len(status_) <= 32 or len(message) > 1000:
+        if not 0 < len(status_) <= STATUS_MAX_LENGTH or len(message) > MESSAGE_MAX_LENGTH:
             return None
         for value in (status_, message):
             if "\x00" in value or (not value.isascii() and cls._surrogate.search(value)):

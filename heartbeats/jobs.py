@@ -1,4 +1,4 @@
-"""Job runs: start/complete/fail signals, correlation, failure and slowness alerts.
+"""Job runs: start/complete/fail signals, correlation, failure and slowness events.
 
 A run is identified by ``run_id`` (generated at start when the job sends none). A complete or
 fail without a run id closes the latest running run. Signals may arrive late, twice or out of
@@ -20,8 +20,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from heartbeats.models import JobRun, RunStatus, Service, ServiceStatus
-from heartbeats.services import beat_apply, service_get_active, status_set
+from heartbeats.selectors import duration_stats
+from heartbeats.services import beat_apply, down_set, service_event, service_get_active
 from medic.errors import InvalidInput
+from medic.events.models import EventKind
+from medic.limits import MESSAGE_MAX_LENGTH
 from medic.metrics import JOB_DURATION, JOB_RUNS
 
 OUTPUT_TAIL_BYTES = 10 * 1024
@@ -112,7 +115,7 @@ def job_end(
         run.status = RunStatus.COMPLETED if succeeded else RunStatus.FAILED
         run.ended_at = now
         run.exit_code = exit_code
-        run.message = (message or "")[:1000]
+        run.message = (message or "")[:MESSAGE_MAX_LENGTH]
         run.output_tail = _tail(output_tail)
         if duration_ms is not None:
             run.duration_ms = duration_ms
@@ -133,8 +136,7 @@ def job_end(
             beat_apply(
                 service=service, now=now, status=status, message=message, may_recover=not failing
             )
-            if failing:
-                _open_failure(service, run, now)
+            _record_failure(service, run, now, failing=failing)
         _trim(service)
     outcome = "completed" if succeeded else "failed"
     JOB_RUNS.labels(outcome=outcome).inc()
@@ -155,41 +157,32 @@ def run_details(run: JobRun) -> dict:
     }
 
 
-def _open_failure(service: Service, run: JobRun, now: datetime) -> None:
-    from alerting.services import alert_open
-
-    if service.status != ServiceStatus.DOWN:
+def _record_failure(service: Service, run: JobRun, now: datetime, *, failing: bool) -> None:
+    """Every failed run is a ``job.failed`` event; from ``failure_threshold`` failures in a row
+    on, the service is down too (alerting opens its alert from the event)."""
+    if failing and service.status != ServiceStatus.DOWN:
         fields: list[str] = []
-        status_set(service, ServiceStatus.DOWN, fields)
+        down_set(service, fields, now=now)
         service.save(update_fields=fields)
-    details = run_details(run) | {"consecutive_failures": service.consecutive_failures}
-    alert_open(service=service, now=now, reason="job_failed", details=details)
+    payload = run_details(run) | {
+        "consecutive_failures": service.consecutive_failures,
+        "failure_threshold": service.failure_threshold,
+    }
+    service_event(service, EventKind.JOB_FAILED, payload, at=now)
 
 
 def _check_slow(service: Service, run: JobRun, now: datetime) -> None:
-    """Alert when this run took longer than ``slow_run_factor`` times the p95 of earlier runs; a run
-    back within bounds resolves such an alert."""
-    from alerting.models import Alert, AlertState
-    from alerting.services import alert_open, alert_resolve
-
+    """``job.slow`` when this run took longer than ``slow_run_factor`` times the p95 of earlier
+    runs; ``job.completed`` (within bounds) otherwise, which ends a slow-run alert."""
     if not service.slow_run_factor or run.duration_ms is None:
         return
-    from heartbeats.selectors import duration_stats
-
     stats = duration_stats(service=service, exclude_run_id=run.pk)
     if stats["p95_ms"] is None:
         return
     limit = stats["p95_ms"] * service.slow_run_factor
-    open_slow = (
-        Alert.objects.select_for_update()
-        .filter(service=service, state=AlertState.OPEN, reason="job_slow")
-        .first()
-    )
-    if run.duration_ms > limit:
-        details = run_details(run) | {"p95_ms": stats["p95_ms"], "limit_ms": round(limit)}
-        alert_open(service=service, now=now, reason="job_slow", details=details)
-    elif open_slow is not None:
-        alert_resolve(alert=open_slow, now=now)
+    details = run_details(run) | {"p95_ms": stats["p95_ms"], "limit_ms": round(limit)}
+    kind = EventKind.JOB_SLOW if run.duration_ms > limit else EventKind.JOB_COMPLETED
+    service_event(service, kind, details, at=now)
 
 
 def _trim(service: Service) -> None:
@@ -214,24 +207,18 @@ def runs_overdue(*, now: datetime, batch: int = 200) -> list[JobRun]:
 
 
 def run_mark_hung(*, run: JobRun, now: datetime) -> None:
-    """The sweep's verdict on a run past its deadline: the service goes down with an alert
-    (``job_hung`` when max_duration was exceeded, else ``job_not_completed``)."""
-    from alerting.services import alert_open
-
+    """The sweep's verdict on a run past its deadline: the service goes down, with a
+    ``job.hung`` event when max_duration was exceeded, else ``job.not_completed``."""
     service = Service.objects.select_for_update().get(pk=run.service_id)
     run.hung_alerted = True
     run.save(update_fields=["hung_alerted"])
     if not service.active:
         return
-    reason = "job_hung" if service.max_duration_seconds else "job_not_completed"
+    kind = EventKind.JOB_HUNG if service.max_duration_seconds else EventKind.JOB_NOT_COMPLETED
     if service.status != ServiceStatus.DOWN:
         fields: list[str] = []
-        status_set(service, ServiceStatus.DOWN, fields)
+        down_set(service, fields, now=now)
         service.save(update_fields=fields)
     running_for = int((now - run.started_at).total_seconds()) if run.started_at else None
-    alert_open(
-        service=service,
-        now=now,
-        reason=reason,
-        details=run_details(run) | {"running_for_seconds": running_for},
-    )
+    payload = run_details(run) | {"running_for_seconds": running_for}
+    service_event(service, kind, payload, at=now)

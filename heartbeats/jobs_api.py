@@ -11,6 +11,7 @@ from heartbeats import jobs
 from heartbeats.models import JobRun
 from heartbeats.selectors import duration_stats
 from heartbeats.services import service_get
+from medic.limits import MESSAGE_MAX_LENGTH
 from medic.pagination import CursorPage
 
 
@@ -50,7 +51,9 @@ class StartIn(serializers.Serializer):
 
 class EndIn(StartIn):
     exit_code = serializers.IntegerField(required=False, min_value=-255, max_value=255)
-    message = serializers.CharField(required=False, default="", max_length=1000, allow_blank=True)
+    message = serializers.CharField(
+        required=False, default="", max_length=MESSAGE_MAX_LENGTH, allow_blank=True
+    )
     output_tail = serializers.CharField(
         required=False,
         default="",

@@ -5,6 +5,8 @@ from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from medic.limits import MESSAGE_MAX_LENGTH, STATUS_MAX_LENGTH
+
 
 class Priority(models.TextChoices):
     P1 = "p1", "P1 (critical)"
@@ -49,6 +51,8 @@ class Service(models.Model):
     # Job runs (start/complete/fail signals).
     max_duration_seconds = models.PositiveIntegerField(null=True, blank=True)
     failure_threshold = models.PositiveIntegerField(default=1)
+    # Failures in a row: failed runs, and deadlines missed while down (1 when it goes down for a
+    # missed deadline, then 2, 3, ...). Back to 0 when a run succeeds or the service comes up.
     consecutive_failures = models.PositiveIntegerField(default=0)
     # Alert when a run takes longer than this multiple of the service's own p95 (None: off).
     slow_run_factor = models.FloatField(null=True, blank=True)
@@ -64,10 +68,12 @@ class Service(models.Model):
     muted_by = models.CharField(max_length=150, blank=True, default="")
     date_muted = models.DateTimeField(null=True, blank=True)
     last_heartbeat_at = models.DateTimeField(null=True, blank=True)
-    last_status = models.CharField(max_length=32, blank=True, default="")
+    last_status = models.CharField(max_length=STATUS_MAX_LENGTH, blank=True, default="")
     # The instant this service becomes overdue (grace included), recomputed on every heartbeat
     # and configuration change. The sweep only ever asks "whose deadline has passed?".
     next_deadline_at = models.DateTimeField(null=True, blank=True)
+    # While down: the next deadline that, missed too, makes a ``service.still_down`` event.
+    still_down_at = models.DateTimeField(null=True, blank=True)
     date_added = models.DateTimeField(default=timezone.now)
     date_modified = models.DateTimeField(default=timezone.now)
 
@@ -85,6 +91,13 @@ class Service(models.Model):
                 fields=["next_deadline_at"],
                 name="service_due_idx",
                 condition=Q(active=True, status__in=["new", "up"]),
+            ),
+            # Down services only (a few): their next missed deadline. Heartbeats never touch
+            # an entry of it, since the hot path only updates services that are up.
+            models.Index(
+                fields=["still_down_at"],
+                name="service_still_down_idx",
+                condition=Q(active=True, status="down"),
             ),
             models.Index(
                 fields=["mute_until"], name="service_mute_until_idx", condition=Q(muted=True)
@@ -115,8 +128,8 @@ class Heartbeat(models.Model):
     )
     time = models.DateTimeField(default=timezone.now)
     # Free text in v1 (UP, DOWN, DEGRADED, ...); shown everywhere, never acted upon for v1.
-    status = models.CharField(max_length=32)
-    message = models.CharField(max_length=1000, blank=True, default="")
+    status = models.CharField(max_length=STATUS_MAX_LENGTH)
+    message = models.CharField(max_length=MESSAGE_MAX_LENGTH, blank=True, default="")
     source = models.CharField(max_length=8, choices=HeartbeatSource.choices)
     # Id in the v1 database for imported rows: makes the import idempotent.
     v1_id = models.BigIntegerField(null=True, blank=True)
@@ -138,30 +151,6 @@ class Heartbeat(models.Model):
         return f"{self.service_id} {self.status} @ {self.time:%Y-%m-%d %H:%M:%S}"
 
 
-class ServiceStateChange(models.Model):
-    """Outbox: written in the same transaction as the status change it records, consumed by the
-    sweep (and eagerly by a task) to resolve alerts and send recovery notifications."""
-
-    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="state_changes")
-    from_status = models.CharField(max_length=8, choices=ServiceStatus.choices)
-    to_status = models.CharField(max_length=8, choices=ServiceStatus.choices)
-    created_at = models.DateTimeField(default=timezone.now)
-    processed_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["created_at", "id"]
-        indexes = [
-            models.Index(
-                fields=["created_at"],
-                name="statechange_pending_idx",
-                condition=Q(processed_at__isnull=True),
-            )
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.service_id}: {self.from_status} -> {self.to_status}"
-
-
 class RunStatus(models.TextChoices):
     RUNNING = "running", "running"
     COMPLETED = "completed", "completed"
@@ -178,7 +167,7 @@ class JobRun(models.Model):
     ended_at = models.DateTimeField(null=True, blank=True)
     duration_ms = models.BigIntegerField(null=True, blank=True)
     exit_code = models.IntegerField(null=True, blank=True)
-    message = models.CharField(max_length=1000, blank=True, default="")
+    message = models.CharField(max_length=MESSAGE_MAX_LENGTH, blank=True, default="")
     output_tail = models.TextField(blank=True, default="")
     # Running runs only: when the sweep calls it hung (started_at + max_duration, else the
     # service's next deadline when the run started).

@@ -1,15 +1,44 @@
-"""Reads that need more than a queryset: duration statistics."""
+"""Reads for other layers: a service by id, its failure count, duration statistics."""
 
 from __future__ import annotations
 
 import math
+from datetime import datetime
 
 from django.db import connection
 from django.db.models import Avg, Count, Max, Min
 
-from heartbeats.models import JobRun, RunStatus, Service
+from heartbeats.models import Heartbeat, JobRun, RunStatus, Service
 
 MIN_RUNS_FOR_STATS = 5
+
+
+def service_locked(service_id: int | None) -> Service | None:
+    """The service row, locked for the caller's transaction; None if it no longer exists."""
+    if service_id is None:
+        return None
+    return Service.objects.select_for_update().filter(pk=service_id).first()
+
+
+def service_consecutive_failures(service_id: int) -> int:
+    """Failures in a row: failed runs, or deadlines missed while down (0 when it is fine)."""
+    return (
+        Service.objects.filter(pk=service_id).values_list("consecutive_failures", flat=True).first()
+        or 0
+    )
+
+
+def nth_recent_heartbeat_at(service: Service) -> datetime | None:
+    """The time of the ``threshold``-th most recent heartbeat since registration (None when it
+    has fewer): the anchor of the deadline rule (heartbeats.deadlines)."""
+    if service.threshold <= 1:
+        return service.last_heartbeat_at
+    times = list(
+        Heartbeat.objects.filter(service=service, time__gte=service.date_added)
+        .order_by("-time")
+        .values_list("time", flat=True)[service.threshold - 1 : service.threshold]
+    )
+    return times[0] if times else None
 
 
 def _percentile(sorted_values: list[int], fraction: float) -> float:

@@ -12,17 +12,25 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from heartbeats import cron
+from heartbeats.deadlines import (
+    INTERVAL_DEADLINE_SQL,
+    deadline_compute,
+    deadline_met,
+    deadline_next_after,
+)
 from heartbeats.models import (
     Heartbeat,
     HeartbeatSource,
     Priority,
     ScheduleKind,
     Service,
-    ServiceStateChange,
     ServiceStatus,
 )
-from medic.enqueue import enqueue_on_commit
+from heartbeats.selectors import nth_recent_heartbeat_at
 from medic.errors import Conflict, InvalidInput, NotFound
+from medic.events.models import DomainEvent, EventKind
+from medic.events.services import event_record
+from medic.limits import MESSAGE_MAX_LENGTH, STATUS_MAX_LENGTH, name_problem
 from medic.metrics import HEARTBEATS
 from medic.models import AuditEvent
 from medic.timezones import TimezoneError, validate_timezone
@@ -30,65 +38,64 @@ from medic.timezones import TimezoneError, validate_timezone
 # Statuses counted with their own label in medic_heartbeats_total; any other free text (v1
 # allowed anything) is counted as "other" so label cardinality stays bounded.
 KNOWN_STATUSES = frozenset({"UP", "DOWN", "DEGRADED", "OK", "FAIL", "WARN"})
-MAX_STATUS_LEN = 32
-MAX_MESSAGE_LEN = 1000
+MAX_STATUS_LEN = STATUS_MAX_LENGTH
+MAX_MESSAGE_LEN = MESSAGE_MAX_LENGTH
 
 
 # --- Deadlines --------------------------------------------------------------------------------
 
 
-# A beat this long (at most) before a cron fire time counts for that fire time: clocks drift
-# and schedulers start jobs a little early. Bounded by the grace period and half the period.
-CRON_EARLY_TOLERANCE = timedelta(minutes=5)
-
-
-def deadline_compute(*, service: Service, nth_recent_at: datetime | None) -> datetime:
-    """When ``service`` becomes overdue.
-
-    Interval and at-least-N: ``nth_recent_at`` is the time of its ``threshold``-th most recent
-    heartbeat (None when it has fewer): the window holds fewer than ``threshold`` heartbeats
-    from that moment plus one interval on. A service without enough heartbeats gets one interval
-    from registration (or reactivation), so a service that never reports is noticed, once.
-
-    Cron: the first fire time after the last beat (or registration), in the service's zone
-    (heartbeats.cron has the DST rules), plus grace.
-    """
-    grace = timedelta(seconds=service.grace_period_seconds)
-    base = nth_recent_at if nth_recent_at is not None else service.date_added
-    if service.schedule_kind == ScheduleKind.CRON:
-        zone = ZoneInfo(service.schedule_timezone)
-        early = timedelta(0)
-        if nth_recent_at is not None and grace:
-            first = cron.next_fire_after(service.cron_expression, zone, base)
-            period = cron.next_fire_after(service.cron_expression, zone, first) - first
-            # Only a beat shortly before ``first`` is early for it; one long before is for
-            # an earlier fire time.
-            early = min(grace, CRON_EARLY_TOLERANCE, period / 2)
-            if first - base > early:
-                early = timedelta(0)
-        return cron.next_fire_after(service.cron_expression, zone, base + early) + grace
-    return base + timedelta(minutes=service.alert_interval) + grace
-
-
-def _nth_recent_heartbeat_at(service: Service) -> datetime | None:
-    if service.threshold <= 1:
-        return service.last_heartbeat_at
-    times = list(
-        Heartbeat.objects.filter(service=service, time__gte=service.date_added)
-        .order_by("-time")
-        .values_list("time", flat=True)[service.threshold - 1 : service.threshold]
+def service_event(
+    service: Service, kind: str, payload: dict | None = None, *, at: datetime | None = None
+) -> None:
+    """Record a domain event about ``service`` in the caller's transaction."""
+    event_record(
+        kind=kind,
+        service_id=service.pk,
+        service_name=service.heartbeat_name,
+        payload=payload,
+        occurred_at=at,
     )
-    return times[0] if times else None
 
 
-def status_set(service: Service, new_status: str, update_fields: list[str]) -> None:
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def status_set(
+    service: Service, new_status: str, update_fields: list[str], *, at: datetime | None = None
+) -> None:
+    """Change a locked service's status; coming back up from down records service.recovered
+    (and ends the run of failures)."""
     if service.status == new_status:
         return
-    ServiceStateChange.objects.create(
-        service=service, from_status=service.status, to_status=new_status
-    )
+    previous = service.status
     service.status = new_status
     update_fields.append("status")
+    if previous == ServiceStatus.DOWN:
+        service.still_down_at = None
+        update_fields.append("still_down_at")
+    if previous == ServiceStatus.DOWN and new_status == ServiceStatus.UP:
+        service.consecutive_failures = 0
+        update_fields.append("consecutive_failures")
+        went_down = (
+            DomainEvent.objects.filter(service_id=service.pk, kind=EventKind.SERVICE_DOWN)
+            .order_by("-id")
+            .values_list("occurred_at", flat=True)
+            .first()
+        )
+        service_event(service, EventKind.SERVICE_RECOVERED, {"down_since": _iso(went_down)}, at=at)
+
+
+def down_set(service: Service, update_fields: list[str], *, now: datetime) -> None:
+    """Mark a locked service down and arm its still-down check: the next deadline it misses
+    while down (the sweep records ``service.still_down`` then)."""
+    status_set(service, ServiceStatus.DOWN, update_fields, at=now)
+    deadline = service.next_deadline_at or now
+    if deadline <= now:
+        deadline = deadline_next_after(service=service, missed=deadline, now=now)
+    service.still_down_at = deadline
+    update_fields.append("still_down_at")
 
 
 # --- Lookup -----------------------------------------------------------------------------------
@@ -139,9 +146,9 @@ def heartbeat_record(
     recovery, threshold > 1, other schedules, SQLite) takes the general path below: the row is
     locked for one short transaction while ``beat_apply`` decides.
 
-    The statement's deadline is ``deadline_compute`` for interval schedules: the beat time plus
-    ``alert_interval`` minutes plus the grace period (bench/ingest/contract.py checks that both
-    agree). Keep the two together, and keep it to what ``beat_apply`` does for such a service.
+    The statement's deadline is ``INTERVAL_DEADLINE_SQL``, the rule of ``deadline_compute`` for
+    interval schedules (heartbeats.deadlines keeps both; tests/test_deadlines.py checks they agree
+    for every schedule kind). Keep the statement to what ``beat_apply`` does for such a service.
     """
     now = at or timezone.now()
     if connection.vendor == "postgresql":
@@ -155,9 +162,7 @@ def heartbeat_record(
                 UPDATE {Service._meta.db_table}
                    SET last_status = %(status)s,
                        last_heartbeat_at = %(now)s,
-                       next_deadline_at = %(now)s
-                           + make_interval(secs => alert_interval * 60)
-                           + make_interval(secs => grace_period_seconds)
+                       next_deadline_at = {INTERVAL_DEADLINE_SQL}
                  WHERE {"id = %(id)s" if by_id else "lower(heartbeat_name) = %(name)s"}
                    AND active AND status = %(up)s AND threshold <= 1 AND schedule_kind = %(kind)s
              RETURNING *
@@ -240,17 +245,15 @@ def beat_apply(
     previous = service.status
     if moves_deadline:
         service.last_heartbeat_at = now
-        nth = now if service.threshold <= 1 else _nth_recent_heartbeat_at(service)
+        nth = now if service.threshold <= 1 else nth_recent_heartbeat_at(service)
         service.next_deadline_at = deadline_compute(service=service, nth_recent_at=nth)
         fields += ["last_heartbeat_at", "next_deadline_at"]
-        if may_recover and nth is not None and service.next_deadline_at > now:
-            status_set(service, ServiceStatus.UP, fields)
+        if may_recover and deadline_met(
+            deadline=service.next_deadline_at, nth_recent_at=nth, now=now
+        ):
+            status_set(service, ServiceStatus.UP, fields, at=now)
     service.save(update_fields=fields)
     recovered = previous == ServiceStatus.DOWN and service.status == ServiceStatus.UP
-    if recovered:
-        from heartbeats.tasks import process_state_changes
-
-        enqueue_on_commit(process_state_changes)
     upper = status.upper()
     HEARTBEATS.labels(status=upper if upper in KNOWN_STATUSES else "other").inc()
     return heartbeat, recovered
@@ -277,10 +280,8 @@ def _validate(service: Service) -> None:
     errors: dict[str, list[str]] = {}
     if not service.heartbeat_name or not service.heartbeat_name.strip():
         errors["heartbeat_name"] = ["A heartbeat name is required."]
-    elif service.heartbeat_name.isdigit():
-        errors["heartbeat_name"] = ["Must not be only digits (it would be mistaken for an id)."]
-    elif "/" in service.heartbeat_name:
-        errors["heartbeat_name"] = ["Must not contain '/'."]
+    elif name_problem(service.heartbeat_name):
+        errors["heartbeat_name"] = [name_problem(service.heartbeat_name)]
     if service.alert_interval is None or service.alert_interval <= 0:
         errors["alert_interval"] = ["Must be a positive number of minutes."]
     if service.threshold is None or service.threshold < 1:
@@ -378,7 +379,7 @@ def service_update(*, service_ref: str | int, actor: str = "system", **changes) 
         if fields:
             if service.active and service.status != ServiceStatus.DOWN:
                 service.next_deadline_at = deadline_compute(
-                    service=service, nth_recent_at=_nth_recent_heartbeat_at(service)
+                    service=service, nth_recent_at=nth_recent_heartbeat_at(service)
                 )
                 fields.append("next_deadline_at")
             service.date_modified = timezone.now()
@@ -413,9 +414,7 @@ def _set_active(service: Service, active: bool, fields: list[str]) -> None:
         status_set(service, ServiceStatus.NEW, fields)
     else:
         status_set(service, ServiceStatus.PAUSED, fields)
-        from alerting.services import alert_close_for_service
-
-        transaction.on_commit(lambda: alert_close_for_service(service_id=service.pk))
+        service_event(service, EventKind.SERVICE_DEACTIVATED)
 
 
 def _force_down_flag(service: Service, down: bool) -> Service:
@@ -426,13 +425,9 @@ def _force_down_flag(service: Service, down: bool) -> Service:
         return service
     fields: list[str] = []
     status_set(service, ServiceStatus.UP, fields)
-    service.next_deadline_at = timezone.now() + timedelta(
-        minutes=service.alert_interval, seconds=service.grace_period_seconds
-    )
+    # As if it had just beaten: the deadline rule of its schedule from now.
+    service.next_deadline_at = deadline_compute(service=service, nth_recent_at=timezone.now())
     service.save(update_fields=[*fields, "next_deadline_at"])
-    from heartbeats.tasks import process_state_changes
-
-    enqueue_on_commit(process_state_changes)
     return service
 
 
@@ -446,6 +441,7 @@ def service_delete(*, service_ref: str | int, actor: str = "system") -> None:
             object_id=str(service.pk),
             details={"heartbeat_name": service.heartbeat_name},
         )
+        service_event(service, EventKind.SERVICE_DELETED)
         service.delete()
 
 
@@ -481,11 +477,18 @@ def service_mute(
             object_id=str(service.pk),
             details={"reason": service.mute_reason, "until": service.mute_until.isoformat()},
         )
+        service_event(
+            service,
+            EventKind.SERVICE_MUTED,
+            {"reason": service.mute_reason, "until": _iso(service.mute_until), "by": actor},
+        )
     return service
 
 
-def service_unmute(*, service_ref: str | int, actor: str = "system") -> Service:
-    """Lift a mute. An alert that opened while muted is notified now (it was only held back)."""
+def service_unmute(
+    *, service_ref: str | int, actor: str = "system", at: datetime | None = None
+) -> Service:
+    """Lift a mute (service.unmuted: alerting then sends an alert the mute held back)."""
     with transaction.atomic():
         service = service_get(service_ref, for_update=True)
         if not service.muted:
@@ -498,7 +501,5 @@ def service_unmute(*, service_ref: str | int, actor: str = "system") -> Service:
         AuditEvent.objects.create(
             actor=actor, event="service.unmuted", object_type="service", object_id=str(service.pk)
         )
-        from alerting.services import alert_release_held
-
-        alert_release_held(service=service)
+        service_event(service, EventKind.SERVICE_UNMUTED, {"by": actor}, at=at)
     return service

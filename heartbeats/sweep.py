@@ -1,8 +1,10 @@
-"""The sweep: notice overdue services, repeat open alerts, expire mutes, resolve recoveries.
+"""The heartbeats sweep: notice overdue services and hung runs, expire mutes, announce
+maintenance windows. Each verdict changes the service and records a domain event in one
+transaction; what follows (alerts, notifications, playbooks) is up to the events' consumers.
 
 Safe to run in several workers at once: rows are claimed with ``SELECT ... FOR UPDATE SKIP
-LOCKED`` in short batches, and a partial unique index allows one open alert per service. A row
-that raises is logged, counted and pushed a minute forward; it never stops the pass.
+LOCKED`` in short batches. A row that raises is logged, counted and pushed a minute forward; it
+never stops the pass.
 """
 
 from __future__ import annotations
@@ -16,19 +18,13 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from alerting.delivery import deliveries_overdue
-from alerting.models import Alert, AlertReason, AlertState
-from alerting.services import (
-    alert_open,
-    alert_release_held,
-    alert_renotify,
-    alert_resolve_for_service,
-    window_notices_create,
-)
+from heartbeats.deadlines import deadline_next_after
 from heartbeats.jobs import run_mark_hung, runs_overdue
 from heartbeats.maintenance import announcements
-from heartbeats.models import JobRun, Service, ServiceStateChange, ServiceStatus
-from heartbeats.services import service_unmute
+from heartbeats.models import JobRun, Service, ServiceStatus
+from heartbeats.services import down_set, service_event, service_unmute
+from medic.events.models import EventKind
+from medic.events.services import event_record
 from medic.metrics import DETECTION_DELAY, SWEEP_DURATION, SWEEP_ERRORS, SWEEP_LAG, SWEEP_LAST_RUN
 
 logger = logging.getLogger(__name__)
@@ -38,13 +34,10 @@ _PUSH_ON_ERROR = timedelta(minutes=1)
 @dataclass
 class SweepResult:
     marked_down: list[int] = field(default_factory=list)
-    renotified: list[int] = field(default_factory=list)
+    still_down: list[int] = field(default_factory=list)
     unmuted: list[int] = field(default_factory=list)
-    resolved: list[int] = field(default_factory=list)
     hung_runs: list[int] = field(default_factory=list)
-    released: list[int] = field(default_factory=list)
     window_notices: list[tuple[str, str]] = field(default_factory=list)
-    requeued_deliveries: list[int] = field(default_factory=list)
     errors: int = 0
 
 
@@ -54,19 +47,10 @@ def sweep(*, now: datetime | None = None) -> SweepResult:
     result = SweepResult()
     _record_lag(now)
     _mark_overdue(now, result)
+    _still_down(now, result)
     _hung_runs(now, result)
-    _renotify(now, result)
     _expire_mutes(now, result)
     _maintenance(now, result)
-    process_state_changes(result=result)
-    _reconcile(now, result)
-    # Deliveries run on the wall clock even when the sweep is driven by a simulated one.
-    result.requeued_deliveries = deliveries_overdue()
-    if result.requeued_deliveries:
-        from alerting.tasks import deliver
-
-        for delivery_id in result.requeued_deliveries:
-            deliver.delay(delivery_id)
     SWEEP_DURATION.observe(time.monotonic() - started)
     SWEEP_LAST_RUN.set(time.time())
     return result
@@ -88,67 +72,92 @@ def _record_lag(now: datetime) -> None:
     SWEEP_LAG.set((now - oldest).total_seconds() if oldest else 0.0)
 
 
+def _claim_loop(rows, handle, stage: str, push, result: SweepResult, done: list[int]) -> None:
+    """Claim batches of ``rows()`` and ``handle`` each in a savepoint; push failures forward."""
+    batch = settings.MEDIC_SWEEP_BATCH_SIZE
+    while True:
+        failed: list[int] = []
+        with transaction.atomic():
+            claimed = list(rows()[:batch])
+            for row in claimed:
+                try:
+                    with transaction.atomic():
+                        handle(row)
+                    done.append(row.pk)
+                except Exception:
+                    logger.exception(f"sweep: {stage} failed", extra={"row": row.pk})
+                    SWEEP_ERRORS.labels(stage=stage).inc()
+                    failed.append(row.pk)
+        if failed:
+            result.errors += len(failed)
+            push(failed)
+        if len(claimed) < batch:
+            return
+
+
+def _reason(service: Service) -> str:
+    return "missed_heartbeat" if service.last_heartbeat_at else "never_reported"
+
+
 def _mark_overdue(now: datetime, result: SweepResult) -> None:
-    batch = settings.MEDIC_SWEEP_BATCH_SIZE
-    while True:
-        failed: list[int] = []
-        with transaction.atomic():
-            services = list(
-                _due_services(now)
-                .select_for_update(skip_locked=True)
-                .order_by("next_deadline_at", "id")[:batch]
-            )
-            for service in services:
-                try:
-                    with transaction.atomic():
-                        _mark_down(service, now)
-                    result.marked_down.append(service.pk)
-                except Exception:
-                    logger.exception("sweep: marking down failed", extra={"service": service.pk})
-                    SWEEP_ERRORS.labels(stage="mark_down").inc()
-                    failed.append(service.pk)
-        if failed:
-            result.errors += len(failed)
-            Service.objects.filter(pk__in=failed).update(next_deadline_at=now + _PUSH_ON_ERROR)
-        if len(services) < batch:
-            return
+    def mark_down(service: Service) -> None:
+        missed = service.next_deadline_at
+        fields = ["consecutive_failures"]
+        service.consecutive_failures += 1
+        down_set(service, fields, now=now)
+        service.save(update_fields=fields)
+        DETECTION_DELAY.observe(max(0.0, (now - missed).total_seconds()))
+        service_event(service, EventKind.SERVICE_DOWN, _down_payload(service, missed), at=now)
 
-
-def _mark_down(service: Service, now: datetime) -> None:
-    ServiceStateChange.objects.create(
-        service=service, from_status=service.status, to_status=ServiceStatus.DOWN, created_at=now
+    _claim_loop(
+        lambda: (
+            _due_services(now)
+            .select_for_update(skip_locked=True)
+            .order_by("next_deadline_at", "id")
+        ),
+        mark_down,
+        "mark_down",
+        lambda ids: Service.objects.filter(pk__in=ids).update(
+            next_deadline_at=now + _PUSH_ON_ERROR
+        ),
+        result,
+        result.marked_down,
     )
-    service.status = ServiceStatus.DOWN
-    service.save(update_fields=["status"])
-    DETECTION_DELAY.observe(max(0.0, (now - service.next_deadline_at).total_seconds()))
-    alert_open(service=service, now=now)
 
 
-def _renotify(now: datetime, result: SweepResult) -> None:
-    batch = settings.MEDIC_SWEEP_BATCH_SIZE
-    while True:
-        failed: list[int] = []
-        with transaction.atomic():
-            alerts = list(
-                Alert.objects.select_for_update(skip_locked=True, of=("self",))
-                .select_related("service")
-                .filter(state=AlertState.OPEN, next_notify_at__lte=now)
-                .order_by("next_notify_at", "id")[:batch]
-            )
-            for alert in alerts:
-                try:
-                    with transaction.atomic():
-                        alert_renotify(alert=alert, now=now)
-                    result.renotified.append(alert.pk)
-                except Exception:
-                    logger.exception("sweep: re-notify failed", extra={"alert": alert.pk})
-                    SWEEP_ERRORS.labels(stage="renotify").inc()
-                    failed.append(alert.pk)
-        if failed:
-            result.errors += len(failed)
-            Alert.objects.filter(pk__in=failed).update(next_notify_at=now + _PUSH_ON_ERROR)
-        if len(alerts) < batch:
-            return
+def _down_payload(service: Service, missed: datetime) -> dict:
+    return {
+        "consecutive_failures": service.consecutive_failures,
+        "deadline_at": missed.isoformat(),
+        "last_heartbeat_at": (
+            service.last_heartbeat_at.isoformat() if service.last_heartbeat_at else None
+        ),
+        "reason": _reason(service),
+    }
+
+
+def _still_down(now: datetime, result: SweepResult) -> None:
+    """Each further deadline a down service misses: ``service.still_down``, one more failure."""
+
+    def still_down(service: Service) -> None:
+        missed = service.still_down_at
+        service.consecutive_failures += 1
+        service.still_down_at = deadline_next_after(service=service, missed=missed, now=now)
+        service.save(update_fields=["consecutive_failures", "still_down_at"])
+        service_event(service, EventKind.SERVICE_STILL_DOWN, _down_payload(service, missed), at=now)
+
+    _claim_loop(
+        lambda: (
+            Service.objects.filter(active=True, status=ServiceStatus.DOWN, still_down_at__lte=now)
+            .select_for_update(skip_locked=True)
+            .order_by("still_down_at", "id")
+        ),
+        still_down,
+        "still_down",
+        lambda ids: Service.objects.filter(pk__in=ids).update(still_down_at=now + _PUSH_ON_ERROR),
+        result,
+        result.still_down,
+    )
 
 
 def _hung_runs(now: datetime, result: SweepResult) -> None:
@@ -171,32 +180,29 @@ def _hung_runs(now: datetime, result: SweepResult) -> None:
 
 
 def _maintenance(now: datetime, result: SweepResult) -> None:
-    """Announce windows that opened or closed, then send alerts a closed window held back."""
+    """Windows that opened or closed: one ``maintenance.started``/``.ended`` event each."""
     try:
         with transaction.atomic():
             for window, kind, start, end in announcements(now=now):
-                window_notices_create(window=window, kind=kind, start=start, end=end)
+                event_record(
+                    kind=(
+                        EventKind.MAINTENANCE_STARTED
+                        if kind == "started"
+                        else EventKind.MAINTENANCE_ENDED
+                    ),
+                    payload={
+                        "window_id": window.pk,
+                        "window_name": window.name,
+                        "starts_at": start.isoformat(),
+                        "ends_at": end.isoformat(),
+                    },
+                    occurred_at=now,
+                )
                 result.window_notices.append((window.name, kind))
     except Exception:
         logger.exception("sweep: maintenance announcements failed")
         SWEEP_ERRORS.labels(stage="maintenance").inc()
         result.errors += 1
-    held = Alert.objects.filter(state=AlertState.OPEN, suppressed=True).values_list(
-        "service_id", flat=True
-    )
-    for service_id in list(held[:500]):
-        try:
-            with transaction.atomic():
-                service = Service.objects.select_for_update().get(pk=service_id)
-                if service.muted:
-                    continue  # a mute is lifted by _expire_mutes (it also clears the fields)
-                alert = alert_release_held(service=service, now=now)
-                if alert is not None:
-                    result.released.append(alert.pk)
-        except Exception:
-            logger.exception("sweep: releasing a held alert failed", extra={"service": service_id})
-            SWEEP_ERRORS.labels(stage="release").inc()
-            result.errors += 1
 
 
 def _expire_mutes(now: datetime, result: SweepResult) -> None:
@@ -205,63 +211,9 @@ def _expire_mutes(now: datetime, result: SweepResult) -> None:
     )
     for service_id in expired:
         try:
-            service_unmute(service_ref=service_id, actor="system:mute-expired")
+            service_unmute(service_ref=service_id, actor="system:mute-expired", at=now)
             result.unmuted.append(service_id)
         except Exception:
             logger.exception("sweep: unmute failed", extra={"service": service_id})
             SWEEP_ERRORS.labels(stage="unmute").inc()
-            result.errors += 1
-
-
-def process_state_changes(*, result: SweepResult | None = None, batch: int = 200) -> int:
-    """Consume the outbox: a service that came back up gets its alert resolved (and recovery
-    notifications). Rows are claimed with SKIP LOCKED, so the eager task and the sweep can run
-    this at the same moment without resolving twice."""
-    processed = 0
-    while True:
-        with transaction.atomic():
-            changes = list(
-                ServiceStateChange.objects.select_for_update(skip_locked=True)
-                .filter(processed_at__isnull=True)
-                .order_by("created_at", "id")[:batch]
-            )
-            for change in changes:
-                try:
-                    with transaction.atomic():
-                        if (
-                            change.to_status == ServiceStatus.UP
-                            and change.from_status == ServiceStatus.DOWN
-                        ):
-                            alert = alert_resolve_for_service(service_id=change.service_id)
-                            if alert is not None and result is not None:
-                                result.resolved.append(alert.pk)
-                except Exception:
-                    logger.exception("sweep: state change failed", extra={"change": change.pk})
-                    SWEEP_ERRORS.labels(stage="state_change").inc()
-                    if result is not None:
-                        result.errors += 1
-                # Marked processed even on failure: _reconcile resolves what this missed.
-                change.processed_at = timezone.now()
-                change.save(update_fields=["processed_at"])
-                processed += 1
-        if len(changes) < batch:
-            return processed
-
-
-def _reconcile(now: datetime, result: SweepResult) -> None:
-    """Safety net for the outbox: an open alert whose service is no longer down is resolved."""
-    stale = list(
-        Alert.objects.filter(state=AlertState.OPEN)
-        .exclude(service__status=ServiceStatus.DOWN)
-        .exclude(reason=AlertReason.JOB_SLOW)  # informational: the service stays up
-        .values_list("service_id", flat=True)[:500]
-    )
-    for service_id in stale:
-        try:
-            alert = alert_resolve_for_service(service_id=service_id, now=now)
-            if alert is not None:
-                result.resolved.append(alert.pk)
-        except Exception:
-            logger.exception("sweep: reconcile failed", extra={"service": service_id})
-            SWEEP_ERRORS.labels(stage="reconcile").inc()
             result.errors += 1

@@ -12,13 +12,6 @@ def sweep() -> None:
     sweep_module.sweep()
 
 
-@shared_task(
-    name="heartbeats.process_state_changes", ignore_result=True, time_limit=60, soft_time_limit=50
-)
-def process_state_changes() -> None:
-    sweep_module.process_state_changes()
-
-
 @shared_task(name="heartbeats.prune", ignore_result=True, time_limit=1800, soft_time_limit=1700)
 def prune() -> None:
     HEARTBEATS_PRUNED.inc(heartbeats_prune())

@@ -1,5 +1,3 @@
-import contextlib
-
 from django.apps import AppConfig
 
 
@@ -8,11 +6,5 @@ class MedicConfig(AppConfig):
     verbose_name = "Medic"
 
     def ready(self) -> None:
-        from prometheus_client import REGISTRY
-
+        # Each app registers its own metrics collectors in its ready(): the core knows none.
         import medic.schema  # noqa: F401  (registers the OpenAPI auth extension)
-        from medic.collectors import StateCollector
-
-        # ready() can run twice in some test set-ups: registering twice raises ValueError.
-        with contextlib.suppress(ValueError):
-            REGISTRY.register(StateCollector())

@@ -4,7 +4,8 @@ rules in deploy/): rename only with a deprecation note in docs/operations.md.
 Counters observed in web processes are served by ``/metrics``; those observed in Celery worker
 processes (the sweep, notifications) by the worker's own endpoint (``MEDIC_WORKER_METRICS_ADDR``).
 Gauges that describe stored state (services by state, open alerts) are computed from the database
-at scrape time by ``StateCollector``, so every scrape of any process reports the same truth.
+at scrape time by collectors each app registers (heartbeats.metrics, alerting.metrics,
+medic.events.metrics), so every scrape of any process reports the same truth.
 """
 
 from __future__ import annotations

@@ -107,7 +107,6 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
-    "django_prometheus",
     "medic",
     "medic.events",
     "heartbeats",
@@ -118,6 +117,7 @@ INSTALLED_APPS = [
     "remediation.secrets",
     "remediation.audit",
     "dashboard",
+    "compat",
 ]
 
 MIDDLEWARE = [

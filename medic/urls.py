@@ -104,7 +104,7 @@ urlpatterns = [
     # inbound webhooks (docs/triggers.md): the token and the signature are the credentials
     path("hooks/<str:token>", approvals_api.HookReceive.as_view()),
     path("", include("dashboard.urls")),  # /ui/ and the / redirect to it (docs/dashboard.md)
-    path("", include("heartbeats.v1_urls")),
+    path("", include("compat.v1_urls")),
 ]
 
 

@@ -10,6 +10,8 @@ class RemediationConfig(AppConfig):
     def ready(self) -> None:
         from prometheus_client import REGISTRY
 
+        # Registers the tasks, which services enqueue by name.
+        from remediation import tasks  # noqa: F401
         from remediation.metrics import AgentCollector
         from remediation.playbooks import triggers
 

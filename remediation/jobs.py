@@ -17,8 +17,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from alerting.models import Alert, AlertReason
-from alerting.services import alert_notice_create
+from alerting.services import alert_notice
 from medic.errors import NotFound
+from medic.events.models import EventKind
+from medic.events.services import event_record
 from remediation import sandbox
 from remediation.audit.services import audit_record
 from remediation.metrics import (
@@ -233,30 +235,35 @@ def skip_alert_dedup_key(agent: Agent, script: str, reason: str) -> str:
 
 
 def skip_alert_open(*, job: Job, now: datetime) -> Alert | None:
-    """Notify a refusal through the normal routing of the agent's service.
-
-    A skip is an event, not a state that heartbeats could end, so the alert is written already
-    resolved: alerting allows one *open* alert per service (an open skip alert would hide the
-    agent going offline), and its sweep resolves open alerts of services that are up (the
-    agent is, it just reported), which would send a "recovered" message seconds later. Its
-    trigger deliveries go out as for any alert (respecting mutes); PagerDuty keeps the incident
-    until someone resolves it there. Repeats of the same refusal within
-    MEDIC_AGENT_SKIP_ALERT_DEDUP_MINUTES join the first alert instead of paging again.
+    """Record ``agent.script_refused`` and notify the refusal through the normal routing of the
+    agent's service (alerting's notice: an event, not an incident). Repeats of the same refusal
+    within MEDIC_AGENT_SKIP_ALERT_DEDUP_MINUTES join the first notice instead of paging again.
     """
     agent = job.agent
     service = agent.service
+    script = job.script_version.script.name
+    event_record(
+        kind=EventKind.AGENT_SCRIPT_REFUSED,
+        service_id=service.pk if service else None,
+        service_name=service.heartbeat_name if service else "",
+        occurred_at=now,
+        payload={
+            "agent": agent.name,
+            "job_id": str(job.pk),
+            "script": script,
+            "reason": job.skip_reason,
+            "detail": job.detail,
+        },
+    )
     if service is None:
         return None
-    script = job.script_version.script.name
-    summary = (
-        f"medic-agent {agent.name} refused script '{script}' ({job.skip_reason}): {job.detail}"
-    )
-    return alert_notice_create(
+    return alert_notice(
         service=service,
-        reason=SKIP_ALERT_REASON,
-        summary=summary,
         dedup_key=skip_alert_dedup_key(agent, script, job.skip_reason),
-        details={},
+        reason=SKIP_ALERT_REASON,
+        summary=(
+            f"medic-agent {agent.name} refused script '{script}' ({job.skip_reason}): {job.detail}"
+        ),
         dedup_window=timedelta(minutes=settings.MEDIC_AGENT_SKIP_ALERT_DEDUP_MINUTES),
         now=now,
     )

@@ -15,6 +15,7 @@ import uuid
 from dataclasses import dataclass
 
 import jsonschema
+from celery import signature
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -360,15 +361,17 @@ def script_run(*, name: str, target: RunTarget, args: dict, actor: str) -> list[
             },
         )
         if target.local:
-            from remediation.tasks import run_local_job
-
             job_id = str(jobs[0].pk)
-            transaction.on_commit(lambda: _enqueue_local(run_local_job, job_id))
+            # Enqueued by name: remediation.tasks calls back into this module.
+            transaction.on_commit(lambda: _enqueue_local(signature(RUN_LOCAL_JOB_TASK), job_id))
         else:
             agent_ids = [a.pk for a in agents if a is not None]
             transaction.on_commit(lambda: wakeup.publish(agent_ids))
     JOBS_QUEUED.labels(target="local" if target.local else "agent").inc(len(jobs))
     return jobs
+
+
+RUN_LOCAL_JOB_TASK = "remediation.run_local_job"
 
 
 def _enqueue_local(task, job_id: str) -> None:

@@ -5,14 +5,14 @@ from __future__ import annotations
 from celery import shared_task
 
 from remediation import jobs
-from remediation.services import MAX_TIMEOUT_SECONDS
+from remediation.services import MAX_TIMEOUT_SECONDS, RUN_LOCAL_JOB_TASK
 
 # A local job may run for the longest script timeout allowed, plus the sandbox's kill grace.
 _RUN_LIMIT = MAX_TIMEOUT_SECONDS + 60
 
 
 @shared_task(
-    name="remediation.run_local_job",
+    name=RUN_LOCAL_JOB_TASK,
     acks_late=True,
     ignore_result=True,
     time_limit=_RUN_LIMIT + 30,

@@ -53,6 +53,8 @@ echo "==> PostgreSQL on 127.0.0.1:$PGPORT, Redis on 127.0.0.1:$REDISPORT"
 echo "==> ruff"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
+echo "==> import-linter (dependency direction, no cycles inside an app, no private names)"
+.venv/bin/lint-imports
 echo "==> django checks, migrations, OpenAPI schema"
 "$PY" manage.py check --fail-level WARNING
 "$PY" manage.py makemigrations --check --dry-run >/dev/null \

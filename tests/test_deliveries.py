@@ -6,7 +6,7 @@ import pytest
 
 from alerting.models import Delivery
 from heartbeats.services import service_create
-from heartbeats.sweep import sweep
+from tests.sweep import sweep
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -10,7 +10,7 @@ from django.utils import timezone
 from alerting.models import Alert
 from heartbeats.jobs import job_end, job_start
 from heartbeats.models import Heartbeat, JobRun, Service
-from heartbeats.sweep import sweep
+from tests.sweep import sweep
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -12,7 +12,7 @@ from alerting.models import Alert, Delivery
 from heartbeats import maintenance
 from heartbeats.models import MaintenanceWindow
 from heartbeats.services import service_create
-from heartbeats.sweep import sweep
+from tests.sweep import sweep
 
 pytestmark = pytest.mark.django_db(transaction=True)
 NEW_YORK = ZoneInfo("America/New_York")

@@ -9,7 +9,7 @@ import pytest
 
 from heartbeats.models import Service
 from heartbeats.services import heartbeat_record
-from heartbeats.sweep import sweep
+from tests.sweep import sweep
 
 pytestmark = pytest.mark.django_db(transaction=True)
 NEW_YORK = ZoneInfo("America/New_York")

@@ -12,7 +12,7 @@ from django.utils import timezone
 from alerting.models import Alert
 from heartbeats.models import Service
 from heartbeats.services import service_create
-from heartbeats.sweep import sweep
+from tests.sweep import sweep
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -12,8 +12,8 @@ import pytest
 from alerting import config as cfg
 from alerting.models import Delivery
 from heartbeats.services import heartbeat_record, service_create
-from heartbeats.sweep import sweep
 from tests.receivers import Receiver
+from tests.sweep import sweep
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

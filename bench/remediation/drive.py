@@ -19,15 +19,11 @@ from django.db import transaction  # noqa: E402
 from django.db.models import Max, Min  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
-from alerting.models import Alert  # noqa: E402
 from heartbeats.models import Service  # noqa: E402
 from heartbeats.sweep import sweep  # noqa: E402
 from medic.events.consumers import events_dispatch  # noqa: E402
-from medic.events.models import DomainEvent  # noqa: E402
-from medic.events.services import event_record  # noqa: E402
 from remediation.playbooks.models import Execution, ExecutionStep  # noqa: E402
 from remediation.playbooks.services import playbook_save  # noqa: E402
-from remediation.playbooks.triggers import TRIGGER_KINDS  # noqa: E402
 
 PLAYBOOK = """\
 name: bench-restart
@@ -91,19 +87,9 @@ def main() -> None:
     t0 = timezone.now()
     sweep()
     swept = time.monotonic() - started
-    print(f"sweep: {swept:.2f} s (marks {args.services} services down, opens their alerts)")
-    if not DomainEvent.objects.filter(kind__in=sorted(TRIGGER_KINDS)).exists():
-        # A build whose monitoring does not record domain events yet: record alert.opened for
-        # each alert the sweep opened, as alerting does, so the engine still has its triggers.
-        print("note: the sweep recorded no domain events; recording alert.opened per alert")
-        with transaction.atomic():
-            for alert in Alert.objects.filter(state="open").select_related("service"):
-                event_record(
-                    kind="alert.opened",
-                    service_id=alert.service_id,
-                    service_name=alert.service.heartbeat_name,
-                    payload={"alert_id": alert.pk, "consecutive_failures": 1},
-                )
+    print(
+        f"sweep: {swept:.2f} s (marks {args.services} services down; alerts follow from the events)"
+    )
     # Domain events are consumed by the workers (dispatch tasks); this process helps too so a
     # slow broker does not skew the figure.
     deadline = started + args.timeout

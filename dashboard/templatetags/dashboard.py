@@ -11,6 +11,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
+from heartbeats.deadlines import next_beat_expected
 from heartbeats.models import Priority, ServiceStatus
 
 register = template.Library()
@@ -210,9 +211,9 @@ def zoned(value: datetime | None, zone_name: str) -> str:
 def next_expected(service, now: datetime | None = None):
     """When the next heartbeat is due (the deadline without grace), in the service's zone for
     cron schedules; relative to now."""
-    if not service.active or service.next_deadline_at is None:
+    due = next_beat_expected(service) if service.active else None
+    if due is None:
         return mark_safe('<span class="muted-text">—</span>')
-    due = service.next_deadline_at - timedelta(seconds=service.grace_period_seconds)
     if getattr(service, "schedule_kind", "interval") == "cron":
         try:
             text = zone_time(due, service.schedule_timezone)

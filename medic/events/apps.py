@@ -12,7 +12,7 @@ class EventsConfig(AppConfig):
     def ready(self) -> None:
         from prometheus_client import REGISTRY
 
-        from medic.events.metrics import ConsumerLagCollector
+        from medic.events.collectors import ConsumerLagCollector
 
         # ready() can run twice in some test set-ups: registering twice raises ValueError.
         with contextlib.suppress(ValueError):

@@ -14,6 +14,8 @@ class EventKind(models.TextChoices):
     JOB_HUNG = "job.hung", "job run hung"
     JOB_NOT_COMPLETED = "job.not_completed", "job run never completed"
     JOB_SLOW = "job.slow", "job run slow"
+    # A run of a service with slow-run detection completed within bounds (ends a slow alert).
+    JOB_COMPLETED = "job.completed", "job run completed within bounds"
     SERVICE_MUTED = "service.muted", "service muted"
     SERVICE_UNMUTED = "service.unmuted", "service unmuted"
     SERVICE_DEACTIVATED = "service.deactivated", "service deactivated"

@@ -3,25 +3,15 @@ admin under Periodic tasks; only created when missing)."""
 
 from django.db import migrations
 
+from medic.db.periodic import periodic_tasks
+
 TASKS = [
     # (name, task, every, period)
     ("medic: expire lost and stale script jobs", "remediation.expire_jobs", 30, "seconds"),
 ]
 
 
-def create(apps, schema_editor):
-    IntervalSchedule = apps.get_model("django_celery_beat", "IntervalSchedule")
-    PeriodicTask = apps.get_model("django_celery_beat", "PeriodicTask")
-    for name, task, every, period in TASKS:
-        schedule, _ = IntervalSchedule.objects.get_or_create(every=every, period=period)
-        PeriodicTask.objects.get_or_create(
-            name=name, defaults={"task": task, "interval": schedule, "enabled": True}
-        )
-
-
-def remove(apps, schema_editor):
-    PeriodicTask = apps.get_model("django_celery_beat", "PeriodicTask")
-    PeriodicTask.objects.filter(name__in=[t[0] for t in TASKS]).delete()
+create, remove = periodic_tasks(TASKS)
 
 
 class Migration(migrations.Migration):

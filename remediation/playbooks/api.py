@@ -29,6 +29,7 @@ from remediation.playbooks.models import (
     TriggerRecord,
 )
 from remediation.playbooks.spec import SCHEMA
+from remediation.playbooks.switch import remediation_stopped
 
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
 _NAME = OpenApiParameter("name", str, OpenApiParameter.PATH, description="Playbook name.")
@@ -529,8 +530,8 @@ class BreakerReset(APIView):
 def _switch() -> dict:
     switch = RemediationSwitch.objects.filter(pk=1).first()
     return {
-        "stopped": bool(engine.remediation_stopped()),
-        "reason": engine.remediation_stopped(),
+        "stopped": bool(remediation_stopped()),
+        "reason": remediation_stopped(),
         "changed_by": switch.changed_by if switch else "",
         "changed_at": switch.changed_at if switch else None,
         "running": selectors.open_count(),

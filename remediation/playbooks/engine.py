@@ -39,27 +39,15 @@ from remediation.playbooks.models import (
     ExecutionStep,
     Mode,
     Playbook,
-    RemediationSwitch,
     StepState,
 )
+from remediation.playbooks.switch import remediation_stopped
 from remediation.playbooks.variables import Scope
 
 logger = logging.getLogger(__name__)
 SYSTEM = "system:playbooks"
 MAX_BACKOFF_SECONDS = 600
-
-
-# --- The switch -------------------------------------------------------------------------------
-
-
-def remediation_stopped() -> str:
-    """Why remediation is stopped right now ('' when it is not)."""
-    if not settings.MEDIC_REMEDIATION_ENABLED:
-        return "MEDIC_REMEDIATION_ENABLED is off"
-    switch = RemediationSwitch.objects.filter(pk=1, stopped=True).first()
-    if switch is not None:
-        return f"stopped by {switch.changed_by}" + (f": {switch.reason}" if switch.reason else "")
-    return ""
+ADVANCE_TASK = "playbooks.advance"
 
 
 # --- Transitions ------------------------------------------------------------------------------
@@ -75,6 +63,14 @@ def _move(execution: Execution, to_state: str, kind: str, now: datetime, **field
     execution.state = to_state
 
 
+def _send(args: tuple, countdown: float = 0.0) -> None:
+    """Enqueue ``playbooks.advance`` by name: tasks call the engine, never the reverse, and a
+    web process need not have imported the task module."""
+    from celery import current_app
+
+    current_app.send_task(ADVANCE_TASK, args=args, countdown=countdown)
+
+
 def _enqueue(execution: Execution) -> None:
     """Schedule the task for the execution's current step after commit (the sweep is the net)."""
     if execution.due_at is None or execution.state not in ACTIVE_STATES:
@@ -83,11 +79,9 @@ def _enqueue(execution: Execution) -> None:
     eta = execution.due_at
 
     def send() -> None:
-        from remediation.playbooks.tasks import advance
-
         try:
             delay = (eta - timezone.now()).total_seconds()
-            advance.apply_async(args, countdown=max(0.0, delay))
+            _send(args, countdown=max(0.0, delay))
         except Exception:
             logger.warning("could not enqueue a playbook step; the sweep will", exc_info=True)
 
@@ -677,8 +671,6 @@ def executions_nudge(*, service_id: int, now: datetime | None = None) -> int:
 def executions_due(*, now: datetime | None = None, limit: int = 1000) -> int:
     """The safety net: enqueue every step whose due time has passed (a lost message, a killed
     worker's lease, a wait that ended while nothing was scheduled)."""
-    from remediation.playbooks.tasks import advance
-
     now = now or timezone.now()
     # A grace period: steps just scheduled are already on their way.
     cutoff = now - timedelta(seconds=settings.MEDIC_PLAYBOOK_SWEEP_GRACE_SECONDS)
@@ -689,7 +681,7 @@ def executions_due(*, now: datetime | None = None, limit: int = 1000) -> int:
     )
     for args in due:
         try:
-            advance.apply_async(args)
+            _send(args)
         except Exception:
             logger.warning("could not enqueue a due playbook step", exc_info=True)
             break

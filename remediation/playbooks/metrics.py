@@ -48,7 +48,6 @@ class PlaybookCollector:
         from django.db import DatabaseError
         from django.db.models import Count, Q
 
-        from remediation.playbooks.engine import remediation_stopped
         from remediation.playbooks.models import (
             CircuitBreaker,
             Execution,
@@ -57,6 +56,7 @@ class PlaybookCollector:
             Outcome,
             Playbook,
         )
+        from remediation.playbooks.switch import remediation_stopped
 
         states = GaugeMetricFamily(
             "medic_playbook_executions", "Executions in each state.", labels=["state"]

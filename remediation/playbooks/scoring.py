@@ -79,7 +79,7 @@ def recent_success_rate(playbook: Playbook) -> tuple[float | None, int]:
 
 def demote_if_failing(*, playbook_id: int) -> bool:
     from alerting.models import AlertReason
-    from alerting.services import alert_notice_create
+    from alerting.services import alert_notice
 
     with transaction.atomic():
         playbook = Playbook.objects.select_for_update().get(pk=playbook_id)
@@ -113,7 +113,7 @@ def demote_if_failing(*, playbook_id: int) -> bool:
             .first()
         )
         if last is not None:
-            alert_notice_create(
+            alert_notice(
                 service=last.service,
                 reason=AlertReason.PLAYBOOK_DEMOTED,
                 summary=f"Playbook {playbook.name} now needs approval: {reason}.",

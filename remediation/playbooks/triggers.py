@@ -30,6 +30,7 @@ from remediation.playbooks.models import (
     Playbook,
     TriggerRecord,
 )
+from remediation.playbooks.switch import remediation_stopped
 
 logger = logging.getLogger(__name__)
 CONSUMER = "remediation"
@@ -186,7 +187,7 @@ def start_checked(
         active = [ExecutionState.RUNNING, ExecutionState.WAITING]
         limit = playbook.versions.get(version=playbook.current_version).spec["max_concurrent"]
         cap = settings.MEDIC_REMEDIATION_MAX_RUNNING
-        stopped = engine.remediation_stopped()
+        stopped = remediation_stopped()
         if stopped:
             decision, message = "remediation_stopped", stopped
         elif running is not None:
@@ -254,9 +255,9 @@ def _breakers_block(playbook: Playbook, service, now: datetime) -> str:
 
 def _breaker_notice(breaker: CircuitBreaker, service, playbook: Playbook, reason: str) -> None:
     from alerting.models import AlertReason
-    from alerting.services import alert_notice_create
+    from alerting.services import alert_notice
 
-    alert_notice_create(
+    alert_notice(
         service=service,
         reason=AlertReason.REMEDIATION_CIRCUIT_OPEN,
         summary=(

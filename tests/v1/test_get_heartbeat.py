@@ -8,7 +8,8 @@ import pytest
 from django.utils import timezone
 
 from heartbeats.models import Heartbeat, HeartbeatSource
-from tests.v1.conftest import envelope, iso, make_heartbeat, make_service
+from tests.factories import HeartbeatFactory, ServiceFactory
+from tests.v1.conftest import envelope, iso
 
 pytestmark = pytest.mark.django_db
 
@@ -36,9 +37,9 @@ def _many(service, n: int) -> None:
 
 def test_rows_newest_first_with_v1_keys(reader):
     now = timezone.now()
-    api = make_service("api", service_name="API", team="payments", priority="p2")
-    old = make_heartbeat(api, now - timedelta(minutes=2), "UP")
-    new = make_heartbeat(api, now - timedelta(minutes=1), "DEGRADED")
+    api = ServiceFactory(heartbeat_name="api", service_name="API", team="payments", priority="p2")
+    old = HeartbeatFactory(service=api, time=now - timedelta(minutes=2), status="UP")
+    new = HeartbeatFactory(service=api, time=now - timedelta(minutes=1), status="DEGRADED")
     response = reader.get("/heartbeat")
     assert response.status_code == 200
     assert response.json() == envelope(True, "", [_row(new), _row(old)])
@@ -51,10 +52,10 @@ def test_empty_is_an_empty_list(reader):
 
 def test_filter_by_heartbeat_name_ignores_case(reader):
     now = timezone.now()
-    api = make_service("Api-Worker")
-    other = make_service("other")
-    mine = make_heartbeat(api, now)
-    make_heartbeat(other, now)
+    api = ServiceFactory(heartbeat_name="Api-Worker")
+    other = ServiceFactory(heartbeat_name="other")
+    mine = HeartbeatFactory(service=api, time=now)
+    HeartbeatFactory(service=other, time=now)
     response = reader.get("/heartbeat", {"heartbeat_name": "api-WORKER"})
     assert response.json() == envelope(True, "", [_row(mine)])
     assert reader.get("/heartbeat", {"heartbeat_name": "ghost"}).json() == envelope(True, "", [])
@@ -62,12 +63,12 @@ def test_filter_by_heartbeat_name_ignores_case(reader):
 
 def test_filter_by_service_name_and_both(reader):
     now = timezone.now()
-    a = make_service("a", service_name="billing")
-    b = make_service("b", service_name="billing")
-    c = make_service("c", service_name="search")
-    ha = make_heartbeat(a, now - timedelta(seconds=3))
-    hb = make_heartbeat(b, now - timedelta(seconds=2))
-    make_heartbeat(c, now - timedelta(seconds=1))
+    a = ServiceFactory(heartbeat_name="a", service_name="billing")
+    b = ServiceFactory(heartbeat_name="b", service_name="billing")
+    c = ServiceFactory(heartbeat_name="c", service_name="search")
+    ha = HeartbeatFactory(service=a, time=now - timedelta(seconds=3))
+    hb = HeartbeatFactory(service=b, time=now - timedelta(seconds=2))
+    HeartbeatFactory(service=c, time=now - timedelta(seconds=1))
     by_service = reader.get("/heartbeat", {"service_name": "billing"}).json()
     assert by_service == envelope(True, "", [_row(hb), _row(ha)])
     both = reader.get("/heartbeat", {"service_name": "billing", "heartbeat_name": "A"}).json()
@@ -89,7 +90,7 @@ def test_filter_by_service_name_and_both(reader):
     ],
 )
 def test_max_count_default_cap_and_non_numeric(reader, max_count, expected):
-    _many(make_service(), 260)
+    _many(ServiceFactory(), 260)
     params = {} if max_count is None else {"maxCount": max_count}
     response = reader.get("/heartbeat", params)
     assert response.status_code == 200
@@ -101,7 +102,7 @@ def test_max_count_default_cap_and_non_numeric(reader, max_count, expected):
 
 
 def test_imported_and_v2_heartbeats_are_listed_too(reader):
-    service = make_service()
+    service = ServiceFactory()
     hb = Heartbeat.objects.create(service=service, status="UP", source=HeartbeatSource.IMPORT)
     assert reader.get("/heartbeat").json() == envelope(True, "", [_row(hb)])
 

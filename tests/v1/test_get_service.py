@@ -8,14 +8,17 @@ import pytest
 
 from heartbeats.models import Service
 from heartbeats.services import service_mute
-from tests.v1.conftest import envelope, make_service, service_row
+from tests.factories import ServiceFactory
+from tests.v1.conftest import envelope, service_row
 
 pytestmark = pytest.mark.django_db
 
 
 def test_rows_have_v1_keys_and_integer_flags(reader):
-    api = make_service("api", service_name="API", team="payments", priority="p2", runbook="r")
-    search = make_service("search", alert_interval=2.5, active=False)
+    api = ServiceFactory(
+        heartbeat_name="api", service_name="API", team="payments", priority="p2", runbook="r"
+    )
+    search = ServiceFactory(heartbeat_name="search", alert_interval=2.5, active=False)
     service_mute(service_ref=api.pk)
     Service.objects.filter(pk=search.pk).update(status="down")
     response = reader.get("/service")
@@ -50,16 +53,16 @@ def test_empty_is_an_empty_list(reader):
 
 
 def test_filter_by_service_name(reader):
-    a = make_service("a", service_name="billing")
-    make_service("b", service_name="search")
+    a = ServiceFactory(heartbeat_name="a", service_name="billing")
+    ServiceFactory(heartbeat_name="b", service_name="search")
     response = reader.get("/service", {"service_name": "billing"})
     assert response.json() == envelope(True, "", [service_row(a)])
 
 
 @pytest.mark.parametrize(("active", "names"), [("1", ["on"]), ("0", ["off"]), ("7", [])])
 def test_filter_by_active(reader, active, names):
-    make_service("on")
-    make_service("off", active=False)
+    ServiceFactory(heartbeat_name="on")
+    ServiceFactory(heartbeat_name="off", active=False)
     results = reader.get("/service", {"active": active}).json()["results"]
     assert [r["heartbeat_name"] for r in results] == names
 

@@ -5,21 +5,22 @@ from __future__ import annotations
 import pytest
 
 from heartbeats.models import Service
-from tests.v1.conftest import envelope, make_service, service_row
+from tests.factories import ServiceFactory
+from tests.v1.conftest import envelope, service_row
 
 pytestmark = pytest.mark.django_db
 
 
 def test_one_service_as_a_list_of_one_row(reader):
-    service = make_service("billing-worker", service_name="billing")
-    make_service("other")
+    service = ServiceFactory(heartbeat_name="billing-worker", service_name="billing")
+    ServiceFactory(heartbeat_name="other")
     response = reader.get("/service/billing-worker")
     assert response.status_code == 200
     assert response.json() == envelope(True, "", [service_row(service)])
 
 
 def test_name_lookup_ignores_case(reader):
-    service = make_service("Billing-Worker")
+    service = ServiceFactory(heartbeat_name="Billing-Worker")
     response = reader.get("/service/BILLING-worker")
     assert response.json() == envelope(True, "", [service_row(service)])
 
@@ -31,21 +32,21 @@ def test_unknown_name_is_200_with_empty_results(reader):
 
 
 def test_an_all_digit_path_is_a_name_not_an_id(reader):
-    decoy = make_service("decoy")
+    decoy = ServiceFactory(heartbeat_name="decoy")
     assert reader.get(f"/service/{decoy.pk}").json() == envelope(True, "", [])
     named = Service.objects.create(heartbeat_name=str(decoy.pk), alert_interval=5)
     assert reader.get(f"/service/{decoy.pk}").json() == envelope(True, "", [service_row(named)])
 
 
 def test_a_trailing_slash_is_v1s_404(reader):
-    make_service()
+    ServiceFactory()
     response = reader.get("/service/billing-worker/")
     assert response.status_code == 404
     assert response.json() == envelope(False, "Not found.")
 
 
 def test_without_a_key_is_401(outsider):
-    make_service()
+    ServiceFactory()
     response = outsider.get("/service/billing-worker")
     assert response.status_code == 401
     assert response.json() == envelope(
@@ -54,7 +55,7 @@ def test_without_a_key_is_401(outsider):
 
 
 def test_write_scope_cannot_read_403(writer):
-    make_service()
+    ServiceFactory()
     response = writer.get("/service/billing-worker")
     assert response.status_code == 403
     assert response.json() == envelope(

@@ -6,11 +6,12 @@ import logging
 
 import pytest
 
+from compat.v1 import anonymous_log_throttle
 from heartbeats.models import Heartbeat, Service
-from heartbeats.v1 import anonymous_log_throttle
 from medic.metrics import V1_ANONYMOUS_HEARTBEATS
 from tests.conftest import ApiClient
-from tests.v1.conftest import envelope, make_service
+from tests.factories import ServiceFactory
+from tests.v1.conftest import envelope
 
 pytestmark = pytest.mark.django_db
 
@@ -31,7 +32,7 @@ def _v1_lines(caplog) -> list[str]:
 
 
 def test_a_v1_client_gets_v1s_exact_bytes(writer):
-    make_service()
+    ServiceFactory()
     response = writer.post("/heartbeat", V1_BODY)
     assert response.status_code == 201
     assert response.content == (
@@ -44,7 +45,7 @@ def test_a_v1_client_gets_v1s_exact_bytes(writer):
 
 
 def test_every_status_text_counts_as_a_heartbeat(writer):
-    make_service()
+    ServiceFactory()
     response = writer.post("/heartbeat", {**V1_BODY, "status": "DOWN"})
     assert response.status_code == 201
     assert response.json() == envelope(True, "Heartbeat Posted Successfully.")
@@ -55,21 +56,21 @@ def test_every_status_text_counts_as_a_heartbeat(writer):
 
 
 def test_name_lookup_ignores_case(writer):
-    make_service("Billing-Worker")
+    ServiceFactory(heartbeat_name="Billing-Worker")
     response = writer.post("/heartbeat", {"heartbeat_name": "BILLING-worker", "status": "OK"})
     assert response.status_code == 201
     assert Heartbeat.objects.get().service.heartbeat_name == "Billing-Worker"
 
 
 def test_x_api_key_header_is_accepted(writer_key):
-    make_service()
+    ServiceFactory()
     response = ApiClient(None).post("/heartbeat", V1_BODY, HTTP_X_API_KEY=writer_key)
     assert response.status_code == 201
 
 
 def test_an_all_digit_name_is_a_name_not_an_id(writer):
     # v1 allowed such names (v2 registration does not); imported ones must still work.
-    decoy = make_service("decoy")
+    decoy = ServiceFactory(heartbeat_name="decoy")
     named = Service.objects.create(heartbeat_name=str(decoy.pk), alert_interval=5)
     response = writer.post("/heartbeat", {"heartbeat_name": str(decoy.pk), "status": "UP"})
     assert response.status_code == 201
@@ -89,7 +90,7 @@ def test_an_all_digit_name_is_a_name_not_an_id(writer):
     ],
 )
 def test_invalid_body_is_400(writer, body):
-    make_service()
+    ServiceFactory()
     response = writer.post("/heartbeat", body)
     assert response.status_code == 400
     assert response.json() == envelope(False, INVALID)
@@ -111,7 +112,7 @@ def test_malformed_json_is_400_not_500(writer, raw):
 
 
 def test_the_body_is_read_whatever_the_content_type(writer):
-    make_service()
+    ServiceFactory()
     response = writer.post(
         "/heartbeat",
         '{"heartbeat_name": "billing-worker", "status": "UP"}',
@@ -127,7 +128,7 @@ def test_unregistered_name_is_404(writer):
 
 
 def test_inactive_service_is_400(writer):
-    make_service(active=False)
+    ServiceFactory(active=False)
     response = writer.post("/heartbeat", V1_BODY)
     assert response.status_code == 400
     assert response.json() == envelope(
@@ -138,7 +139,7 @@ def test_inactive_service_is_400(writer):
 
 
 def test_without_a_key_is_401(outsider):
-    make_service()
+    ServiceFactory()
     before = _anonymous_count()
     response = outsider.post("/heartbeat", V1_BODY)
     assert response.status_code == 401
@@ -148,7 +149,7 @@ def test_without_a_key_is_401(outsider):
 
 
 def test_read_scope_is_403(reader):
-    make_service()
+    ServiceFactory()
     response = reader.post("/heartbeat", V1_BODY)
     assert response.status_code == 403
     assert response.json() == envelope(
@@ -159,7 +160,7 @@ def test_read_scope_is_403(reader):
 def test_anonymous_heartbeats_when_allowed_are_counted_and_logged_once_a_minute(settings, caplog):
     settings.MEDIC_V1_ALLOW_ANONYMOUS_HEARTBEATS = True
     caplog.set_level(logging.WARNING, logger="medic.v1")
-    make_service()
+    ServiceFactory()
     now = [1000.0]
     anonymous_log_throttle.clock = lambda: now[0]
     try:
@@ -189,7 +190,7 @@ def test_anonymous_heartbeats_when_allowed_are_counted_and_logged_once_a_minute(
 
 def test_anonymous_allowance_does_not_admit_a_bad_key(settings):
     settings.MEDIC_V1_ALLOW_ANONYMOUS_HEARTBEATS = True
-    make_service()
+    ServiceFactory()
     before = _anonymous_count()
     response = ApiClient("mdk_wrongwrongwrongwrongwrongwrongwrongwrongwrongwr").post(
         "/heartbeat", V1_BODY
@@ -200,7 +201,7 @@ def test_anonymous_allowance_does_not_admit_a_bad_key(settings):
 
 
 def test_anonymous_allowance_is_read_at_request_time(settings):
-    make_service()
+    ServiceFactory()
     client = ApiClient(None)
     assert client.post("/heartbeat", V1_BODY).status_code == 401
     settings.MEDIC_V1_ALLOW_ANONYMOUS_HEARTBEATS = True
@@ -219,7 +220,7 @@ def test_anonymous_heartbeat_to_unknown_name_is_404_and_not_counted(settings, ca
 
 
 def test_the_log_throttle_stays_bounded():
-    from heartbeats.v1 import SourceLogThrottle
+    from compat.v1 import SourceLogThrottle
 
     throttle = SourceLogThrottle(interval=60, max_sources=3)
     assert [throttle.hit(f"10.0.0.{i}") for i in range(5)] == [0, 0, 0, 0, 0]

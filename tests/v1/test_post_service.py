@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from heartbeats.models import Service
-from tests.v1.conftest import envelope, make_service
+from tests.factories import ServiceFactory
+from tests.v1.conftest import envelope
 
 pytestmark = pytest.mark.django_db
 
@@ -58,7 +59,7 @@ def test_environment_prefixes_the_stored_name(writer):
 
 
 def test_an_existing_name_is_200_already_registered(writer):
-    make_service("Billing-Worker", alert_interval=10)
+    ServiceFactory(heartbeat_name="Billing-Worker", alert_interval=10)
     response = writer.post("/service", BODY)
     assert response.status_code == 200
     assert response.json() == envelope(True, "Heartbeat is already registered.")
@@ -67,7 +68,7 @@ def test_an_existing_name_is_200_already_registered(writer):
 
 
 def test_environment_prefixed_name_that_exists_is_already_registered(writer):
-    make_service("prod-billing-worker")
+    ServiceFactory(heartbeat_name="prod-billing-worker")
     response = writer.post("/service", {**BODY, "environment": "prod"})
     assert response.json() == envelope(True, "Heartbeat is already registered.")
     assert Service.objects.count() == 1

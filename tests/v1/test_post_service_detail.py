@@ -8,7 +8,8 @@ import pytest
 from django.utils import timezone
 
 from heartbeats.models import Service
-from tests.v1.conftest import envelope, make_alert, make_service, service_row
+from tests.factories import AlertFactory, ServiceFactory
+from tests.v1.conftest import envelope, service_row
 
 pytestmark = pytest.mark.django_db
 
@@ -20,7 +21,7 @@ INVALID = (
 
 
 def test_partial_update_of_configuration(writer):
-    service = make_service("billing-worker", service_name="billing")
+    service = ServiceFactory(heartbeat_name="billing-worker", service_name="billing")
     before = service_row(service)
     response = writer.post(
         "/service/billing-worker",
@@ -52,7 +53,7 @@ def test_partial_update_of_configuration(writer):
 
 
 def test_name_lookup_ignores_case(writer):
-    service = make_service("Billing-Worker")
+    service = ServiceFactory(heartbeat_name="Billing-Worker")
     assert writer.post("/service/billing-WORKER", {"team": "payments"}).json() == UPDATED
     service.refresh_from_db()
     assert service.team == "payments"
@@ -87,7 +88,7 @@ def test_unknown_name_wins_over_a_bad_body_as_in_v1(writer):
     ],
 )
 def test_a_wrong_typed_field_is_400_and_nothing_is_stored(writer, body):
-    service = make_service()
+    service = ServiceFactory()
     before = service_row(service)
     response = writer.post("/service/billing-worker", body)
     assert response.status_code == 400
@@ -106,7 +107,7 @@ def test_a_wrong_typed_field_is_400_and_nothing_is_stored(writer, body):
     ],
 )
 def test_a_value_v2_cannot_store_is_400_and_nothing_is_stored(writer, body, field):
-    service = make_service()
+    service = ServiceFactory()
     before = service_row(service)
     response = writer.post("/service/billing-worker", {"service_name": "renamed", **body})
     assert response.status_code == 400
@@ -117,7 +118,7 @@ def test_a_value_v2_cannot_store_is_400_and_nothing_is_stored(writer, body, fiel
 
 def test_mute_uses_the_default_duration_and_unmute_lifts_it(writer, settings):
     settings.MEDIC_DEFAULT_MUTE_HOURS = 24
-    service = make_service()
+    service = ServiceFactory()
     started = timezone.now()
     assert writer.post("/service/billing-worker", {"muted": 1}).json() == UPDATED
     service.refresh_from_db()
@@ -130,7 +131,7 @@ def test_mute_uses_the_default_duration_and_unmute_lifts_it(writer, settings):
 
 
 def test_deactivate_then_heartbeats_are_refused_and_reactivate(writer):
-    service = make_service()
+    service = ServiceFactory()
     assert writer.post("/service/billing-worker", {"active": 0}).json() == UPDATED
     service.refresh_from_db()
     assert not service.active and service.status == "paused"
@@ -144,9 +145,9 @@ def test_deactivate_then_heartbeats_are_refused_and_reactivate(writer):
 def test_down_0_marks_a_down_service_up_and_resolves_its_alert(
     writer, django_capture_on_commit_callbacks
 ):
-    service = make_service()
+    service = ServiceFactory()
     Service.objects.filter(pk=service.pk).update(status="down")
-    alert = make_alert(service, timezone.now(), open_=True)
+    alert = AlertFactory(service=service, opened_at=timezone.now(), open_=True)
     with django_capture_on_commit_callbacks(execute=True):
         response = writer.post("/service/billing-worker", {"down": 0})
     assert response.json() == UPDATED
@@ -157,7 +158,7 @@ def test_down_0_marks_a_down_service_up_and_resolves_its_alert(
 
 
 def test_an_empty_update_changes_nothing(writer):
-    service = make_service()
+    service = ServiceFactory()
     before = service_row(service)
     assert writer.post("/service/billing-worker", {}).json() == UPDATED
     assert service_row(service) == before
@@ -168,14 +169,14 @@ def test_an_empty_update_changes_nothing(writer):
     [("{", "The request body is not valid JSON."), ("[1]", INVALID), ('"x"', INVALID)],
 )
 def test_malformed_or_non_object_body_is_400(writer, raw, message):
-    make_service()
+    ServiceFactory()
     response = writer.post("/service/billing-worker", raw, content_type="application/json")
     assert response.status_code == 400
     assert response.json() == envelope(False, message)
 
 
 def test_without_a_key_is_401(outsider):
-    make_service()
+    ServiceFactory()
     response = outsider.post("/service/billing-worker", {"muted": 1})
     assert response.status_code == 401
     assert response.json() == envelope(
@@ -185,7 +186,7 @@ def test_without_a_key_is_401(outsider):
 
 
 def test_read_scope_is_403(reader):
-    make_service()
+    ServiceFactory()
     response = reader.post("/service/billing-worker", {"muted": 1})
     assert response.status_code == 403
     assert response.json() == envelope(

@@ -3,6 +3,8 @@ rows do not exist yet; operators change intervals in the Django admin)."""
 
 from django.db import migrations
 
+from medic.db.periodic import periodic_tasks
+
 TASKS = [
     # (name, task, every, period)
     ("medic: dispatch pending domain events", "medic.events.sweep", 5, "seconds"),
@@ -10,19 +12,7 @@ TASKS = [
 ]
 
 
-def create(apps, schema_editor):
-    IntervalSchedule = apps.get_model("django_celery_beat", "IntervalSchedule")
-    PeriodicTask = apps.get_model("django_celery_beat", "PeriodicTask")
-    for name, task, every, period in TASKS:
-        schedule, _ = IntervalSchedule.objects.get_or_create(every=every, period=period)
-        PeriodicTask.objects.get_or_create(
-            name=name, defaults={"task": task, "interval": schedule, "enabled": True}
-        )
-
-
-def remove(apps, schema_editor):
-    PeriodicTask = apps.get_model("django_celery_beat", "PeriodicTask")
-    PeriodicTask.objects.filter(name__in=[t[0] for t in TASKS]).delete()
+create, remove = periodic_tasks(TASKS)
 
 
 class Migration(migrations.Migration):

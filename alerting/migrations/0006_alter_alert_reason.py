@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("alerting", "0004_alert_reason_script_skipped"),
+        ("alerting", "0005_periodic_tasks"),
     ]
 
     operations = [

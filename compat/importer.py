@@ -30,8 +30,10 @@ from psycopg.rows import dict_row, tuple_row
 
 from alerting.models import Alert, AlertReason, AlertState
 from alerting.services import dedup_key_for, renotify_delay
+from heartbeats.deadlines import deadline_compute, deadline_met
 from heartbeats.models import Heartbeat, HeartbeatSource, Priority, Service, ServiceStatus
-from heartbeats.services import MAX_STATUS_LEN, _nth_recent_heartbeat_at, deadline_compute
+from heartbeats.selectors import nth_recent_heartbeat_at
+from heartbeats.services import MAX_STATUS_LEN
 from medic.models import AuditEvent
 
 logger = logging.getLogger(__name__)
@@ -483,11 +485,11 @@ def _recompute(
             ):
                 service.last_heartbeat_at = last[0]
                 service.last_status = (last[1] or "")[:MAX_STATUS_LEN]
-            nth = _nth_recent_heartbeat_at(service)
+            nth = nth_recent_heartbeat_at(service)
             service.next_deadline_at = deadline_compute(service=service, nth_recent_at=nth)
             if not service.active:
                 service.status = ServiceStatus.PAUSED
-            elif nth is not None and service.next_deadline_at > now:
+            elif deadline_met(deadline=service.next_deadline_at, nth_recent_at=nth, now=now):
                 service.status = ServiceStatus.UP
             elif pk in open_services:
                 service.status = ServiceStatus.DOWN

@@ -5,7 +5,7 @@ See docs/migrating-from-v1.md. Safe to repeat: a second run over the same data c
 
 from django.core.management.base import BaseCommand, CommandError
 
-from heartbeats.importer import V1ImportError, v1_import
+from compat.importer import V1ImportError, v1_import
 
 
 class Command(BaseCommand):

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from heartbeats import v1
+from compat import v1
 
 urlpatterns = [
     path("heartbeat", v1.heartbeat),
