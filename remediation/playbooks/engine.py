@@ -29,7 +29,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from medic.errors import Conflict, MedicError
-from remediation.playbooks import compliance, metrics, steps
+from remediation.playbooks import compliance, hooks, metrics, steps
 from remediation.playbooks.models import (
     ACTIVE_STATES,
     OPEN_STATES,
@@ -189,9 +189,8 @@ def execution_create(
                 details={"trigger": execution.trigger, "version": version.version},
             )
             if needs_approval:
-                from remediation.approvals.services import approval_request_open
-
-                approval_request_open(execution=execution, spec=spec, demoted=demoted, now=now)
+                for parked in hooks.parked:
+                    parked(execution=execution, spec=spec, demoted=demoted, now=now)
             compliance.audit(
                 actor=actor,
                 event="execution.started",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from remediation.playbooks import engine, scoring, triggers
+from remediation.playbooks import engine, hooks, scoring, triggers
 from remediation.playbooks.spec import MAX_TIMEOUT_SECONDS
 
 
@@ -25,9 +25,8 @@ def advance(execution_id: int, step_index: int, attempt: int) -> None:
 def sweep() -> None:
     """The safety net (every few seconds in beat): re-enqueue overdue steps, act on approval
     deadlines, score outcomes, forget old trigger decisions."""
-    from remediation.approvals.services import approvals_due
-
     engine.executions_due()
-    approvals_due()
+    for extra in hooks.sweep:
+        extra()
     scoring.outcomes_score()
     triggers.trigger_records_prune()

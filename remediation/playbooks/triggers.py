@@ -19,7 +19,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from remediation.playbooks import compliance, engine, metrics
+from remediation.playbooks import compliance, engine, hooks, metrics
 from remediation.playbooks.models import (
     OPEN_STATES,
     BreakerScope,
@@ -55,9 +55,8 @@ def on_event(event) -> None:
     if event.kind in RECOVERY_KINDS:
         engine.executions_nudge(service_id=event.service_id)
         if event.kind == "service.recovered":
-            from remediation.approvals.services import approvals_recovered
-
-            approvals_recovered(service_id=event.service_id)
+            for recovered in hooks.recovered:
+                recovered(service_id=event.service_id)
         return
     if event.kind not in TRIGGER_KINDS:
         return
