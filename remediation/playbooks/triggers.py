@@ -76,6 +76,11 @@ def register() -> None:
     consumer_register(CONSUMER, on_event, kinds=set(KINDS))
 
 
+def service_matches(pattern: str, service) -> bool:
+    """Does a playbook's ``service_pattern`` cover this service (heartbeat or display name)?"""
+    return _matches(pattern, service)
+
+
 def _matches(pattern: str, service) -> bool:
     return fnmatch.fnmatchcase(service.heartbeat_name, pattern) or fnmatch.fnmatchcase(
         service.service_name, pattern
