@@ -76,7 +76,35 @@ def approval_request_open(
     )
     transaction.on_commit(lambda: metrics.REQUESTS.labels(mode=mode).inc())
     enqueue_on_commit(tasks.slack_post, request.pk)
+    _tell_alert(request, notify=True)
     return request
+
+
+def _tell_alert(request: ApprovalRequest, *, notify: bool) -> None:
+    """Put the approval summary on the alert (PagerDuty shows it in custom_details)."""
+    from alerting.services import alert_approval_set
+
+    execution = request.execution
+    if not execution.alert_id:
+        return
+    summary = {
+        "state": request.state,
+        "execution_id": execution.pk,
+        "playbook": f"{execution.playbook.name} v{execution.version.version}",
+        "mode": request.mode,
+        "why": request.why,
+        "deadline_at": request.deadline_at.isoformat(),
+        "requested_by": request.requested_by,
+        "four_eyes": request.four_eyes,
+        "approvers_needed": request.approvers_needed,
+        "decide": f"Slack buttons, POST /v2/executions/{execution.pk}/approve or /decline, "
+        "or the MCP tools approve_execution / decline_execution",
+    }
+    if request.state != ApprovalState.PENDING:
+        summary.update(
+            decided_by=request.decided_by, channel=request.channel, reason=request.reason
+        )
+    alert_approval_set(alert_id=execution.alert_id, approval=summary, notify=notify)
 
 
 def _locked(execution_id: int) -> ApprovalRequest:
@@ -139,6 +167,7 @@ def _close(
 
     transaction.on_commit(count)
     enqueue_on_commit(tasks.slack_update, request.pk)
+    _tell_alert(request, notify=False)
 
 
 def approval_decide(
