@@ -1,7 +1,8 @@
 # The two commands a newcomer needs:
 #   make run   start Medic on the embedded default (SQLite, no external services)
 #   make test  run the whole test suite (starts throwaway PostgreSQL and Redis itself)
-.PHONY: run test lint format bench-ingest schema
+#   make fuzz  schemathesis over the v2 API of a live server (docs/security.md)
+.PHONY: run test lint format bench-ingest schema fuzz bench-deliveries
 
 PYTHON ?= python3
 PORT ?= 8000
@@ -21,5 +22,11 @@ format:
 schema:
 	MEDIC_EMBEDDED=1 .venv/bin/python manage.py spectacular --validate --fail-on-warn --file var/openapi.yaml
 
+fuzz:
+	@PYTHON=$(PYTHON) bash scripts/fuzz.sh
+
 bench-ingest:
 	@PYTHON=$(PYTHON) bash bench/ingest/run.sh
+
+bench-deliveries:
+	@bash bench/deliveries/run.sh $(PROFILE)

@@ -11,11 +11,18 @@
 #                                         plus the throwaway CA)
 #   BENCH_METRICS=1 ./bench_footprint.sh  with the metrics endpoint on
 #   BENCH_SMAPS=1 ./bench_footprint.sh    also resident memory by mapping
+#   BENCH_ARCH=aarch64 ./bench_footprint.sh  the arm64 binary (build.sh release aarch64), run
+#                                         under qemu-user through binfmt_misc: the resident
+#                                         memory is then the emulator's, agent included
 set -euo pipefail
 cd "$(dirname "$0")"
 
-[ -n "${SKIP_BUILD:-}" ] || ./build.sh release >/dev/null
-BIN=$PWD/target/release/medic-agent
+case "${BENCH_ARCH:-x86_64}" in
+  x86_64) BIN=$PWD/target/release/medic-agent ;;
+  aarch64) BIN=$PWD/target/aarch64-unknown-linux-gnu/release/medic-agent ;;
+  *) echo "BENCH_ARCH: x86_64 or aarch64" >&2; exit 2 ;;
+esac
+[ -n "${SKIP_BUILD:-}" ] || ./build.sh release "${BENCH_ARCH:-x86_64}" >/dev/null
 size=$(stat -c %s "$BIN")
 awk -v b="$size" 'BEGIN { printf "binary: %d bytes (%.2f MiB)\n", b, b / 1048576 }'
 

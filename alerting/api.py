@@ -8,8 +8,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from alerting.models import Alert, AlertState, Delivery, DeliveryAttempt
+from heartbeats.models import Priority
 from heartbeats.services import service_get
-from medic.errors import InvalidInput, NotFound
+from medic.errors import NotFound, one_of
 from medic.pagination import CursorPage
 
 
@@ -82,11 +83,13 @@ class AlertList(APIView):
         params = request.query_params
         if params.get("state"):
             if params["state"] not in AlertState.values:
-                raise InvalidInput(fields={"state": [f"One of {', '.join(AlertState.values)}."]})
+                raise one_of("state", AlertState.values)
             qs = qs.filter(state=params["state"])
         if params.get("service"):
             qs = qs.filter(service=service_get(params["service"]))
         if params.get("priority"):
+            if params["priority"].lower() not in Priority.values:
+                raise one_of("priority", Priority.values)
             qs = qs.filter(priority=params["priority"].lower())
         paginator = CursorPage()
         paginator.ordering = ("-opened_at", "-id")

@@ -14,9 +14,12 @@ class AlertingConfig(AppConfig):
         from alerting import tasks  # noqa: F401
         from alerting.consumer import CONSUMER, HANDLERS, handle
         from alerting.metrics import AlertsCollector
+        from alerting.sealed import STORE
         from medic.events.consumers import consumer_register
+        from medic.keyring import sealed_store_register
 
         consumer_register(CONSUMER, handle, kinds=set(HANDLERS))
+        sealed_store_register(STORE)
         # ready() can run twice in some test set-ups: registering twice raises ValueError.
         with contextlib.suppress(ValueError):
             REGISTRY.register(AlertsCollector())

@@ -6,9 +6,12 @@ and never appear in audit details.
 
 from __future__ import annotations
 
+import base64
 import secrets as random_secrets
+from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import ProtectedError
 from django.utils import timezone
@@ -26,6 +29,7 @@ from alerting.schedules import ScheduleError, parse_schedule
 from heartbeats.models import Service
 from medic.crypto import encrypt
 from medic.errors import Conflict, InvalidInput, NotFound
+from medic.ids import parse_id
 from medic.models import AuditEvent
 
 
@@ -41,7 +45,8 @@ def _audit(actor: str, event: str, obj, details: dict | None = None) -> None:
 
 def _get(model, ref: str | int, what: str):
     ref = str(ref)
-    obj = model.objects.filter(pk=int(ref)).first() if ref.isdigit() else None
+    pk = parse_id(ref)
+    obj = model.objects.filter(pk=pk).first() if pk is not None else None
     obj = obj or model.objects.filter(name=ref).first()
     if obj is None:
         raise NotFound(f"No {what} with id or name '{ref}'.")
@@ -184,6 +189,22 @@ def _apply_secrets(target: NotificationTarget, plain: dict[str, Any]) -> None:
     target.secrets = stored
 
 
+def new_signing_secret() -> str:
+    """A Standard Webhooks secret: ``whsec_`` and the standard base64 of 32 random bytes."""
+    return "whsec_" + base64.b64encode(random_secrets.token_bytes(32)).decode()
+
+
+def _rotate_signing_secret(target: NotificationTarget, plain: dict[str, Any]) -> None:
+    """A new signing secret does not replace the old one at once: bodies are signed with both
+    for MEDIC_WEBHOOK_SECRET_ROTATION_HOURS, so receivers can switch at their own pace."""
+    current = target.secrets.get("signing_secret")
+    if "signing_secret" not in plain or not current:
+        return
+    until = timezone.now() + timedelta(hours=settings.MEDIC_WEBHOOK_SECRET_ROTATION_HOURS)
+    target.secrets = {**target.secrets, "previous_signing_secret": current}
+    target.config = {**target.config, "previous_signing_secret_until": until.isoformat()}
+
+
 @transaction.atomic
 def target_create(
     *, name: str, kind: str, config: dict, secrets: dict, enabled: bool = True, actor: str
@@ -192,7 +213,7 @@ def target_create(
     (shown to the caller once)."""
     generated = None
     if kind == Channel.WEBHOOK and not secrets.get("signing_secret"):
-        generated = "whsec_" + random_secrets.token_urlsafe(32)
+        generated = new_signing_secret()
         secrets = {**secrets, "signing_secret": generated}
     target = NotificationTarget(name=name, kind=kind, config=config, enabled=enabled)
     _apply_secrets(target, secrets)
@@ -224,6 +245,8 @@ def target_update(
     if config is not None:
         target.config = {**target.config, **config}
     if secrets:
+        if target.kind == Channel.WEBHOOK:
+            _rotate_signing_secret(target, secrets)
         _apply_secrets(target, secrets)
     target.updated_at = timezone.now()
     _save_unique(target)

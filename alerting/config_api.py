@@ -25,44 +25,19 @@ from alerting.models import (
 )
 from alerting.routing import route_for
 from alerting.schedules import ScheduleError, parse_schedule
-from alerting.transports import _VAR, DEFAULT_BODY
+from alerting.transports import _VAR, DEFAULT_BODY, TEMPLATE_VARIABLES
 from heartbeats.models import Priority
 from heartbeats.services import service_get
-from medic.errors import InvalidInput
+from medic.errors import InvalidParameter, one_of
+from medic.ids import looks_like_id
 from medic.models import actor_label
 from medic.pagination import NumberedPage
 
 _NAME = {"max_length": 100, "allow_blank": False}
-TEMPLATE_VARIABLES = sorted(
-    {
-        "event",
-        "status",
-        "service",
-        "service_id",
-        "service_name",
-        "alert_id",
-        "dedup_key",
-        "summary",
-        "reason",
-        "priority",
-        "team",
-        "runbook",
-        "opened_at",
-        "resolved_at",
-        "last_heartbeat_at",
-        "notify_count",
-        "dashboard_link",
-        "delivery_id",
-        "exit_code",
-        "output_tail",
-        "run_id",
-        "duration_ms",
-    }
-)
 
 
 def _no_slash(value: str) -> str:
-    if "/" in value or value.isdigit():
+    if "/" in value or looks_like_id(value):
         raise serializers.ValidationError("Must not contain '/' or be only digits.")
     return value
 
@@ -169,7 +144,15 @@ class TargetSerializer(serializers.Serializer):
         return value
 
     def validate_headers(self, value: dict) -> dict:
-        reserved = {"content-type", "content-length", "host", "x-medic-signature"}
+        reserved = {
+            "content-type",
+            "content-length",
+            "host",
+            "x-medic-signature",
+            "webhook-id",
+            "webhook-timestamp",
+            "webhook-signature",
+        }
         bad = [h for h in value if h.lower() in reserved]
         if bad:
             raise serializers.ValidationError(f"Medic sets these headers itself: {bad}.")
@@ -182,7 +165,7 @@ class TargetSerializer(serializers.Serializer):
         if unknown:
             raise serializers.ValidationError(
                 f"Unknown variable(s) {', '.join(unknown)}; available: "
-                f"{', '.join(TEMPLATE_VARIABLES)}."
+                f"{', '.join(sorted(TEMPLATE_VARIABLES))}."
             )
         return value
 
@@ -382,7 +365,7 @@ class WorkingHoursDetail(_Detail):
 
 class TargetCreated(TargetSerializer):
     signing_secret = serializers.CharField(
-        read_only=True, help_text="Generated for webhooks when none was given; shown once."
+        read_only=True, help_text="Webhooks only: generated when none was given; shown once."
     )
 
 
@@ -552,15 +535,15 @@ class ServiceRoute(APIView):
         if params.get("at"):
             at = parse_datetime(params["at"].replace(" ", "+"))
             if at is None or at.tzinfo is None:
-                raise InvalidInput(
+                raise InvalidParameter(
                     fields={"at": ["ISO-8601 with an offset, e.g. 2026-11-27T22:00Z"]}
                 )
         event = params.get("event", NotificationEvent.TRIGGER)
         if event not in NotificationEvent.values:
-            raise InvalidInput(fields={"event": [f"One of {', '.join(NotificationEvent.values)}."]})
+            raise one_of("event", NotificationEvent.values)
         priority = params.get("priority")
         if priority and priority not in Priority.values:
-            raise InvalidInput(fields={"priority": [f"One of {', '.join(Priority.values)}."]})
+            raise one_of("priority", Priority.values)
         return Response(
             RouteOut(
                 route_explanation(service_get(service), at=at, event=event, priority=priority)

@@ -236,6 +236,11 @@ class Delivery(models.Model):
         max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING
     )
     attempts = models.PositiveIntegerField(default=0)
+    # Transient failures that used a step of the retry schedule (rate-limit answers do not).
+    failures = models.PositiveIntegerField(default=0)
+    # A sending slot reserved from the destination's pace (alerting.pacing): the attempt that
+    # runs at or after it sends without asking the pace again.
+    slot_at = models.DateTimeField(null=True, blank=True)
     response_code = models.PositiveIntegerField(null=True, blank=True)
     error = models.CharField(max_length=1000, blank=True, default="")
     suppressed_reason = models.CharField(max_length=200, blank=True, default="")
@@ -275,3 +280,15 @@ class DeliveryAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"attempt {self.number} of delivery {self.delivery_id}"
+
+
+class DeliveryPace(models.Model):
+    """The pace of one destination (a Slack channel, a PagerDuty routing key) when no Redis is
+    configured: the generic cell rate algorithm's theoretical arrival time, shared by every
+    worker process through the database (alerting.pacing)."""
+
+    key = models.CharField(max_length=200, primary_key=True)
+    tat = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.key} next free at {self.tat:%H:%M:%S.%f}"

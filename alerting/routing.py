@@ -19,6 +19,8 @@ from django.conf import settings
 
 from alerting.models import (
     Channel,
+    Delivery,
+    DeliveryStatus,
     NotificationEvent,
     NotificationTarget,
     RoutingMode,
@@ -170,4 +172,47 @@ def route_for(*, service, event: str, at: datetime, priority: str | None = None)
             break
     if not route.groups:
         route.groups.append(_default_route(service, event, route.reasons))
+    return route
+
+
+def route_for_alert(*, alert, event: str, at: datetime) -> Route:
+    """Where an alert event goes. A trigger is routed by the rules; its re-notifications and its
+    resolve go to the destinations its trigger reached (delivered, or still being delivered),
+    whatever the rules say now: a 09:30 resolve must reach the PagerDuty that the 23:00 rules
+    paged, and nobody hears that an alert ended who never heard it began. PagerDuty is not
+    re-notified (it owns escalation). Alerts without any trigger delivery (imported from v1)
+    fall back to the rules."""
+    if event not in (NotificationEvent.RESOLVE, NotificationEvent.RENOTIFY):
+        return route_for(service=alert.service, event=event, at=at, priority=alert.priority)
+    triggers = list(
+        Delivery.objects.filter(alert=alert, event=NotificationEvent.TRIGGER)
+        .select_related("notification_target", "rule")
+        .order_by("id")
+    )
+    if not triggers:
+        return route_for(service=alert.service, event=event, at=at, priority=alert.priority)
+    route = Route(reasons=[f"{event} of alert {alert.pk}: the destinations its trigger reached"])
+    groups: dict[int | None, RouteGroup] = {}
+    seen: set[tuple] = set()
+    reached = {DeliveryStatus.SUCCEEDED, DeliveryStatus.PENDING, DeliveryStatus.RETRYING}
+    for trigger in triggers:
+        label = f"  - {trigger.get_channel_display()} {trigger.target}"
+        if trigger.status not in reached:
+            route.reasons.append(f"{label}: skipped, the trigger was {trigger.status}")
+            continue
+        if event == NotificationEvent.RENOTIFY and trigger.channel == Channel.PAGERDUTY:
+            route.reasons.append(f"{label}: not re-notified, PagerDuty owns escalation")
+            continue
+        key = (trigger.channel, trigger.target, trigger.notification_target_id)
+        if key in seen:
+            continue
+        seen.add(key)
+        group = groups.get(trigger.rule_id)
+        if group is None:
+            group = groups[trigger.rule_id] = RouteGroup(rule=trigger.rule, mode=RoutingMode.ALL)
+            route.groups.append(group)
+        group.targets.append(
+            RoutedTarget(trigger.channel, trigger.target, trigger.notification_target)
+        )
+        route.reasons.append(label)
     return route

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -26,23 +26,30 @@ from alerting.models import (
     NotificationEvent,
     RoutingMode,
 )
-from alerting.routing import route_for
+from alerting.routing import route_for, route_for_alert
 from heartbeats.maintenance import covered_services, window_covering
 from medic.enqueue import enqueue_on_commit
 from medic.events.models import EventKind
 from medic.events.services import event_record
+from medic.limits import MAX_ALERT_INTERVAL_MINUTES, bounded
 from medic.metrics import ALERTS_OPENED, ALERTS_RESOLVED, NOTIFICATIONS
 
 logger = logging.getLogger(__name__)
 
 
-def dedup_key_for(heartbeat_name: str) -> str:
-    return f"medic-{heartbeat_name}"
+def dedup_key_for(heartbeat_name: str, opened_at: datetime | None = None) -> str:
+    """The incident key (PagerDuty's dedup_key, at most 255 characters). One per alert: with one
+    key per service the next outage would be folded into the previous, maybe acknowledged,
+    incident. Without ``opened_at`` it is v1's per-service key (imported alerts keep it)."""
+    if opened_at is None:
+        return f"medic-{heartbeat_name}"
+    stamp = opened_at.astimezone(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    return f"medic-{heartbeat_name[:226]}-{stamp}"
 
 
 def renotify_delay(service) -> timedelta:
     minutes = settings.MEDIC_RENOTIFY_MINUTES or service.alert_interval
-    return timedelta(minutes=minutes)
+    return timedelta(minutes=bounded(minutes, MAX_ALERT_INTERVAL_MINUTES))
 
 
 # --- Deliveries -------------------------------------------------------------------------------
@@ -63,7 +70,7 @@ def deliveries_create(
     next one is released when the previous has definitively failed (alerting.delivery).
     """
     now = now or timezone.now()
-    route = route_for(service=alert.service, event=event, at=now, priority=alert.priority)
+    route = route_for_alert(alert=alert, event=event, at=now)
     to_send: list[int] = []
     for group in route.groups:
         group_id = uuid.uuid4().hex if group.mode == RoutingMode.UNTIL_SUCCESS else ""
@@ -181,8 +188,8 @@ def alert_open(
         with transaction.atomic():
             alert = Alert.objects.create(
                 service=service,
-                dedup_key=dedup_key_for(service.heartbeat_name),
-                external_reference_id=dedup_key_for(service.heartbeat_name),
+                dedup_key=dedup_key_for(service.heartbeat_name, now),
+                external_reference_id=dedup_key_for(service.heartbeat_name, now),
                 reason=reason,
                 priority=service.priority,
                 summary=_summary(service, reason, details)[:500],

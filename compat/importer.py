@@ -12,14 +12,19 @@ missing. A second run over the same data writes nothing.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import logging
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import psycopg
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -28,13 +33,46 @@ from django.utils.dateparse import parse_datetime
 from psycopg import sql
 from psycopg.rows import dict_row, tuple_row
 
-from alerting.models import Alert, AlertReason, AlertState
+from alerting.config import (
+    rule_create,
+    target_create,
+    team_create,
+    team_update,
+    working_hours_create,
+    working_hours_update,
+)
+from alerting.config_api import TargetSerializer
+from alerting.models import (
+    Alert,
+    AlertReason,
+    AlertState,
+    NotificationTarget,
+    RoutingWhen,
+    Team,
+    WorkingHours,
+)
 from alerting.services import dedup_key_for, renotify_delay
 from heartbeats.deadlines import deadline_compute, deadline_met
-from heartbeats.models import Heartbeat, HeartbeatSource, Priority, Service, ServiceStatus
+from heartbeats.models import (
+    Heartbeat,
+    HeartbeatSource,
+    JobRun,
+    MaintenanceWindow,
+    Priority,
+    RunStatus,
+    Service,
+    ServiceStatus,
+    WindowScope,
+)
 from heartbeats.selectors import nth_recent_heartbeat_at
 from heartbeats.services import MAX_STATUS_LEN
+from medic.crypto import DecryptionError, decrypt
+from medic.errors import InvalidInput
 from medic.models import AuditEvent
+from remediation.models import Script
+from remediation.secrets.models import Secret
+from remediation.secrets.services import secret_set
+from remediation.services import script_create, script_disable, script_update
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +88,24 @@ CONFIG_FIELDS = (
     "priority",
     "runbook",
 )
+# Columns v1 HEAD added to services (migrations 001+); an older install lacks them and then
+# leaves these v2 fields alone.
+HEAD_FIELDS = ("grace_period_seconds", "max_duration_seconds")
+# v1's worker writes these two as America/Chicago wall-clock time into zone-aware columns.
+V1_TIMEZONE = "America/Chicago"
+# v1 tables Medic 2 does not import, and why (reported with their row counts).
+NOT_IMPORTED = {
+    "api_keys": "v1 keys carry no look-up prefix, so a v2 key cannot be matched to a v1 hash "
+    "without trying every hash; create v2 keys (create_api_key) and roll them out",
+    "playbooks": "not mapped to Medic 2 playbooks yet; re-create them (shadow mode first)",
+    "playbook_triggers": "follows playbooks",
+    "playbook_executions": "history v1 never committed; not mapped",
+    "playbook_step_results": "history v1 never committed; not mapped",
+    "approval_requests": "history v1 never committed; not mapped",
+    "remediation_audit_log": "history v1 never committed; not mapped",
+    "webhook_deliveries": "v1 never committed them; delivery history has no Medic 2 home",
+    "service_snapshots": "v1's undo history for service edits has no Medic 2 home",
+}
 _MAX_WARNINGS = 50
 
 
@@ -65,6 +121,12 @@ class Counts:
     unchanged: int = 0
     skipped: int = 0
 
+    def written(self, *, new: bool) -> None:
+        if new:
+            self.created += 1
+        else:
+            self.updated += 1
+
     def __str__(self) -> str:
         return (
             f"created {self.created}, updated {self.updated}, unchanged {self.unchanged}, "
@@ -78,6 +140,15 @@ class ImportSummary:
     services: Counts = field(default_factory=Counts)
     heartbeats: Counts = field(default_factory=Counts)
     alerts: Counts = field(default_factory=Counts)
+    teams: Counts = field(default_factory=Counts)
+    schedules: Counts = field(default_factory=Counts)
+    targets: Counts = field(default_factory=Counts)
+    scripts: Counts = field(default_factory=Counts)
+    job_runs: Counts = field(default_factory=Counts)
+    maintenance_windows: Counts = field(default_factory=Counts)
+    secrets: Counts = field(default_factory=Counts)
+    # v1 table -> rows left in v1 (NOT_IMPORTED says why).
+    not_imported: dict[str, int] = field(default_factory=dict)
     # Services whose derived state (last heartbeat, status, deadline) had to change.
     recomputed: int = 0
     warnings: list[str] = field(default_factory=list)
@@ -85,9 +156,21 @@ class ImportSummary:
 
     @property
     def changed(self) -> bool:
-        return self.recomputed > 0 or any(
-            c.created or c.updated for c in (self.services, self.heartbeats, self.alerts)
-        )
+        return self.recomputed > 0 or any(c.created or c.updated for c in self.tables().values())
+
+    def tables(self) -> dict[str, Counts]:
+        return {
+            "services": self.services,
+            "heartbeats": self.heartbeats,
+            "alerts": self.alerts,
+            "teams": self.teams,
+            "schedules": self.schedules,
+            "targets": self.targets,
+            "scripts": self.scripts,
+            "job_runs": self.job_runs,
+            "maintenance_windows": self.maintenance_windows,
+            "secrets": self.secrets,
+        }
 
     def warn(self, message: str) -> None:
         if len(self.warnings) < _MAX_WARNINGS:
@@ -150,6 +233,17 @@ def _aware(value: Any) -> datetime | None:
     return None
 
 
+def _wall_clock(value: Any, zone: ZoneInfo) -> datetime | None:
+    """An instant v1's worker stored as wall-clock time in ``zone`` (its ``now_cdt``) in a column
+    with a zone, read back as if that time were UTC. The repeated hour when DST ends is
+    ambiguous: the first occurrence (daylight time) is taken."""
+    at = _aware(value)
+    if at is None:
+        return None
+    wall = at.astimezone(UTC).replace(tzinfo=None)
+    return wall.replace(tzinfo=zone, fold=0).astimezone(UTC)
+
+
 def _flag(value: Any) -> bool:
     return bool(value) and str(value).strip().lower() not in {"0", "false", "f", "no", ""}
 
@@ -179,6 +273,16 @@ def _desired(row: dict[str, Any], now: datetime, summary: ImportSummary) -> dict
     if threshold < 1:
         summary.warn(f"{label}: threshold {row['threshold']!r} raised to 1.")
         threshold = 1
+    head: dict[str, Any] = {}
+    if "grace_period_seconds" in row:
+        grace = row["grace_period_seconds"]
+        head["grace_period_seconds"] = grace if isinstance(grace, int) and grace > 0 else 0
+    if "max_duration_ms" in row:
+        ms = row["max_duration_ms"]
+        # v2 counts whole seconds: rounded up, so a run is never called hung earlier than in v1.
+        head["max_duration_seconds"] = (
+            math.ceil(ms / 1000) if isinstance(ms, int) and ms > 0 else None
+        )
     muted = _flag(row["muted"])
     muted_at = _aware(row["date_muted"])
     mute_until = (muted_at or now) + timedelta(hours=settings.MEDIC_DEFAULT_MUTE_HOURS)
@@ -198,6 +302,7 @@ def _desired(row: dict[str, Any], now: datetime, summary: ImportSummary) -> dict
         "date_muted": muted_at or now,
         "date_added": _aware(row["date_added"]) or now,
         "date_modified": _aware(row["date_modified"]) or _aware(row["date_added"]) or now,
+        **head,
     }
 
 
@@ -244,6 +349,7 @@ def _import_services(
             summary.services.skipped += 1
             continue
         first_v1_id[key] = row["service_id"]
+        fields = [*CONFIG_FIELDS, *(f for f in HEAD_FIELDS if f in desired)]
         service = by_name.get(key)
         try:
             if service is None:
@@ -251,7 +357,7 @@ def _import_services(
                     heartbeat_name=desired["heartbeat_name"],
                     date_added=desired["date_added"],
                     date_modified=desired["date_modified"],
-                    **{name: desired[name] for name in CONFIG_FIELDS},
+                    **{name: desired[name] for name in fields},
                 )
                 service.status = ServiceStatus.NEW if service.active else ServiceStatus.PAUSED
                 _apply_mute(service, desired)
@@ -261,7 +367,7 @@ def _import_services(
                 by_name[key] = service
                 summary.services.created += 1
             else:
-                changed = [f for f in CONFIG_FIELDS if getattr(service, f) != desired[f]]
+                changed = [f for f in fields if getattr(service, f) != desired[f]]
                 for name in changed:
                     setattr(service, name, desired[name])
                 changed += _apply_mute(service, desired)
@@ -361,8 +467,13 @@ def _import_alerts(
     mapping: dict[int, Service],
     reported: set[int],
     now: datetime,
+    zone: ZoneInfo,
     summary: ImportSummary,
 ) -> None:
+    for row in rows:
+        # v1's worker wrote both as wall-clock time in its zone: correct them once, here.
+        row["created_date"] = _wall_clock(row["created_date"], zone)
+        row["closed_date"] = _wall_clock(row["closed_date"], zone)
     imported = {a.v1_id: a for a in Alert.objects.filter(v1_id__in=[r["alert_id"] for r in rows])}
     open_services = set(
         Alert.objects.filter(state=AlertState.OPEN).values_list("service_id", flat=True)
@@ -373,7 +484,7 @@ def _import_alerts(
     for row in rows:
         service = mapping.get(row["service_id"])
         if service is not None and _flag(row["active"]) and row["alert_id"] not in imported:
-            rank = (_aware(row["created_date"]) or now, row["alert_id"])
+            rank = (row["created_date"] or now, row["alert_id"])
             if service.pk not in newest_open or rank > newest_open[service.pk]:
                 newest_open[service.pk] = rank
     new: list[Alert] = []
@@ -384,21 +495,14 @@ def _import_alerts(
             orphans += 1
             summary.alerts.skipped += 1
             continue
-        opened_at = _aware(row["created_date"]) or _aware(row["closed_date"]) or now
-        closed_at = _aware(row["closed_date"])
+        opened_at = row["created_date"] or row["closed_date"] or now
+        closed_at = row["closed_date"]
         cycle = row["alert_cycle"] if isinstance(row["alert_cycle"], int) else 0
         existing = imported.get(row["alert_id"])
         if existing is not None:
-            if not _flag(row["active"]) and existing.state == AlertState.OPEN:
-                # Closed in v1 since the previous run: follow it (v1 sent the recovery itself).
-                existing.state = AlertState.RESOLVED
-                existing.resolved_at = closed_at or now
-                existing.next_notify_at = None
-                existing.notify_count = max(existing.notify_count, cycle)
-                existing.save(
-                    update_fields=["state", "resolved_at", "next_notify_at", "notify_count"]
-                )
-                open_services.discard(existing.service_id)
+            if _follow_v1(existing, row, opened_at, closed_at, cycle, now):
+                if existing.state == AlertState.RESOLVED:
+                    open_services.discard(existing.service_id)
                 summary.alerts.updated += 1
             else:
                 summary.alerts.unchanged += 1
@@ -454,6 +558,40 @@ def _import_alerts(
         summary.warn(f"{orphans} alert(s) of v1 services that were not imported were skipped.")
 
 
+def _follow_v1(
+    alert: Alert,
+    row: dict[str, Any],
+    opened_at: datetime,
+    closed_at: datetime | None,
+    cycle: int,
+    now: datetime,
+) -> bool:
+    """Bring an alert imported by an earlier run in line with its v1 row: corrected times, a
+    close in v1, v1's failing-check count while it stays open. Derived only from the v1 row, so
+    a re-run over unchanged v1 data writes nothing whatever the time. Returns whether it
+    changed."""
+    fields: list[str] = []
+    if alert.opened_at != opened_at:
+        alert.opened_at = opened_at
+        fields.append("opened_at")
+    if not _flag(row["active"]) and alert.state == AlertState.OPEN:
+        # Closed in v1 since the previous run: follow it (v1 sent the recovery itself).
+        alert.state = AlertState.RESOLVED
+        alert.resolved_at = closed_at or now
+        alert.next_notify_at = None
+        fields += ["state", "resolved_at", "next_notify_at"]
+    elif not _flag(row["active"]) and closed_at is not None and alert.resolved_at != closed_at:
+        alert.resolved_at = closed_at  # e.g. an earlier import that took v1's times as UTC
+        fields.append("resolved_at")
+    if cycle > alert.notify_count:
+        # Still failing in v1: its worker counted more checks (and re-notified on its own).
+        alert.notify_count = cycle
+        fields.append("notify_count")
+    if fields:
+        alert.save(update_fields=fields)
+    return bool(fields)
+
+
 # --- Derived state ----------------------------------------------------------------------------
 
 
@@ -487,7 +625,19 @@ def _recompute(
                 service.last_status = (last[1] or "")[:MAX_STATUS_LEN]
             nth = nth_recent_heartbeat_at(service)
             service.next_deadline_at = deadline_compute(service=service, nth_recent_at=nth)
-            if not service.active:
+            # Only v1's data moves a status: with the same heartbeats, deadline and alerts as the
+            # previous run, a deadline that passed in between changes nothing (the sweep, once
+            # started, is what notices it).
+            settled = (
+                service.active
+                and service.status != ServiceStatus.PAUSED
+                and (service.last_heartbeat_at, service.last_status, service.next_deadline_at)
+                == (before[0], before[1], before[3])
+                and (pk in open_services) == (service.status == ServiceStatus.DOWN)
+            )
+            if settled:
+                pass
+            elif not service.active:
                 service.status = ServiceStatus.PAUSED
             elif deadline_met(deadline=service.next_deadline_at, nth_recent_at=nth, now=now):
                 service.status = ServiceStatus.UP
@@ -532,6 +682,429 @@ def _v1_last_heartbeats(
     return latest
 
 
+# --- Job runs, maintenance windows, secrets --------------------------------------------------
+
+
+def _import_teams(
+    rows: list[dict[str, Any]],
+    services: list[dict[str, Any]],
+    mapping: dict[int, Service],
+    summary: ImportSummary,
+) -> None:
+    """v1 teams -> teams (name, Slack channel), matched by name. A service keeps v1's ``team``
+    text, which is what v1 alerted with (``team_id`` was read by nothing); a service whose
+    ``team_id`` names another team is reported."""
+    existing = {t.name: t for t in Team.objects.all()}
+    names = {}
+    for row in rows:
+        name = (row["name"] or "").strip()
+        channel = (row.get("slack_channel_id") or "").strip()
+        names[_v1_pk(row)] = name
+        if not name or len(name) > 100 or len(channel) > 64:
+            summary.teams.skipped += 1
+            summary.warn(f"v1 team {_v1_pk(row)}: skipped, name or Slack channel id too long.")
+            continue
+        team = existing.get(name)
+        if team is not None and team.slack_channel_id == channel:
+            summary.teams.unchanged += 1
+            continue
+        # Through the alerting service layer, audited like a team created in the API.
+        if team is None:
+            team_create(name=name, slack_channel_id=channel, actor=ACTOR)
+        else:
+            team_update(ref=team.pk, slack_channel_id=channel, actor=ACTOR)
+        summary.teams.written(new=team is None)
+    for row in services:
+        linked = names.get(row.get("team_id"))
+        service = mapping.get(row["service_id"])
+        if linked and service is not None and linked != service.team:
+            summary.warn(
+                f"v1 service {row['service_id']} ({service.heartbeat_name}): team_id names team "
+                f"'{linked}' but v1 alerted as team '{service.team}'; kept '{service.team}'."
+            )
+
+
+def _schedule_names(
+    services: list[dict[str, Any]], targets: list[dict[str, Any]], schedules: list[dict[str, Any]]
+) -> None:
+    """Note on each v1 target the name of its service's schedule (what its ``period`` meant)."""
+    names = {_v1_pk(r): r["name"] for r in schedules}
+    of_service = {r["service_id"]: names.get(r.get("schedule_id")) for r in services}
+    for row in targets:
+        row["_schedule_name"] = of_service.get(row["service_id"])
+
+
+def _hours_spec(row: dict[str, Any]) -> dict[str, Any]:
+    """v1 ``hours`` ({"monday": [{"start": "09:00", "end": "17:00"}]}, local to ``timezone``,
+    end exclusive, end < start past midnight) as a working-hours spec: the same rules."""
+    hours = row.get("hours") or {}
+    windows = []
+    for day, ranges in hours.items() if isinstance(hours, dict) else []:
+        for span in ranges if isinstance(ranges, list) else [ranges]:
+            if isinstance(span, dict):
+                windows.append(
+                    {"days": [str(day).lower()], "start": span.get("start"), "end": span.get("end")}
+                )
+    week = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+    # JSONB keeps keys in its own order: the week's order reads better, and stays the same.
+    windows.sort(key=lambda w: (week.index(w["days"][0]) if w["days"][0] in week else 7, str(w)))
+    return {"timezone": row.get("timezone"), "windows": windows}
+
+
+def _import_schedules(
+    rows: list[dict[str, Any]], services: list[dict[str, Any]], summary: ImportSummary
+) -> None:
+    """v1 schedules -> working-hours schedules (through the alerting service layer, audited),
+    matched by name. v1 read them for nothing; Medic 2 uses working hours in routing rules, so
+    the services v1 linked (``schedule_id``) are reported, not linked."""
+    existing = {w.name: w for w in WorkingHours.objects.all()}
+    for row in rows:
+        name = (row["name"] or "").strip()
+        spec = _hours_spec(row)
+        current = existing.get(name)
+        if current is not None and current.spec == spec:
+            summary.schedules.unchanged += 1
+            continue
+        try:
+            with transaction.atomic():
+                if current is None:
+                    working_hours_create(name=name, spec=spec, actor=ACTOR)
+                else:
+                    working_hours_update(ref=current.pk, spec=spec, actor=ACTOR)
+        except (InvalidInput, ValidationError) as exc:
+            summary.schedules.skipped += 1
+            summary.warn(f"v1 schedule {_v1_pk(row)} ({name}): skipped, {exc}.")
+            continue
+        summary.schedules.written(new=current is None)
+    linked = sum(1 for row in services if row.get("schedule_id"))
+    if linked:
+        summary.warn(
+            f"{linked} v1 service(s) name a schedule (services.schedule_id, read by nothing in "
+            "v1): use the imported working hours in routing rules to make them count."
+        )
+
+
+_PERIOD = {
+    "always": RoutingWhen.ALWAYS,
+    "during_hours": RoutingWhen.WORKING_HOURS,
+    "after_hours": RoutingWhen.AFTER_HOURS,
+}
+
+
+def _target_fields(kind: str, config: dict[str, Any]) -> dict[str, Any]:
+    """A v1 target's config as the fields of a Medic 2 target of that kind. v1 kept headers in
+    plain JSON; they often carry credentials, so they become secret headers (sealed)."""
+    if kind == "slack":
+        return {"channel": config.get("channel_id")}
+    if kind == "pagerduty":
+        return {"routing_key": config.get("service_key")}
+    return {"url": config.get("url"), "secret_headers": config.get("headers") or {}}
+
+
+def _import_targets(
+    targets: list[dict[str, Any]],
+    webhooks: list[dict[str, Any]],
+    mapping: dict[int, Service],
+    summary: ImportSummary,
+) -> None:
+    """v1 notification_targets and webhooks -> notification targets, each with a routing rule
+    for its service (a global v1 webhook: for every service), validated like ``POST
+    /v2/notification-targets``. v1 HEAD never sent to them, so both arrive DISABLED: enabling
+    them is a decision to review. Created once, by name (``v1-target-<id>``, ``v1-webhook-<id>``);
+    a later run leaves them as the operator edited them."""
+    schedule_names = {w.name: w for w in WorkingHours.objects.all()}
+    existing = set(NotificationTarget.objects.values_list("name", flat=True))
+    items = [(f"v1-target-{_v1_pk(r)}", r, r["type"], r.get("config") or {}) for r in targets]
+    items += [
+        (f"v1-webhook-{_v1_pk(r)}", r, "webhook", {"url": r["url"], "headers": r.get("headers")})
+        for r in webhooks
+    ]
+    for name, row, kind, config in items:
+        if name in existing:
+            summary.targets.unchanged += 1
+            continue
+        service = mapping.get(row.get("service_id")) if row.get("service_id") else None
+        if row.get("service_id") and service is None:
+            summary.targets.skipped += 1
+            summary.warn(f"v1 {name}: skipped, its service was not imported.")
+            continue
+        data = {"name": name, "kind": kind, "enabled": False, **_target_fields(kind, config)}
+        serializer = TargetSerializer(data=data)
+        if not serializer.is_valid():
+            summary.targets.skipped += 1
+            summary.warn(f"v1 {name}: skipped, {dict(serializer.errors)}.")
+            continue
+        when = _PERIOD.get(row.get("period") or "always", RoutingWhen.ALWAYS)
+        hours = None
+        if when != RoutingWhen.ALWAYS:
+            hours = schedule_names.get(row.get("_schedule_name") or "")
+            if hours is None:
+                summary.warn(
+                    f"v1 {name}: period {row.get('period')} without an imported schedule for its "
+                    "service; its rule applies always."
+                )
+                when = RoutingWhen.ALWAYS
+        valid = serializer.validated_data
+        with transaction.atomic():
+            target, _ = target_create(
+                name=name,
+                kind=kind,
+                config=valid["config"],
+                secrets=valid["secrets"],
+                enabled=False,
+                actor=ACTOR,
+            )
+            rule_create(
+                targets=[target],
+                actor=ACTOR,
+                name=name,
+                enabled=False,
+                service=service,
+                position=100 + int(row.get("priority") or 0),
+                when=when,
+                schedule=hours,
+            )
+        summary.targets.created += 1
+
+
+_SHEBANG = {"bash": "#!/bin/bash", "python": "#!/usr/bin/env python3"}
+
+
+def _import_scripts(rows: list[dict[str, Any]], summary: ImportSummary) -> None:
+    """v1 registered_scripts -> scripts (through the remediation service layer: versioned,
+    audited), run locally as v1 ran them, with v1's interpreter as the ``#!`` line when the
+    content has none. Created DISABLED, like everything that would run unreviewed; a changed v1
+    script becomes a new version and keeps the enabled state it has here."""
+    existing = {s.name: s for s in Script.objects.all()}
+    for row in rows:
+        name = row["name"]
+        content = row["content"] or ""
+        if not content.startswith("#!"):
+            shebang = _SHEBANG.get((row.get("interpreter") or "bash").lower(), _SHEBANG["bash"])
+            content = f"{shebang}\n{content}"
+        spec = {"body": content, "timeout_seconds": row.get("timeout_seconds") or 30}
+        script = existing.get(name)
+        try:
+            with transaction.atomic():
+                if script is None:
+                    script_create(name=name, actor=ACTOR, run_local=True, **spec)
+                    script_disable(name=name, actor=ACTOR)
+                else:
+                    current = script.versions.get(version=script.current_version)
+                    if (current.body, current.timeout_seconds) == (
+                        spec["body"],
+                        spec["timeout_seconds"],
+                    ):
+                        summary.scripts.unchanged += 1
+                        continue
+                    script_update(name=name, actor=ACTOR, **spec)
+                    if not script.enabled:
+                        script_disable(name=name, actor=ACTOR)
+        except InvalidInput as exc:
+            summary.scripts.skipped += 1
+            summary.warn(f"v1 registered script {name}: skipped, {exc.fields or exc}.")
+            continue
+        summary.scripts.written(new=script is None)
+
+
+def _tables(conn: psycopg.Connection, schema: str) -> dict[str, int]:
+    """The v1 tables present in ``schema`` with their row counts (older installs lack many)."""
+    rows = conn.execute(
+        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = %s AND c.relkind IN ('r', 'p')",
+        (schema,),
+    ).fetchall()
+    counts = {}
+    for row in rows:
+        name = row["relname"]
+        query = sql.SQL("SELECT count(*) AS n FROM {}").format(sql.Identifier(schema, name))
+        counts[name] = conn.execute(query).fetchone()["n"]
+    return counts
+
+
+def _rows(conn: psycopg.Connection, schema: str, table: str) -> list[dict[str, Any]]:
+    """Every row of a v1 table in primary-key order (each v1 table starts with its SERIAL key)."""
+    query = sql.SQL("SELECT * FROM {} ORDER BY 1").format(sql.Identifier(schema, table))
+    return conn.execute(query).fetchall()
+
+
+def _v1_pk(row: dict[str, Any]) -> Any:
+    return next(iter(row.values()))
+
+
+_RUN_STATUS = {
+    "STARTED": RunStatus.RUNNING,
+    "COMPLETED": RunStatus.COMPLETED,
+    "FAILED": RunStatus.FAILED,
+}
+
+
+def _import_job_runs(
+    rows: list[dict[str, Any]], mapping: dict[int, Service], summary: ImportSummary
+) -> None:
+    """v1 job_runs -> runs, matched on (service, run_id). A run still STARTED in v1 arrives
+    running without a deadline: v1 never marked stale runs (its update failed a CHECK), and
+    Medic 2 does not call history hung; a later signal with its run id completes it."""
+    existing = {(r.service_id, r.run_id): r for r in JobRun.objects.all()}
+    stale = 0
+    for row in rows:
+        service = mapping.get(row["service_id"])
+        run_id = (row["run_id"] or "").strip()
+        status = _RUN_STATUS.get((row["status"] or "").upper())
+        if service is None or not run_id or len(run_id) > 64 or status is None:
+            summary.job_runs.skipped += 1
+            summary.warn(
+                f"v1 job run {_v1_pk(row)} ({run_id or 'no run id'}): skipped (unknown service, "
+                "a run id that is empty or over 64 characters, or an unknown status)."
+            )
+            continue
+        wanted = {
+            "status": status,
+            "started_at": _aware(row["started_at"]),
+            "ended_at": _aware(row["completed_at"]),
+            "duration_ms": row["duration_ms"],
+        }
+        run = existing.get((service.pk, run_id))
+        if run is None:
+            stale += status == RunStatus.RUNNING
+            JobRun.objects.create(
+                service=service, run_id=run_id, created_at=wanted["started_at"], **wanted
+            )
+            summary.job_runs.created += 1
+            continue
+        changed = [f for f, v in wanted.items() if getattr(run, f) != v]
+        if changed and run.status == RunStatus.RUNNING:
+            for name in changed:
+                setattr(run, name, wanted[name])
+            run.save(update_fields=changed)
+            summary.job_runs.updated += 1
+        else:
+            # Finished here, or unchanged: a run Medic 2 already closed is left as it is.
+            summary.job_runs.unchanged += 1
+    if stale:
+        summary.warn(
+            f"{stale} v1 job run(s) still STARTED (v1 never closes stale runs) arrive running, "
+            "without a hung deadline."
+        )
+
+
+def _import_windows(
+    rows: list[dict[str, Any]], mapping: dict[int, Service], summary: ImportSummary
+) -> None:
+    """v1 maintenance_windows -> maintenance windows, matched by name. The times are kept as
+    instants, so a window active in v1 is active in Medic 2 at once. ``notify`` is off: v1 never
+    announced windows, and a window already running must not announce its start now."""
+    existing = {w.name: w for w in MaintenanceWindow.objects.all()}
+    for row in rows:
+        label = f"v1 maintenance window {_v1_pk(row)} ({row['name']})"
+        start, end = _aware(row["start_time"]), _aware(row["end_time"])
+        zone = (row.get("timezone") or "UTC").strip()
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            summary.warn(f"{label}: skipped, unknown time zone {zone!r}.")
+            summary.maintenance_windows.skipped += 1
+            continue
+        if start is None or end is None or end <= start or len(row["name"]) > 100:
+            summary.warn(
+                f"{label}: skipped, it needs a name of up to 100 characters and end > start."
+            )
+            summary.maintenance_windows.skipped += 1
+            continue
+        v1_ids = list(row.get("service_ids") or [])
+        services = {mapping[i].pk for i in v1_ids if i in mapping}
+        if len(services) < len(set(v1_ids)):
+            summary.warn(f"{label}: service id(s) not imported from v1 are left out of it.")
+        recurrence = (row.get("recurrence") or "").strip()
+        wanted = {
+            "time_zone": zone,
+            "scope": WindowScope.SERVICES if v1_ids else WindowScope.ALL,
+            "starts_at": None if recurrence else start,
+            "ends_at": None if recurrence else end,
+            "cron_expression": recurrence,
+            "duration_minutes": math.ceil((end - start).total_seconds() / 60)
+            if recurrence
+            else None,
+            "description": "imported from Medic v1",
+        }
+        window = existing.get(row["name"])
+        created = window is None
+        if created:
+            window = MaintenanceWindow(name=row["name"], notify=False, created_by=ACTOR)
+        changed = [f for f, v in wanted.items() if getattr(window, f) != v]
+        same_services = (
+            not created and set(window.services.values_list("pk", flat=True)) == services
+        )
+        if not created and not changed and same_services:
+            summary.maintenance_windows.unchanged += 1
+            continue
+        for name, value in wanted.items():
+            setattr(window, name, value)
+        try:
+            window.full_clean(validate_unique=False)
+        except ValidationError as exc:
+            summary.warn(f"{label}: skipped, {exc.messages}.")
+            summary.maintenance_windows.skipped += 1
+            continue
+        window.updated_at = timezone.now()
+        window.save()
+        window.services.set(services)
+        summary.maintenance_windows.written(new=created)
+
+
+def _v1_secrets_key(raw: str | None) -> AESGCM | None:
+    if not raw:
+        return None
+    try:
+        key = base64.b64decode(raw.strip(), validate=True)
+    except ValueError as exc:
+        raise V1ImportError("The v1 secrets key is not base64 (v1's MEDIC_SECRETS_KEY).") from exc
+    if len(key) != 32:
+        raise V1ImportError(
+            f"The v1 secrets key decodes to {len(key)} bytes; v1's MEDIC_SECRETS_KEY is 32."
+        )
+    return AESGCM(key)
+
+
+def _import_secrets(rows: list[dict[str, Any]], key: AESGCM | None, summary: ImportSummary) -> None:
+    """v1 secrets, decrypted with v1's key and sealed again with Medic 2's keys (medic.crypto
+    through the secrets service). Without the key, or when a row does not open with it, the
+    secret is not imported and is named in a warning: Medic 2 stores no secret it cannot use."""
+    if rows and key is None:
+        summary.secrets.skipped += len(rows)
+        summary.warn(
+            f"{len(rows)} v1 secret(s) not imported ({', '.join(r['name'] for r in rows)}): "
+            "pass v1's MEDIC_SECRETS_KEY (--v1-secrets-key-file, or the MEDIC_V1_SECRETS_KEY "
+            "environment variable) to decrypt them."
+        )
+        return
+    existing = {s.name: s for s in Secret.objects.all()}
+    for row in rows:
+        try:
+            value = key.decrypt(
+                bytes(row["nonce"]), bytes(row["encrypted_value"]) + bytes(row["tag"]), None
+            ).decode()
+        except (InvalidTag, ValueError, UnicodeDecodeError):
+            summary.secrets.skipped += 1
+            summary.warn(f"v1 secret {row['name']}: not imported, it does not open with the key.")
+            continue
+        current = existing.get(row["name"])
+        if current is not None:
+            try:
+                if decrypt(current.ciphertext) == value:
+                    summary.secrets.unchanged += 1
+                    continue
+            except DecryptionError:
+                pass
+        try:
+            secret_set(name=row["name"], value=value, actor=ACTOR)
+        except InvalidInput as exc:  # a name or value Medic 2 refuses
+            summary.secrets.skipped += 1
+            summary.warn(f"v1 secret {row['name']}: not imported, {exc}.")
+            continue
+        summary.secrets.written(new=current is None)
+
+
 # --- Entry point ------------------------------------------------------------------------------
 
 
@@ -542,27 +1115,34 @@ def v1_import(
     dry_run: bool = False,
     heartbeat_days: int | None = None,
     batch_size: int = 5000,
+    v1_timezone: str = V1_TIMEZONE,
+    secrets_key: str | None = None,
     progress: Callable[[str], None] | None = None,
+    now: datetime | None = None,
 ) -> ImportSummary:
-    """Import v1's services, heartbeats and alerts. ``heartbeat_days`` limits the heartbeats
-    copied to that many recent days (default: the retention, MEDIC_HEARTBEAT_RETENTION_DAYS;
-    0 copies all); older ones would only be pruned again."""
+    """Import v1's services, heartbeats, alerts, teams, schedules, job runs, maintenance windows
+    and secrets, and
+    count the rows of the v1 tables that are not imported. ``heartbeat_days`` limits the
+    heartbeats copied to that many recent days (default: the retention,
+    MEDIC_HEARTBEAT_RETENTION_DAYS; 0 copies all); older ones would only be pruned again.
+    ``v1_timezone`` is the zone v1's worker wrote alert times in; ``secrets_key`` is v1's
+    MEDIC_SECRETS_KEY (base64). ``now`` is the import's clock (tests)."""
     summary = ImportSummary(dry_run=dry_run)
-    now = timezone.now()
+    try:
+        zone = ZoneInfo(v1_timezone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise V1ImportError(f"Unknown time zone '{v1_timezone}' for v1's alert times.") from exc
+    key = _v1_secrets_key(secrets_key)
+    now = now or timezone.now()
     days = settings.MEDIC_HEARTBEAT_RETENTION_DAYS if heartbeat_days is None else heartbeat_days
     since = now - timedelta(days=days) if days and days > 0 else None
     conn = _connect(dsn)
     try:
         try:
             _check_schema(conn, schema)
-            services = conn.execute(
-                _query(
-                    schema,
-                    "SELECT service_id, heartbeat_name, service_name, active, alert_interval, "
-                    "threshold, team, priority, muted, down, runbook, date_added, date_modified, "
-                    "date_muted FROM {services} ORDER BY service_id",
-                )
-            ).fetchall()
+            tables = _tables(conn, schema)
+            # SELECT *: v1 HEAD's extra columns (grace period, max duration) when present.
+            services = _rows(conn, schema, "services")
             alerts = conn.execute(
                 _query(
                     schema,
@@ -570,6 +1150,30 @@ def v1_import(
                     "alert_cycle, created_date, closed_date FROM {alerts} ORDER BY alert_id",
                 )
             ).fetchall()
+            teams = _rows(conn, schema, "teams") if "teams" in tables else []
+            schedules = _rows(conn, schema, "schedules") if "schedules" in tables else []
+            v1_targets = (
+                _rows(conn, schema, "notification_targets")
+                if "notification_targets" in tables
+                else []
+            )
+            webhooks = _rows(conn, schema, "webhooks") if "webhooks" in tables else []
+            scripts = (
+                _rows(conn, schema, "registered_scripts") if "registered_scripts" in tables else []
+            )
+            _schedule_names(services, v1_targets, schedules)
+            job_runs = _rows(conn, schema, "job_runs") if "job_runs" in tables else []
+            windows = (
+                _rows(conn, schema, "maintenance_windows")
+                if "maintenance_windows" in tables
+                else []
+            )
+            secrets = _rows(conn, schema, "secrets") if "secrets" in tables else []
+            summary.not_imported = {t: tables[t] for t in NOT_IMPORTED if tables.get(t)}
+            for table, count in summary.not_imported.items():
+                summary.warn(
+                    f"v1 table {table}: {count} row(s) not imported, {NOT_IMPORTED[table]}."
+                )
             # A dry run does everything inside one transaction that is rolled back, so its
             # summary is exactly what the real run would report.
             outer = transaction.atomic() if dry_run else contextlib.nullcontext()
@@ -581,7 +1185,15 @@ def v1_import(
                 _import_heartbeats(conn, schema, mapping, since, batch_size, summary, progress)
                 v1_last = _v1_last_heartbeats(conn, schema, mapping)
                 with transaction.atomic():
-                    _import_alerts(alerts, mapping, set(v1_last), now, summary)
+                    _import_alerts(alerts, mapping, set(v1_last), now, zone, summary)
+                with transaction.atomic():
+                    _import_teams(teams, services, mapping, summary)
+                    _import_schedules(schedules, services, summary)
+                    _import_targets(v1_targets, webhooks, mapping, summary)
+                    _import_scripts(scripts, summary)
+                    _import_job_runs(job_runs, mapping, summary)
+                    _import_windows(windows, mapping, summary)
+                    _import_secrets(secrets, key, summary)
                 summary.recomputed = _recompute({s.pk for s in mapping.values()}, v1_last, now)
                 if summary.changed:
                     AuditEvent.objects.create(
@@ -590,10 +1202,9 @@ def v1_import(
                         object_type="import",
                         details={
                             "schema": schema,
-                            "services": vars(summary.services),
-                            "heartbeats": vars(summary.heartbeats),
-                            "alerts": vars(summary.alerts),
+                            **{name: vars(c) for name, c in summary.tables().items()},
                             "recomputed": summary.recomputed,
+                            "not_imported": summary.not_imported,
                         },
                     )
                 if dry_run:

@@ -30,8 +30,11 @@ from heartbeats.services import heartbeat_record, service_create, service_update
 from medic import ratelimit
 from medic.auth import authenticate, presented_key, require_scope
 from medic.errors import Conflict, InvalidInput, MedicError, NotFound
+from medic.ids import parse_id
+from medic.limits import MAX_ALERT_INTERVAL_MINUTES
 from medic.metrics import V1_ANONYMOUS_HEARTBEATS
 from medic.models import ApiKey, actor_label
+from medic.text import storable
 
 logger = logging.getLogger("medic.v1")
 
@@ -58,8 +61,6 @@ METHOD_NOT_ALLOWED = "Method not allowed."
 
 MAX_COUNT = 250
 ALERTS_DEFAULT_COUNT = 100
-# v1 accepted any interval; v2 bounds it so deadlines stay representable (about ten years).
-MAX_ALERT_INTERVAL_MINUTES = 60 * 24 * 3660
 _INTEGER = re.compile(r"^\s*[+-]?\d+\s*$")
 
 
@@ -212,6 +213,8 @@ def _json_object(request: HttpRequest, invalid_message: str) -> dict[str, Any]:
         raise V1Error(NOT_JSON) from exc
     if not isinstance(body, dict):
         raise V1Error(invalid_message)
+    if not all(storable(k) and (not isinstance(v, str) or storable(v)) for k, v in body.items()):
+        raise V1Error(invalid_message)  # NUL or a lone surrogate: nothing can store it
     return body
 
 
@@ -224,7 +227,7 @@ def _is_number(value: Any) -> bool:
 
 
 _CHECKS: dict[str, Callable[[Any], bool]] = {
-    "str": lambda v: isinstance(v, str),
+    "str": lambda v: isinstance(v, str) and storable(v),
     "int": _is_int,
     "number": _is_number,
     "flag": lambda v: _is_int(v) and v in (0, 1),
@@ -275,7 +278,7 @@ def _service_named(name: str) -> Service | None:
 def _write_ref(name: str) -> str | int:
     # The service layer reads an all-digit reference as an id first; v1 meant the name (imported
     # v1 services may have such names), so those are resolved to their id here.
-    if not name.isdigit():
+    if parse_id(name) is None:
         return name
     service = _service_named(name)
     if service is None:
@@ -319,7 +322,8 @@ def alert_row(alert: Alert) -> dict[str, Any]:
         "alert_name": alert.service.heartbeat_name,
         "service_id": alert.service_id,
         "active": int(alert.state == AlertState.OPEN),
-        "external_reference_id": alert.external_reference_id,
+        # v1 stored NULL when no incident was opened (muted, or PagerDuty failed).
+        "external_reference_id": alert.external_reference_id or None,
         "alert_cycle": alert.notify_count,
         "created_date": _iso(alert.opened_at),
         "closed_date": _iso(alert.resolved_at),
@@ -772,7 +776,7 @@ SWAGGER: dict[str, Any] = {
                 "alert_name": {"type": "string", "description": "The heartbeat name."},
                 "service_id": {"type": "integer"},
                 "active": _FLAG,
-                "external_reference_id": {"type": "string"},
+                "external_reference_id": {"type": "string", "x-nullable": True},
                 "alert_cycle": {"type": "integer"},
                 "created_date": _TIME,
                 "closed_date": {**_TIME, "x-nullable": True},

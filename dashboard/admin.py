@@ -9,6 +9,8 @@ Secret material (key hashes, encrypted target secrets) is never displayed.
 from __future__ import annotations
 
 from django.contrib import admin
+from django.contrib.admin.forms import AdminAuthenticationForm
+from django.core.exceptions import ValidationError
 
 from alerting.models import (
     Alert,
@@ -21,7 +23,25 @@ from alerting.models import (
 )
 from heartbeats import models as heartbeat_models
 from heartbeats.models import Heartbeat, Service
+from medic import lockout
 from medic.models import ApiKey, AuditEvent
+
+
+class LockoutAdminLoginForm(AdminAuthenticationForm):
+    """The admin's sign-in says when a locked username or address may try again (the lock-out
+    itself is enforced by the authentication backend, medic.lockout)."""
+
+    def clean(self):
+        username = (self.cleaned_data.get("username") or "").strip()
+        if username and self.request is not None:
+            wait = lockout.wait_seconds(self.request, username)
+            if wait:
+                lockout.log_refusal(self.request, username, wait)
+                raise ValidationError(lockout.locked_message(wait), code="locked")
+        return super().clean()
+
+
+admin.site.login_form = LockoutAdminLoginForm
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

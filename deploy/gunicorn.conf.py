@@ -27,3 +27,9 @@ max_requests = 100_000
 max_requests_jitter = 10_000
 # No access log unless asked for: a log line per heartbeat is CPU spent on every one of them.
 accesslog = os.environ.get("GUNICORN_ACCESSLOG", None)
+# gunicorn's control socket (gunicornc) only when asked for: its default path is under $HOME,
+# which the image's user does not have, and two instances on one host would share it.
+if os.environ.get("GUNICORN_CONTROL_SOCKET"):
+    control_socket = os.environ["GUNICORN_CONTROL_SOCKET"]
+else:
+    control_socket_disable = True

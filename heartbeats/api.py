@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import json
-import re
 
 from django.db.models import Q
 from django.http import HttpResponse
@@ -27,10 +26,11 @@ from medic.auth import (
     scope_for,
 )
 from medic.durations import parse_duration
-from medic.errors import InvalidInput, MedicError
+from medic.errors import InvalidParameter, MedicError, one_of
 from medic.limits import MESSAGE_MAX_LENGTH, STATUS_MAX_LENGTH
 from medic.models import actor_label
 from medic.pagination import CursorPage, NumberedPage
+from medic.text import storable
 
 
 class ServiceSerializer(serializers.ModelSerializer):
@@ -87,14 +87,16 @@ class ServiceSerializer(serializers.ModelSerializer):
         extra_kwargs = {
             "alert_interval": {
                 "min_value": 0.1,
+                "max_value": svc.MAX_ALERT_INTERVAL_MINUTES,
                 "required": False,
                 "help_text": "Minutes: the interval (interval kind), the window (at_least), or "
                 "how often an open alert repeats (cron; default: the cron period).",
             },
-            "max_duration_seconds": {"min_value": 1},
-            "failure_threshold": {"min_value": 1},
-            "threshold": {"min_value": 1},
-            "grace_period_seconds": {"min_value": 0, "max_value": 7 * 86400},
+            "max_duration_seconds": {"min_value": 1, "max_value": svc.MAX_RUN_SECONDS},
+            "failure_threshold": {"min_value": 1, "max_value": svc.MAX_FAILURE_THRESHOLD},
+            "threshold": {"min_value": 1, "max_value": svc.MAX_THRESHOLD},
+            "grace_period_seconds": {"min_value": 0, "max_value": svc.MAX_GRACE_SECONDS},
+            "slow_run_factor": {"min_value": 1, "max_value": svc.MAX_SLOW_RUN_FACTOR},
             "service_name": {"required": False, "allow_blank": True},
         }
         # Uniqueness is case-insensitive and enforced by the service layer (409).
@@ -161,7 +163,7 @@ def _parse_time(request, name: str):
         return None
     value = parse_datetime(raw.replace(" ", "+"))
     if value is None or value.tzinfo is None:
-        raise InvalidInput(
+        raise InvalidParameter(
             fields={name: ["Use an ISO-8601 time with an offset, e.g. 2026-11-27T08:00:00Z."]}
         )
     return value
@@ -187,19 +189,19 @@ class ServiceListCreate(APIView):
         params = request.query_params
         if params.get("status"):
             if params["status"] not in ServiceStatus.values:
-                raise InvalidInput(
-                    fields={"status": [f"One of {', '.join(ServiceStatus.values)}."]}
-                )
+                raise one_of("status", ServiceStatus.values)
             qs = qs.filter(status=params["status"])
         if params.get("team"):
             qs = qs.filter(team=params["team"])
         if params.get("priority"):
+            if params["priority"].lower() not in Priority.values:
+                raise one_of("priority", Priority.values)
             qs = qs.filter(priority=params["priority"].lower())
         for flag in ("active", "muted"):
             if params.get(flag) is not None:
                 value = params[flag].lower()
                 if value not in {"true", "false", "1", "0"}:
-                    raise InvalidInput(fields={flag: ["Use true or false."]})
+                    raise InvalidParameter(fields={flag: ["Use true or false."]})
                 qs = qs.filter(**{flag: value in {"true", "1"}})
         if params.get("search"):
             term = params["search"]
@@ -333,7 +335,6 @@ class HeartbeatCreate(APIView):
     _json_types = frozenset({"application/json", "application/json; charset=utf-8"})
     _any_accept = frozenset({"", "*/*", "application/json"})
     _max_fast_body = 16 * 1024
-    _surrogate = re.compile(r"[\ud800-\udfff]")
 
     @extend_schema(
         operation_id="heartbeat_create",
@@ -453,7 +454,7 @@ class HeartbeatCreate(APIView):
         """
         meta = request.META
         length = meta.get("CONTENT_LENGTH") or "0"
-        if not length.isdigit() or int(length) > cls._max_fast_body:
+        if not (length.isascii() and length.isdigit()) or int(length) > cls._max_fast_body:
             return None
         body = request.body
         if not body:
@@ -473,7 +474,7 @@ class HeartbeatCreate(APIView):
         if not 0 < len(status_) <= STATUS_MAX_LENGTH or len(message) > MESSAGE_MAX_LENGTH:
             return None
         for value in (status_, message):
-            if "\x00" in value or (not value.isascii() and cls._surrogate.search(value)):
+            if not storable(value):
                 return None
         return status_, message
 

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 from heartbeats import cron
 from heartbeats.models import ScheduleKind, Service
+from medic.limits import MAX_ALERT_INTERVAL_MINUTES, MAX_GRACE_SECONDS, bounded
 
 # A beat this long (at most) before a cron fire time counts for that fire time: clocks drift
 # and schedulers start jobs a little early. Bounded by the grace period and half the period.
@@ -24,9 +25,11 @@ CRON_EARLY_TOLERANCE = timedelta(minutes=5)
 
 # ``deadline_compute`` for an interval schedule, given the beat time as the ``now`` parameter.
 # Only columns of the service row appear; every value is a bound parameter.
+# Stored numbers are clamped to their documented maxima (medic.limits) as in ``bounded``; the
+# statement passes them as %(max_interval)s and %(max_grace)s.
 INTERVAL_DEADLINE_SQL = (
-    "%(now)s + make_interval(secs => alert_interval * 60)"
-    " + make_interval(secs => grace_period_seconds)"
+    "%(now)s + make_interval(secs => LEAST(alert_interval, %(max_interval)s) * 60)"
+    " + make_interval(secs => LEAST(grace_period_seconds, %(max_grace)s))"
 )
 
 
@@ -41,7 +44,7 @@ def deadline_compute(*, service: Service, nth_recent_at: datetime | None) -> dat
     Cron: the first fire time after the last beat (or registration), in the service's zone
     (heartbeats.cron has the DST rules), plus grace.
     """
-    grace = timedelta(seconds=service.grace_period_seconds)
+    grace = timedelta(seconds=bounded(service.grace_period_seconds, MAX_GRACE_SECONDS))
     base = nth_recent_at if nth_recent_at is not None else service.date_added
     if service.schedule_kind == ScheduleKind.CRON:
         zone = ZoneInfo(service.schedule_timezone)
@@ -55,7 +58,11 @@ def deadline_compute(*, service: Service, nth_recent_at: datetime | None) -> dat
             if first - base > early:
                 early = timedelta(0)
         return cron.next_fire_after(service.cron_expression, zone, base + early) + grace
-    return base + timedelta(minutes=service.alert_interval) + grace
+    return (
+        base
+        + timedelta(minutes=bounded(service.alert_interval, MAX_ALERT_INTERVAL_MINUTES))
+        + grace
+    )
 
 
 def deadline_met(
@@ -68,11 +75,11 @@ def deadline_met(
 def deadline_following(*, service: Service, missed: datetime) -> datetime:
     """The deadline after ``missed`` had nothing arrived: one more interval, or the next fire
     time (plus grace) for cron schedules."""
-    grace = timedelta(seconds=service.grace_period_seconds)
+    grace = timedelta(seconds=bounded(service.grace_period_seconds, MAX_GRACE_SECONDS))
     if service.schedule_kind == ScheduleKind.CRON:
         zone = ZoneInfo(service.schedule_timezone)
         return cron.next_fire_after(service.cron_expression, zone, missed - grace) + grace
-    return missed + timedelta(minutes=service.alert_interval)
+    return missed + timedelta(minutes=bounded(service.alert_interval, MAX_ALERT_INTERVAL_MINUTES))
 
 
 def deadline_next_after(*, service: Service, missed: datetime, now: datetime) -> datetime:

@@ -24,11 +24,13 @@ from heartbeats.selectors import duration_stats
 from heartbeats.services import beat_apply, down_set, service_event, service_get_active
 from medic.errors import InvalidInput
 from medic.events.models import EventKind
-from medic.limits import MESSAGE_MAX_LENGTH
+from medic.limits import MAX_RUN_SECONDS, MESSAGE_MAX_LENGTH, bounded
 from medic.metrics import JOB_DURATION, JOB_RUNS
 
 OUTPUT_TAIL_BYTES = 10 * 1024
 RUNS_KEPT = 100
+MAX_RUN_DURATION_MS = 366 * 86400 * 1000  # a reported duration of more than a year is an error
+MAX_EXIT_CODE = 255
 
 
 @dataclass
@@ -70,7 +72,9 @@ def job_start(
                 run.save(update_fields=["started_at", "duration_ms"])
             return SignalResult(run=run, service=service, duplicate=True)
         if service.max_duration_seconds:
-            deadline = now + timedelta(seconds=service.max_duration_seconds)
+            deadline = now + timedelta(
+                seconds=bounded(service.max_duration_seconds, MAX_RUN_SECONDS)
+            )
         elif service.next_deadline_at and service.next_deadline_at > now:
             deadline = service.next_deadline_at
         else:
@@ -99,8 +103,12 @@ def job_end(
 ) -> SignalResult:
     now = at or timezone.now()
     run_id = _clean_run_id(run_id)
-    if duration_ms is not None and duration_ms < 0:
-        raise InvalidInput(fields={"duration_ms": ["Must not be negative."]})
+    if duration_ms is not None and not 0 <= duration_ms <= MAX_RUN_DURATION_MS:
+        raise InvalidInput(fields={"duration_ms": [f"Must be from 0 to {MAX_RUN_DURATION_MS}."]})
+    if exit_code is not None and not -MAX_EXIT_CODE <= exit_code <= MAX_EXIT_CODE:
+        raise InvalidInput(
+            fields={"exit_code": [f"Must be from -{MAX_EXIT_CODE} to {MAX_EXIT_CODE}."]}
+        )
     with transaction.atomic():
         service = service_get_active(service_ref)
         runs = JobRun.objects.select_for_update().filter(service=service)

@@ -50,7 +50,9 @@ class StartIn(serializers.Serializer):
 
 
 class EndIn(StartIn):
-    exit_code = serializers.IntegerField(required=False, min_value=-255, max_value=255)
+    exit_code = serializers.IntegerField(
+        required=False, min_value=-jobs.MAX_EXIT_CODE, max_value=jobs.MAX_EXIT_CODE
+    )
     message = serializers.CharField(
         required=False, default="", max_length=MESSAGE_MAX_LENGTH, allow_blank=True
     )
@@ -62,7 +64,9 @@ class EndIn(StartIn):
         trim_whitespace=False,
         help_text="The end of the job's output; Medic keeps the last 10 KB.",
     )
-    duration_ms = serializers.IntegerField(required=False, min_value=0)
+    duration_ms = serializers.IntegerField(
+        required=False, min_value=0, max_value=jobs.MAX_RUN_DURATION_MS
+    )
 
 
 def _answer(result: jobs.SignalResult, created: bool) -> Response:

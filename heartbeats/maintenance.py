@@ -20,6 +20,7 @@ from django.utils import timezone
 from heartbeats import cron
 from heartbeats.models import MaintenanceWindow, Service, WindowScope
 from medic.errors import Conflict, InvalidInput, NotFound
+from medic.ids import parse_id
 from medic.models import AuditEvent
 from medic.timezones import TimezoneError, validate_timezone
 
@@ -102,7 +103,8 @@ def covered_services(window: MaintenanceWindow):
 
 def window_get(ref: str | int) -> MaintenanceWindow:
     ref = str(ref)
-    window = MaintenanceWindow.objects.filter(pk=int(ref)).first() if ref.isdigit() else None
+    pk = parse_id(ref)
+    window = MaintenanceWindow.objects.filter(pk=pk).first() if pk is not None else None
     window = window or MaintenanceWindow.objects.filter(name=ref).first()
     if window is None:
         raise NotFound(f"No maintenance window with id or name '{ref}'.")

@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 from heartbeats import maintenance
 from heartbeats.models import MaintenanceWindow
 from heartbeats.services import service_get
-from medic.errors import InvalidInput
+from medic.errors import InvalidParameter
 from medic.models import actor_label
 from medic.pagination import NumberedPage
 
@@ -105,7 +105,7 @@ class WindowList(APIView):
         params = request.query_params
         for flag in ("active", "upcoming"):
             if params.get(flag) not in (None, "true", "false", "1", "0"):
-                raise InvalidInput(fields={flag: ["Use true or false."]})
+                raise InvalidParameter(fields={flag: ["Use true or false."]})
         if params.get("active") in ("true", "1"):
             windows = [w for w in windows if maintenance.occurrence_at(w, now)]
         if params.get("upcoming") in ("true", "1"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -30,9 +31,22 @@ from heartbeats.selectors import nth_recent_heartbeat_at
 from medic.errors import Conflict, InvalidInput, NotFound
 from medic.events.models import DomainEvent, EventKind
 from medic.events.services import event_record
-from medic.limits import MESSAGE_MAX_LENGTH, STATUS_MAX_LENGTH, name_problem
+from medic.ids import parse_id
+from medic.limits import (
+    MAX_ALERT_INTERVAL_MINUTES,
+    MAX_FAILURE_THRESHOLD,
+    MAX_GRACE_SECONDS,
+    MAX_MUTE,
+    MAX_RUN_SECONDS,
+    MAX_SLOW_RUN_FACTOR,
+    MAX_THRESHOLD,
+    MESSAGE_MAX_LENGTH,
+    STATUS_MAX_LENGTH,
+    name_problem,
+)
 from medic.metrics import HEARTBEATS
 from medic.models import AuditEvent
+from medic.text import storable
 from medic.timezones import TimezoneError, validate_timezone
 
 # Statuses counted with their own label in medic_heartbeats_total; any other free text (v1
@@ -40,6 +54,10 @@ from medic.timezones import TimezoneError, validate_timezone
 KNOWN_STATUSES = frozenset({"UP", "DOWN", "DEGRADED", "OK", "FAIL", "WARN"})
 MAX_STATUS_LEN = STATUS_MAX_LENGTH
 MAX_MESSAGE_LEN = MESSAGE_MAX_LENGTH
+
+
+def _out_of_range(value, low: float, high: float) -> bool:
+    return value is None or not math.isfinite(value) or not low <= value <= high
 
 
 # --- Deadlines --------------------------------------------------------------------------------
@@ -105,8 +123,8 @@ def service_get(ref: str | int, *, for_update: bool = False) -> Service:
     """A service by numeric id or by heartbeat name (case-insensitive)."""
     qs = Service.objects.select_for_update() if for_update else Service.objects.all()
     ref = str(ref)
-    if ref.isdigit():
-        service = qs.filter(pk=int(ref)).first()
+    if (pk := parse_id(ref)) is not None:
+        service = qs.filter(pk=pk).first()
         if service is not None:
             return service
     service = qs.annotate(_lname=Lower("heartbeat_name")).filter(_lname=ref.lower()).first()
@@ -151,9 +169,21 @@ def heartbeat_record(
     for every schedule kind). Keep the statement to what ``beat_apply`` does for such a service.
     """
     now = at or timezone.now()
+    unstorable = [
+        name
+        for name, text in (("status", status), ("message", message))
+        if text and not storable(text)
+    ]
+    if unstorable:
+        raise InvalidInput(
+            fields={
+                name: ["Must not contain NUL or unpaired surrogate characters."]
+                for name in unstorable
+            }
+        )
     if connection.vendor == "postgresql":
         ref = str(service_ref)
-        by_id = ref.isascii() and ref.isdigit() and len(ref) <= 18  # else: service_get decides
+        by_id = parse_id(ref) is not None  # else: service_get decides
         clean_status = (status or "").strip()[:MAX_STATUS_LEN] or "UP"  # as beat_apply
         fields = Service._meta.concrete_fields
         # Only model metadata is interpolated; every value is a bound parameter.
@@ -176,6 +206,8 @@ def heartbeat_record(
         params = {
             "id": int(ref) if by_id else None,
             "name": ref.lower(),
+            "max_interval": MAX_ALERT_INTERVAL_MINUTES,
+            "max_grace": MAX_GRACE_SECONDS,
             "now": now,
             "status": clean_status,
             "message": (message or "")[:MAX_MESSAGE_LEN],
@@ -282,10 +314,18 @@ def _validate(service: Service) -> None:
         errors["heartbeat_name"] = ["A heartbeat name is required."]
     elif name_problem(service.heartbeat_name):
         errors["heartbeat_name"] = [name_problem(service.heartbeat_name)]
-    if service.alert_interval is None or service.alert_interval <= 0:
+    if service.alert_interval is None or not service.alert_interval > 0:
         errors["alert_interval"] = ["Must be a positive number of minutes."]
-    if service.threshold is None or service.threshold < 1:
-        errors["threshold"] = ["Must be at least 1."]
+    elif _out_of_range(service.alert_interval, 0, MAX_ALERT_INTERVAL_MINUTES):
+        errors["alert_interval"] = [f"At most {MAX_ALERT_INTERVAL_MINUTES} minutes."]
+    if _out_of_range(service.threshold, 1, MAX_THRESHOLD):
+        errors["threshold"] = [f"Must be from 1 to {MAX_THRESHOLD}."]
+    if _out_of_range(service.grace_period_seconds, 0, MAX_GRACE_SECONDS):
+        errors["grace_period_seconds"] = [f"Must be from 0 to {MAX_GRACE_SECONDS} seconds."]
+    if service.max_duration_seconds is not None and _out_of_range(
+        service.max_duration_seconds, 1, MAX_RUN_SECONDS
+    ):
+        errors["max_duration_seconds"] = [f"Must be from 1 to {MAX_RUN_SECONDS} seconds."]
     if service.priority not in Priority.values:
         errors["priority"] = [f"Must be one of {', '.join(Priority.values)}."]
     if service.schedule_kind not in ScheduleKind.values:
@@ -303,10 +343,16 @@ def _validate(service: Service) -> None:
             errors["threshold"] = ["Cron services expect one beat per fire time: leave it at 1."]
     elif service.cron_expression:
         errors["cron_expression"] = ["Only for schedule_kind 'cron'."]
-    if service.failure_threshold is None or service.failure_threshold < 1:
-        errors["failure_threshold"] = ["Must be at least 1."]
-    if service.slow_run_factor is not None and service.slow_run_factor <= 1:
-        errors["slow_run_factor"] = ["Must be more than 1 (a multiple of the p95 duration)."]
+    if _out_of_range(service.failure_threshold, 1, MAX_FAILURE_THRESHOLD):
+        errors["failure_threshold"] = [f"Must be from 1 to {MAX_FAILURE_THRESHOLD}."]
+    if service.slow_run_factor is not None and (
+        _out_of_range(service.slow_run_factor, 1, MAX_SLOW_RUN_FACTOR)
+        or service.slow_run_factor == 1
+    ):
+        errors["slow_run_factor"] = [
+            f"Must be more than 1 and at most {MAX_SLOW_RUN_FACTOR} (a multiple of the p95 "
+            "duration)."
+        ]
     if errors:
         raise InvalidInput(fields=errors)
     try:
@@ -459,8 +505,8 @@ def service_mute(
         duration = timedelta(hours=settings.MEDIC_DEFAULT_MUTE_HOURS)
     if duration <= timedelta(0):
         raise InvalidInput(fields={"duration": ["Must be positive."]})
-    if duration > timedelta(days=90):
-        raise InvalidInput(fields={"duration": ["At most 90 days."]})
+    if duration > MAX_MUTE:
+        raise InvalidInput(fields={"duration": [f"At most {MAX_MUTE.days} days."]})
     now = timezone.now()
     with transaction.atomic():
         service = service_get(service_ref, for_update=True)

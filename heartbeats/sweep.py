@@ -25,6 +25,7 @@ from heartbeats.models import JobRun, Service, ServiceStatus
 from heartbeats.services import down_set, service_event, service_unmute
 from medic.events.models import EventKind
 from medic.events.services import event_record
+from medic.healthchecks import sweep_ran
 from medic.metrics import DETECTION_DELAY, SWEEP_DURATION, SWEEP_ERRORS, SWEEP_LAG, SWEEP_LAST_RUN
 
 logger = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ def sweep(*, now: datetime | None = None) -> SweepResult:
     _maintenance(now, result)
     SWEEP_DURATION.observe(time.monotonic() - started)
     SWEEP_LAST_RUN.set(time.time())
+    sweep_ran()
     return result
 
 

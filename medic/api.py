@@ -8,6 +8,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from medic.apikeys import (
+    MAX_EXPIRES_IN_DAYS,
+    MAX_RATE_LIMIT,
     VALID_SCOPES,
     api_key_create,
     api_key_revoke,
@@ -55,9 +57,11 @@ class ApiKeyIn(serializers.Serializer):
     scopes = serializers.ListField(
         child=serializers.ChoiceField(choices=sorted(VALID_SCOPES)), allow_empty=False
     )
-    expires_in_days = serializers.FloatField(required=False, min_value=0.001, max_value=3650)
+    expires_in_days = serializers.FloatField(
+        required=False, min_value=0.001, max_value=MAX_EXPIRES_IN_DAYS
+    )
     rate_limits = serializers.DictField(
-        child=serializers.IntegerField(min_value=0),
+        child=serializers.IntegerField(min_value=0, max_value=MAX_RATE_LIMIT),
         required=False,
         help_text="Requests per minute by class (heartbeat, management); 0 means no limit.",
     )
@@ -65,7 +69,9 @@ class ApiKeyIn(serializers.Serializer):
 
 class ApiKeyUpdate(serializers.Serializer):
     name = serializers.CharField(max_length=100, required=False)
-    rate_limits = serializers.DictField(child=serializers.IntegerField(min_value=0), required=False)
+    rate_limits = serializers.DictField(
+        child=serializers.IntegerField(min_value=0, max_value=MAX_RATE_LIMIT), required=False
+    )
 
 
 def _issued(issued) -> dict:

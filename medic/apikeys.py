@@ -80,6 +80,8 @@ def normalize_scopes(scopes: list[str] | str) -> list[str]:
 
 
 RATE_LIMIT_CLASSES = ("heartbeat", "management")
+MAX_RATE_LIMIT = 1_000_000  # requests per minute per key and class
+MAX_EXPIRES_IN_DAYS = 3650
 
 
 def normalize_rate_limits(limits: dict) -> dict[str, int]:
@@ -88,8 +90,15 @@ def normalize_rate_limits(limits: dict) -> dict[str, int]:
     for kind, value in limits.items():
         if kind not in RATE_LIMIT_CLASSES:
             errors.append(f"Unknown class '{kind}'; use {', '.join(RATE_LIMIT_CLASSES)}.")
-        elif isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            errors.append(f"'{kind}' must be a whole number of requests per minute (0: no limit).")
+        elif (
+            isinstance(value, bool)
+            or not isinstance(value, int)
+            or not 0 <= value <= MAX_RATE_LIMIT
+        ):
+            errors.append(
+                f"'{kind}' must be a whole number of requests per minute, at most "
+                f"{MAX_RATE_LIMIT} (0: no limit)."
+            )
     if errors:
         raise InvalidInput(fields={"rate_limits": errors})
     return dict(limits)
@@ -138,8 +147,10 @@ def api_key_create(
     scope_list = [ApiKeyScope.AGENT.value] if agent else normalize_scopes(scopes)
     expires_at = None
     if expires_in_days is not None:
-        if expires_in_days <= 0:
-            raise InvalidInput(fields={"expires_in_days": ["Must be a positive number of days."]})
+        if not 0 < expires_in_days <= MAX_EXPIRES_IN_DAYS:
+            raise InvalidInput(
+                fields={"expires_in_days": [f"Must be from 0 to {MAX_EXPIRES_IN_DAYS} days."]}
+            )
         expires_at = timezone.now() + timedelta(days=expires_in_days)
     lookup, secret = _new_secret()
     with transaction.atomic():

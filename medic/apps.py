@@ -7,4 +7,5 @@ class MedicConfig(AppConfig):
 
     def ready(self) -> None:
         # Each app registers its own metrics collectors in its ready(): the core knows none.
+        import medic.keyring  # registers the stored-secrets system check
         import medic.schema  # noqa: F401  (registers the OpenAPI auth extension)

@@ -2,7 +2,8 @@
 
 ``MEDIC_ENCRYPTION_KEYS`` lists ``id:base64-32-byte-key`` pairs, newest first; new secrets are
 sealed with the first, any listed key opens old ones. Without it, one key is derived from
-``SECRET_KEY`` (HKDF, id ``sk``) — fine for a trial, but set explicit keys in production so that
+``SECRET_KEY`` (HKDF, id ``sk``) — fine for a trial (the embedded mode's ``SECRET_KEY`` is random,
+made on the first start in ``var/secret_key``), but set explicit keys in production so that
 rotating ``SECRET_KEY`` does not make stored secrets unreadable. See docs/configuration.md.
 
 Token format: ``enc:v1:<key id>:<base64(nonce || ciphertext+tag)>``.
@@ -74,6 +75,17 @@ def decrypt(token: str) -> str:
         return AESGCM(key).decrypt(blob[:12], blob[12:], kid.encode()).decode()
     except InvalidTag as exc:
         raise DecryptionError("secret cannot be decrypted (wrong key or tampered)") from exc
+
+
+def newest_key_id() -> str:
+    return _keyring()[0][0]
+
+
+def reseal(token: str) -> str:
+    """The same secret sealed with the newest key (unchanged if it already is)."""
+    if key_id(token) == newest_key_id():
+        return token
+    return encrypt(decrypt(token))
 
 
 def key_id(token: str) -> str:

@@ -10,10 +10,17 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
+from django.conf import settings
+from django.core.exceptions import (
+    PermissionDenied,
+    RequestDataTooBig,
+    TooManyFieldsSent,
+    TooManyFilesSent,
+)
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions as drf_exceptions
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
 logger = logging.getLogger(__name__)
@@ -53,6 +60,18 @@ class InvalidInput(MedicError):
     default_message = "Some fields are invalid."
 
 
+class InvalidParameter(InvalidInput):
+    """A query parameter (a filter, a page size) the endpoint cannot honour: refused like an
+    invalid field (422, ``fields`` names it), never ignored, so a typo does not silently widen
+    a listing."""
+
+    default_message = "A query parameter is invalid."
+
+
+def one_of(name: str, values) -> InvalidParameter:
+    return InvalidParameter(fields={name: [f"One of {', '.join(values)}."]})
+
+
 class MalformedRequest(MedicError):
     status = 400
     code = "malformed"
@@ -81,6 +100,12 @@ class Conflict(MedicError):
     status = 409
     code = "conflict"
     default_message = "The request conflicts with the current state."
+
+
+class PayloadTooLarge(MedicError):
+    status = 413
+    code = "payload_too_large"
+    default_message = "The request body is too large."
 
 
 class Throttled(MedicError):
@@ -127,6 +152,12 @@ def to_medic_error(exc: Exception) -> MedicError | None:
         return exc
     if isinstance(exc, Http404):
         return NotFound()
+    if isinstance(exc, RequestDataTooBig):
+        return PayloadTooLarge(
+            f"The request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes."
+        )
+    if isinstance(exc, TooManyFieldsSent | TooManyFilesSent):
+        return MalformedRequest("The request has too many fields.")
     if isinstance(exc, PermissionDenied):
         return Forbidden()
     if isinstance(exc, DjangoValidationError):
@@ -163,6 +194,13 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
     error = to_medic_error(exc)
     if error is None:
         return None  # a real bug: let Django log it and answer 500
+    request = context.get("request")
+    if request is not None:
+        # Errors are JSON whatever the view renders otherwise: an HTML view (the Swagger UI)
+        # would render its page for the error, and that page re-runs the authentication that
+        # just failed (a 500 for a bad key at /v2/docs/).
+        request.accepted_renderer = JSONRenderer()
+        request.accepted_media_type = JSONRenderer.media_type
     headers = dict(error.headers)
     if error.status == 401:
         headers.setdefault("WWW-Authenticate", 'Bearer realm="medic"')

@@ -10,7 +10,31 @@ medic.events.metrics), so every scrape of any process reports the same truth.
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+
+
+class Timestamp:
+    """A gauge exported only once it has been set. A process that never ran the sweep (web, the
+    agent gateway, a worker before its first pass) exports no sample rather than 0, which would
+    read as "last ran in 1970" and trip MedicSweepStalled for as long as web is scraped."""
+
+    def __init__(self, name: str, documentation: str) -> None:
+        self.name, self.documentation = name, documentation
+        self.value: float | None = None
+        REGISTRY.register(self)
+
+    def set(self, value: float) -> None:
+        self.value = value
+
+    def describe(self):
+        return [GaugeMetricFamily(self.name, self.documentation)]
+
+    def collect(self):
+        if self.value is None:
+            return []
+        return [GaugeMetricFamily(self.name, self.documentation, value=self.value)]
+
 
 AUTH_FAILURES = Counter(
     "medic_auth_failures_total",
@@ -45,7 +69,7 @@ DETECTION_DELAY = Histogram(
     "For each service marked down: sweep time minus its deadline.",
     buckets=(0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300),
 )
-SWEEP_LAST_RUN = Gauge(
+SWEEP_LAST_RUN = Timestamp(
     "medic_sweep_last_run_timestamp_seconds", "Unix time at which the last sweep finished."
 )
 SWEEP_ERRORS = Counter(

@@ -51,7 +51,7 @@ class AuditEvent(models.Model):
     actor = models.CharField(max_length=150)
     event = models.CharField(max_length=64, db_index=True)
     object_type = models.CharField(max_length=64, blank=True, default="")
-    object_id = models.CharField(max_length=64, blank=True, default="")
+    object_id = models.CharField(max_length=255, blank=True, default="")  # ids and names
     details = models.JSONField(default=dict, blank=True)
 
     class Meta:

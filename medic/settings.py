@@ -67,7 +67,33 @@ def env_float(name: str, default: float) -> float:
 EMBEDDED = env_bool("MEDIC_EMBEDDED", False)
 DEBUG = env_bool("DEBUG", False)
 _DEV_SECRET = "medic-embedded-development-secret-do-not-use-in-production"
-SECRET_KEY = env_str("SECRET_KEY", _DEV_SECRET if EMBEDDED else "")
+VAR_DIR = Path(env_str("MEDIC_VAR_DIR", str(BASE_DIR / "var")))
+
+
+def embedded_secret(path: Path) -> str:
+    """The embedded mode's SECRET_KEY: random, made on the first start, kept in var/ (mode 0600)
+    like the database. Stored secrets are encrypted with a key derived from it (medic/crypto.py),
+    so a copy of the database alone opens nothing."""
+    if not path.exists():
+        import secrets
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        draft = path.with_name(f".{path.name}.{os.getpid()}")
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_urlsafe(48) + "\n")
+        try:
+            os.link(draft, path)  # atomic: the first process to start wins, the others read it
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
+    return path.read_text().strip()
+
+
+SECRET_KEY = env_str("SECRET_KEY", "")
+if EMBEDDED and not SECRET_KEY:
+    SECRET_KEY = embedded_secret(VAR_DIR / "secret_key")
 
 if not EMBEDDED:
     if DEBUG:
@@ -121,11 +147,16 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Probes (/health/live, /health/ready, /metrics) answered before host validation, so that
+    # health checks and scrapers can address a process by its own address (medic/probes.py).
+    "medic.probes.ProbeMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "medic.csp.ContentSecurityPolicyMiddleware",
     # Static assets (admin, Swagger UI, dashboard) are served from memory by WhiteNoise, so no
     # URL pattern and no reverse proxy is needed for them.
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "medic.auth.RateLimitHeadersMiddleware",
+    "medic.text.UnstorableQueryMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -155,7 +186,6 @@ TEMPLATES = [
 ]
 
 # --- Database ---------------------------------------------------------------------------------
-VAR_DIR = Path(env_str("MEDIC_VAR_DIR", str(BASE_DIR / "var")))
 _default_db = ""
 if EMBEDDED:
     (VAR_DIR / "broker" / "queue").mkdir(parents=True, exist_ok=True)
@@ -178,6 +208,10 @@ DATABASES = {
         conn_health_checks=env_bool("DATABASE_CONN_HEALTH_CHECKS", True),
     )
 }
+# The password apart from the URL, so that it can come from a file (DATABASE_PASSWORD_FILE, a
+# compose secret); it replaces the URL's password.
+if _database_password := env_str("DATABASE_PASSWORD", ""):
+    DATABASES["default"]["PASSWORD"] = _database_password
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["ENGINE"] = "medic.db.postgresql"
 # 1: check kept connections with Django's "SELECT 1" round trip instead of the socket check.
@@ -231,7 +265,6 @@ MEDIC_WORKER_METRICS_ADDR = env_str("MEDIC_WORKER_METRICS_ADDR", "127.0.0.1:9809
 MEDIC_WORKER_METRICS_REQUIRE_KEY = env_bool("MEDIC_WORKER_METRICS_REQUIRE_KEY", not EMBEDDED)
 
 # --- Medic behaviour --------------------------------------------------------------------------
-MEDIC_SWEEP_INTERVAL_SECONDS = env_int("MEDIC_SWEEP_INTERVAL_SECONDS", 5)
 MEDIC_SWEEP_BATCH_SIZE = env_int("MEDIC_SWEEP_BATCH_SIZE", 200)
 MEDIC_HEARTBEAT_RETENTION_DAYS = env_int("MEDIC_HEARTBEAT_RETENTION_DAYS", 30)
 # Domain events (the outbox between heartbeats, alerting and remediation) older than this are
@@ -257,27 +290,58 @@ MEDIC_NOTIFY_TIMEOUT_SECONDS = env_float("MEDIC_NOTIFY_TIMEOUT_SECONDS", 10.0)
 # A delivery whose next attempt is this late (its Celery message was lost: worker killed, broker
 # flushed) is re-enqueued by the sweep.
 MEDIC_DELIVERY_RECOVERY_SECONDS = env_int("MEDIC_DELIVERY_RECOVERY_SECONDS", 30)
+# Base delays of the retries after a transient failure; each is stretched by a random 0-50 %
+# (jitter) so that deliveries that failed together do not come back together. docs/alert-routing.md
 MEDIC_DELIVERY_RETRY_DELAYS = [
-    int(x) for x in env_str("MEDIC_DELIVERY_RETRY_DELAYS", "1,5,30").split(",") if x.strip()
+    int(x)
+    for x in env_str("MEDIC_DELIVERY_RETRY_DELAYS", "10,30,90,300,900").split(",")
+    if x.strip()
 ]
+# Rate-limit answers (429, Slack "ratelimited") are retried after their Retry-After without using
+# a step of the schedule, until the delivery is this old.
+MEDIC_DELIVERY_GIVE_UP_SECONDS = env_int("MEDIC_DELIVERY_GIVE_UP_SECONDS", 3600)
+# Receivers' replies are read while streaming up to this many bytes (Slack echoes the message).
+MEDIC_NOTIFY_MAX_REPLY_BYTES = env_int("MEDIC_NOTIFY_MAX_REPLY_BYTES", 256 * 1024)
+# Sending pace per destination, shared by every worker (Redis when configured, else the
+# database): Slack allows about one message per second per channel, PagerDuty's Events API a
+# limited number of events per minute per routing key.
+MEDIC_SLACK_PACE_PER_SECOND = env_float("MEDIC_SLACK_PACE_PER_SECOND", 0.9)
+MEDIC_SLACK_PACE_BURST = env_int("MEDIC_SLACK_PACE_BURST", 1)
+MEDIC_PAGERDUTY_PACE_PER_MINUTE = env_float("MEDIC_PAGERDUTY_PACE_PER_MINUTE", 100.0)
+MEDIC_PAGERDUTY_PACE_BURST = env_int("MEDIC_PAGERDUTY_PACE_BURST", 10)
+MEDIC_DELIVERY_PACE_REDIS_URL = env_str("MEDIC_DELIVERY_PACE_REDIS_URL", REDIS_URL)
+# After a webhook signing secret is changed, bodies are signed with the old one too for this long.
+MEDIC_WEBHOOK_SECRET_ROTATION_HOURS = env_float("MEDIC_WEBHOOK_SECRET_ROTATION_HOURS", 24.0)
 
-# Rate limits: requests per minute (0 disables a class). Per-key overrides: ApiKey.rate_limits.
+# Rate limits: requests in any 60-second window (0 disables a class). Per-key overrides:
+# ApiKey.rate_limits. Counters live in Redis, or without it in a SQLite file shared by every
+# process on the host (the embedded mode), never in process memory.
 MEDIC_RATE_LIMIT_HEARTBEAT = env_int("MEDIC_RATE_LIMIT_HEARTBEAT", 100)
 MEDIC_RATE_LIMIT_MANAGEMENT = env_int("MEDIC_RATE_LIMIT_MANAGEMENT", 20)
 MEDIC_RATE_LIMIT_UNAUTHENTICATED = env_int("MEDIC_RATE_LIMIT_UNAUTHENTICATED", 30)
 MEDIC_RATE_LIMIT_ANONYMOUS = env_int("MEDIC_RATE_LIMIT_ANONYMOUS", 100)
 MEDIC_RATE_LIMIT_REDIS_URL = env_str("MEDIC_RATE_LIMIT_REDIS_URL", REDIS_URL)
-# Dashboard sign-in lockout: failed sign-ins counted per username and per client address for
-# MEDIC_LOGIN_FAILURE_WINDOW_MINUTES from the first failure; past a limit, sign-in is refused
-# (429) until the period ends. 0 disables a limit.
+MEDIC_RATE_LIMIT_FILE = env_str("MEDIC_RATE_LIMIT_FILE", str(VAR_DIR / "ratelimit.sqlite3"))
+# Sign-in lockout (portal and Django admin): failed sign-ins counted per username and per client
+# address in a sliding window of MEDIC_LOGIN_FAILURE_WINDOW_MINUTES; at a limit, sign-in is
+# refused (429) until the oldest failure leaves the window. 0 disables a limit.
 MEDIC_LOGIN_MAX_FAILURES_PER_USER = env_int("MEDIC_LOGIN_MAX_FAILURES_PER_USER", 5)
 MEDIC_LOGIN_MAX_FAILURES_PER_ADDRESS = env_int("MEDIC_LOGIN_MAX_FAILURES_PER_ADDRESS", 20)
 MEDIC_LOGIN_FAILURE_WINDOW_MINUTES = env_int("MEDIC_LOGIN_FAILURE_WINDOW_MINUTES", 15)
 # How many reverse proxies in front of Medic append to X-Forwarded-For (0: use the peer address).
+# docker-compose.yml sets 1: its TLS front (deploy/nginx/) is the one hop.
 MEDIC_TRUSTED_PROXY_HOPS = env_int("MEDIC_TRUSTED_PROXY_HOPS", 0)
 
-# AES-256-GCM keys for secrets at rest (webhook headers, signing secrets, routing keys).
+# AES-256-GCM keys for secrets at rest (webhook headers, signing secrets, routing keys). Required
+# outside the embedded mode: a key derived from SECRET_KEY would make every stored secret
+# unreadable the day SECRET_KEY is rotated or lost.
 MEDIC_ENCRYPTION_KEYS = env_str("MEDIC_ENCRYPTION_KEYS", "")
+if not EMBEDDED and not MEDIC_ENCRYPTION_KEYS.strip():
+    raise ImproperlyConfigured(
+        "MEDIC_ENCRYPTION_KEYS (or MEDIC_ENCRYPTION_KEYS_FILE) must be set outside the embedded "
+        "mode: 'id:base64key', e.g. \"k1:$(python3 -c 'import os,base64; "
+        "print(base64.b64encode(os.urandom(32)).decode())')\". Keep it with your backups."
+    )
 
 # --- Remote execution (docs/remote-execution.md) ---------------------------------------------
 # Agents: long-poll wait handed out at registration, and the longest wait a poll may ask for.
@@ -340,6 +404,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
+# Every sign-in (the dashboard's, the Django admin's) goes through the lock-out (medic/lockout.py).
+AUTHENTICATION_BACKENDS = ["medic.lockout.LockoutBackend"]
 # The dashboard (docs/dashboard.md) signs people in; the Django admin keeps its own login page.
 LOGIN_URL = "/ui/login"
 LOGIN_REDIRECT_URL = "/ui/"
@@ -376,6 +442,10 @@ SPECTACULAR_SETTINGS = {
         "StepStateEnum": "remediation.playbooks.models.StepState",
         "PlaybookModeEnum": "remediation.playbooks.models.Mode",
     },
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "medic.schema.postprocess",
+    ],
     "SERVE_PERMISSIONS": ["medic.auth.ScopePermission"],
     "SERVE_AUTHENTICATION": [
         "rest_framework.authentication.SessionAuthentication",
@@ -401,6 +471,11 @@ SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", False)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+# HTTPS only: once every client reaches Medic over TLS, tell browsers to insist on it
+# (docs/security.md). 0 (the default) sends no Strict-Transport-Security header.
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SESSION_COOKIE_SAMESITE = "Lax"
 
 # --- Logging ----------------------------------------------------------------------------------
 MEDIC_LOG_FORMAT = env_str("MEDIC_LOG_FORMAT", "text")

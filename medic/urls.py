@@ -1,7 +1,8 @@
 from django.contrib import admin
 from django.http import JsonResponse
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from django.views import defaults
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from alerting import api as alerting_api
 from alerting import config_api
@@ -10,7 +11,7 @@ from heartbeats import api as heartbeats_api
 from heartbeats import jobs_api, maintenance_api
 from medic import api as medic_api
 from medic import health
-from medic.errors import MedicError, NotFound, error_response
+from medic.errors import MalformedRequest, MedicError, NotFound, error_response, to_medic_error
 from remediation import agent_api
 from remediation import api as remediation_api
 from remediation.approvals import api as approvals_api
@@ -20,7 +21,8 @@ from remediation.secrets import api as secrets_api
 
 v2 = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    # The split view serves Swagger UI's start-up script as a file: no inline script (CSP).
+    path("docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="swagger-ui"),
     path("api-keys", medic_api.ApiKeyListCreate.as_view()),
     path("api-keys/<int:key_id>/rotate", medic_api.ApiKeyRotate.as_view()),
     path("api-keys/<int:key_id>", medic_api.ApiKeyRevoke.as_view()),
@@ -116,6 +118,18 @@ def handler404(request, exception=None):
     if _is_v1(request.path):
         return JsonResponse({"success": False, "message": "Not found.", "results": ""}, status=404)
     return error_response(NotFound(f"No such endpoint: {request.method} {request.path}"))
+
+
+def handler400(request, exception=None):
+    # Django answers a SuspiciousOperation raised outside a DRF view (a body over
+    # DATA_UPLOAD_MAX_MEMORY_SIZE read by middleware or a plain view) through here.
+    if request.path.startswith("/v2/") or _is_v1(request.path):
+        error = to_medic_error(exception) or MalformedRequest("The request is malformed.")
+        if _is_v1(request.path):
+            body = {"success": False, "message": error.message, "results": ""}
+            return JsonResponse(body, status=error.status)
+        return error_response(error)
+    return defaults.bad_request(request, exception)
 
 
 def handler500(request):

@@ -42,6 +42,7 @@ from medic.errors import (
     error_response,
     to_medic_error,
 )
+from medic.ids import parse_id
 from medic.metrics import AUTH_FAILURES
 from medic.models import ApiKeyScope
 from remediation import agents, jobs, selectors, wakeup
@@ -210,7 +211,7 @@ async def _agent(request, run):
 
 def _body(request, serializer_class):
     length = request.META.get("CONTENT_LENGTH") or "0"
-    if not length.isdigit() or int(length) > MAX_BODY_BYTES:
+    if parse_id(length) is None or int(length) > MAX_BODY_BYTES:
         raise MedicError("The request body is too large.", code="too_large").with_status(413)
     raw = request.read(MAX_BODY_BYTES + 1)
     if len(raw) > MAX_BODY_BYTES:
@@ -233,7 +234,7 @@ def _wait_seconds(request) -> int:
     raw = request.GET.get("wait")
     if raw is None or raw == "":
         return settings.MEDIC_AGENT_POLL_WAIT_SECONDS
-    if not raw.isdigit():
+    if parse_id(raw) is None:
         raise InvalidInput(fields={"wait": ["A whole number of seconds (0 or more)."]})
     # Clamped rather than refused: an agent configured for longer waits still works.
     return min(int(raw), settings.MEDIC_AGENT_POLL_MAX_WAIT_SECONDS)

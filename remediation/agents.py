@@ -21,6 +21,7 @@ from heartbeats.models import Service
 from heartbeats.services import heartbeat_record, service_create, service_get
 from medic.apikeys import api_key_create, api_key_revoke
 from medic.errors import Conflict, InvalidInput, MedicError, NotFound
+from medic.ids import looks_like_id
 from remediation.audit.services import audit_record
 from remediation.models import Agent
 
@@ -55,7 +56,7 @@ def agent_create(*, name: str, labels=(), actor: str) -> IssuedAgent:
     """Create an agent and its API key (scope ``agent``, bound to it). The secret is returned
     once."""
     name = (name or "").strip()
-    if not AGENT_NAME_RE.match(name) or name.isdigit():
+    if not AGENT_NAME_RE.match(name) or looks_like_id(name):
         raise InvalidInput(
             fields={"name": ["1 to 100 characters from A-Z a-z 0-9 _ . - (not only digits)."]}
         )

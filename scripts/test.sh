@@ -13,8 +13,15 @@ need=()
 command -v redis-server >/dev/null || need+=(redis-server)
 [ -n "$(pg_bindir)" ] || need+=(postgresql)
 command -v docker-compose >/dev/null || need+=(docker-compose)
+# The docs' examples (tests/docs) are curl and jq command lines.
+command -v curl >/dev/null || need+=(curl)
+command -v jq >/dev/null || need+=(jq)
 # Browser tests (tests/dashboard/test_browser.py) drive Debian's Chromium through Playwright.
 [ -x /usr/bin/chromium ] || need+=(chromium chromium-driver)
+# The production smoke test (tests/production/): the TLS front and Prometheus; promtool also
+# runs the alert-rule tests below.
+command -v nginx >/dev/null || need+=(nginx)
+command -v promtool >/dev/null || need+=(prometheus)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "==> apt-get install ${need[*]}"
@@ -26,6 +33,36 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
 fi
 
+# --- medic-agent for arm64 and its packages, in the background --------------------------------
+# The arm64 build and its tests under qemu-user, both binaries' sizes, the .deb/.rpm for both
+# architectures, the APT/YUM repositories and the Homebrew formula: agent-rs/packaging/release.sh.
+# It needs root (apt, dpkg -i); it runs alongside everything below, in a process group of its
+# own, and is waited for at the end. SKIP_AGENT_RELEASE=1 leaves it out (e.g. with a -k filter).
+AGENT_RELEASE_LOG=$(mktemp /tmp/medic-agent-release.XXXXXX)
+agent_release_pid=
+stop_agent_release() {
+  if [ -n "$agent_release_pid" ] && kill -0 "$agent_release_pid" 2>/dev/null; then
+    kill -- "-$agent_release_pid" 2>/dev/null || true
+  fi
+}
+if [ -n "${SKIP_AGENT_RELEASE:-}" ]; then
+  echo "==> medic-agent arm64 build and packages: skipped (SKIP_AGENT_RELEASE)"
+elif [ "$(id -u)" = 0 ]; then
+  bash agent-rs/build.sh deps # apt here, before anything runs in parallel
+  setsid bash agent-rs/packaging/release.sh >"$AGENT_RELEASE_LOG" 2>&1 &
+  agent_release_pid=$!
+  trap stop_agent_release EXIT
+  echo "==> medic-agent arm64 build, tests under qemu, packages: started (log $AGENT_RELEASE_LOG)"
+else
+  echo "==> medic-agent arm64 build and packages: skipped (needs root)" >&2
+fi
+
+# The user the worker runs local scripts as (as in the image; tests/production/ checks that a
+# script cannot read the worker's secrets).
+if [ "$(id -u)" = 0 ] && ! id medic-sandbox >/dev/null 2>&1; then
+  useradd --system --no-create-home --shell /usr/sbin/nologin medic-sandbox
+fi
+
 source scripts/venv.sh test
 PY="$ROOT/.venv/bin/python"
 
@@ -33,6 +70,7 @@ PY="$ROOT/.venv/bin/python"
 WORK=$(mktemp -d /tmp/medic-test.XXXXXX)
 chmod 755 "$WORK"
 cleanup() {
+  stop_agent_release
   throwaway_stop "$WORK"
   rm -rf "$WORK"
 }
@@ -42,6 +80,7 @@ throwaway_pg "$WORK" -c fsync=off -c synchronous_commit=off -c full_page_writes=
   -c max_connections=200
 throwaway_redis "$WORK"
 export SECRET_KEY="test-$("$PY" -c 'import secrets; print(secrets.token_urlsafe(40))')"
+export MEDIC_ENCRYPTION_KEYS="test:$("$PY" -c 'import base64, os; print(base64.b64encode(os.urandom(32)).decode())')"
 export ALLOWED_HOSTS="127.0.0.1,localhost,testserver"
 export MEDIC_TEST_WORKDIR="$WORK"
 export STATIC_ROOT="$WORK/static"
@@ -63,12 +102,37 @@ echo "==> django checks, migrations, OpenAPI schema"
 "$PY" manage.py collectstatic --no-input -v 0
 echo "==> medic-agent: cargo fmt --check, clippy -D warnings, cargo test; release build (e2e)"
 bash agent-rs/build.sh test && bash agent-rs/build.sh release
-echo "==> docker-compose config"
-SECRET_KEY=x POSTGRES_PASSWORD=x docker-compose -f docker-compose.yml config -q
+echo "==> docker-compose config (with .env.example as .env)"
+mkdir "$WORK/compose" && cp .env.example "$WORK/compose/.env"
+docker-compose -f docker-compose.yml --project-directory "$WORK/compose" config -q
+# Every runnable example of README.md and docs/ against a fresh `make run` (docs/writing-docs.md).
+echo "==> docs: examples of README.md and docs/ against a throwaway make-run instance"
+# A failure here fails the command after pytest has run too.
+docs_status=0
+"$PY" -m tests.docs.runner || docs_status=$?
 
 # --- tests --------------------------------------------------------------------------------------
 # One pytest-xdist process per core, each with its own PostgreSQL test database and Redis
 # database (tests/xdist_isolation.py); a file's tests stay on one process (module fixtures
 # start real servers). MEDIC_TEST_PROCESSES=0 runs everything in this process.
 echo "==> pytest"
-"$PY" -m pytest -p no:cacheprovider -n "${MEDIC_TEST_PROCESSES:-auto}" --dist loadfile "$@"
+pytest_rc=0
+"$PY" -m pytest -p no:cacheprovider -n "${MEDIC_TEST_PROCESSES:-auto}" --dist loadfile "$@" || pytest_rc=$?
+
+if [ -n "$agent_release_pid" ]; then
+  echo "==> medic-agent arm64 build, tests under qemu, packages (waiting)"
+  agent_release_rc=0
+  wait "$agent_release_pid" || agent_release_rc=$?
+  agent_release_pid=
+  cat "$AGENT_RELEASE_LOG"
+  rm -f "$AGENT_RELEASE_LOG"
+  if [ "$agent_release_rc" -ne 0 ]; then
+    echo "medic-agent release build or package checks failed (exit $agent_release_rc)" >&2
+    exit 1
+  fi
+fi
+if [ "$docs_status" != 0 ]; then
+  echo "docs: examples failed (see \"FAILED\" above)" >&2
+  exit "$docs_status"
+fi
+exit "$pytest_rc"

@@ -3,6 +3,8 @@ real Celery worker processes for end-to-end tests."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from django.test import Client
 
@@ -12,19 +14,58 @@ from medic.celery import app as celery_app
 from tests.receivers import Receiver
 
 
+class ManualClock:
+    """A clock that moves only when a test says so (the rate limiter runs on it)."""
+
+    def __init__(self) -> None:
+        self.at = float(int(time.time()))  # starts now, so X-RateLimit-Reset reads as a date
+
+    def __call__(self) -> float:
+        return self.at
+
+    def advance(self, seconds: float) -> None:
+        self.at += seconds
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture(params=["file", "redis"])
+def limiter_store(request, settings, tmp_path, clock):
+    """Each shared rate-limit store in turn, installed on the controlled clock."""
+    if request.param == "redis":
+        if not settings.MEDIC_RATE_LIMIT_REDIS_URL:
+            pytest.skip("no Redis configured")
+        store = ratelimit.RedisStore(settings.MEDIC_RATE_LIMIT_REDIS_URL)
+    else:
+        store = ratelimit.FileStore(tmp_path / "ratelimit.sqlite3")
+    ratelimit.configure(store=store, clock=clock)
+    store.clear()
+    return store
+
+
 @pytest.fixture(autouse=True)
-def _isolate(settings):
+def _isolate(settings, clock):
     # Tasks run inline unless a test starts a real worker (see tests/e2e).
     celery_app.conf.task_always_eager = True
     settings.SLACK_BOT_TOKEN = ""
     settings.PAGERDUTY_ROUTING_KEY = ""
+    # Inline tasks cannot wait for a sending slot: pacing is off unless a test turns it on.
+    settings.MEDIC_SLACK_PACE_PER_SECOND = 0
+    settings.MEDIC_PAGERDUTY_PACE_PER_MINUTE = 0
     # Generous limits everywhere; tests of rate limiting set their own.
     for kind in ("HEARTBEAT", "MANAGEMENT", "UNAUTHENTICATED", "ANONYMOUS"):
         setattr(settings, f"MEDIC_RATE_LIMIT_{kind}", 100_000)
-    ratelimit.backend().clear()
+    # Rate limits and lock-outs run on a controlled clock: nothing a test asserts depends on
+    # when it runs (a window boundary, a slow machine).
+    ratelimit.configure(clock=clock)
+    ratelimit.store().clear()
     key_cache.clear()
     yield
     key_cache.clear()
+    ratelimit.configure()
 
 
 class ApiClient(Client):

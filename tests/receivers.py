@@ -1,7 +1,8 @@
 """Real HTTP servers on 127.0.0.1 that stand in for Slack, PagerDuty and webhook receivers.
 
-They record every request and answer from a script of responses (then a default), so tests can
-make a receiver fail twice and then succeed, answer slowly, or refuse.
+They record every request. ``Receiver`` answers from a script of responses (then a default), so
+tests can make a receiver fail twice and then succeed, answer slowly, or refuse; ``FakeServer``
+answers from a function (tests/fakes.py builds Slack and PagerDuty on it).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -25,43 +27,60 @@ class Received:
         return json.loads(self.body)
 
 
-class Receiver:
-    def __init__(self, *, default_status: int = 200, default_body: bytes = b"{}") -> None:
+@dataclass
+class Reply:
+    status: int = 200
+    body: bytes | Callable[[], object] = b""
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+    content_type: str = "application/json"
+
+
+class FakeServer:
+    """A real HTTP server on 127.0.0.1 whose answers come from ``handle(request) -> Reply``.
+    A reply whose body is a callable streams what the callable yields (chunked), for as long as
+    the client reads."""
+
+    def __init__(self, handle: Callable[[Received], Reply]) -> None:
         self.requests: list[Received] = []
-        self.script: list[tuple[int, bytes, float]] = []
-        self.default = (default_status, default_body, 0.0)
-        # Answers from the request itself (a fake API); scripted responses still come first.
-        self.responder = None
-        self._lock = threading.Lock()
-        self._cond = threading.Condition(self._lock)
-        receiver = self
+        self.reply_sizes: list[int] = []
+        self.handle = handle
+        self._cond = threading.Condition()
+        fake = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def _handle(self) -> None:
+            def _serve(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 received = Received(self.command, self.path, dict(self.headers.items()), body)
-                with receiver._cond:
-                    receiver.requests.append(received)
-                    if receiver.script:
-                        status, payload, delay = receiver.script.pop(0)
-                    elif receiver.responder is not None:
-                        status, payload = receiver.responder(received)
-                        delay = 0.0
+                reply = fake.handle(received)
+                with fake._cond:
+                    fake.requests.append(received)
+                    fake.reply_sizes.append(-1 if callable(reply.body) else len(reply.body))
+                    fake._cond.notify_all()
+                if reply.delay:
+                    time.sleep(reply.delay)
+                try:
+                    self.send_response(reply.status)
+                    self.send_header("Content-Type", reply.content_type)
+                    for name, value in reply.headers.items():
+                        self.send_header(name, value)
+                    if callable(reply.body):
+                        self.send_header("Transfer-Encoding", "chunked")
+                        self.end_headers()
+                        for chunk in reply.body():
+                            self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                        self.wfile.write(b"0\r\n\r\n")
                     else:
-                        status, payload, delay = receiver.default
-                    receiver._cond.notify_all()
-                if delay:
-                    time.sleep(delay)
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                        self.send_header("Content-Length", str(len(reply.body)))
+                        self.end_headers()
+                        self.wfile.write(reply.body)
+                except (BrokenPipeError, ConnectionResetError):
+                    self.close_connection = True  # the client stopped reading: its choice
 
-            do_POST = do_GET = do_PUT = do_PATCH = do_DELETE = _handle
+            do_POST = do_GET = do_PUT = do_PATCH = _serve
 
             def log_message(self, *args) -> None:
                 pass
@@ -71,25 +90,17 @@ class Receiver:
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
-    def respond(self, status: int, body: bytes = b"{}", delay: float = 0.0) -> Receiver:
-        """Queue one scripted response (used before the default)."""
-        with self._lock:
-            self.script.append((status, body, delay))
-        return self
-
     def wait_for(self, count: int, timeout: float = 10.0) -> list[Received]:
         deadline = time.monotonic() + timeout
         with self._cond:
             while len(self.requests) < count:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise AssertionError(
-                        f"expected {count} request(s) at {self.url}, got {len(self.requests)}"
-                    )
+                    raise AssertionError(f"expected {count} request(s), got {len(self.requests)}")
                 self._cond.wait(remaining)
             return list(self.requests)
 
-    def __enter__(self) -> Receiver:
+    def __enter__(self):
         self._thread.start()
         return self
 
@@ -98,18 +109,43 @@ class Receiver:
         self._server.server_close()
 
 
-class SlackFake(Receiver):
+class Receiver(FakeServer):
+    """Answers from a script of responses (then a default)."""
+
+    def __init__(self, *, default_status: int = 200, default_body: bytes = b"{}") -> None:
+        self.script: list[tuple[int, bytes, float]] = []
+        self.default = (default_status, default_body, 0.0)
+        self._script_lock = threading.Lock()
+        super().__init__(self._next)
+
+    def _next(self, request: Received) -> Reply:
+        with self._script_lock:
+            status, payload, delay = self.script.pop(0) if self.script else self.default
+        return Reply(status, payload, delay=delay)
+
+    def respond(self, status: int, body: bytes = b"{}", delay: float = 0.0) -> Receiver:
+        """Queue one scripted response (used before the default)."""
+        with self._script_lock:
+            self.script.append((status, body, delay))
+        return self
+
+
+class SlackFake(FakeServer):
     """Slack's Web API as approvals use it: auth.test names the bot; chat.postMessage and
     chat.update echo the message with a channel and ts; users.info answers for the users a
     test registers (else ``ok: false, user_not_found``); a wrong token is ``invalid_auth``;
     anything else (a ``response_url``) is ``ok``."""
 
     def __init__(self, token: str = "xoxb-test") -> None:
-        super().__init__()
         self.token = token
         self.users: dict[str, dict] = {}
         self._ts = 0
-        self.responder = self._answer
+        self._ts_lock = threading.Lock()
+        super().__init__(self._reply)
+
+    def _reply(self, received: Received) -> Reply:
+        status, body = self._answer(received)
+        return Reply(status, body)
 
     def calls(self, method: str) -> list[Received]:
         return [r for r in self.requests if r.path.split("?")[0].endswith("/" + method)]
@@ -140,8 +176,9 @@ class SlackFake(Receiver):
         if not args.get("channel"):
             return 200, json.dumps({"ok": False, "error": "channel_not_found"}).encode()
         if method == "chat.postMessage":
-            self._ts += 1
-            ts = f"1700000000.{self._ts:06d}"
+            with self._ts_lock:
+                self._ts += 1
+                ts = f"1700000000.{self._ts:06d}"
         else:
             ts = args.get("ts", "")
         message = {"text": args.get("text"), "blocks": args.get("blocks"), "ts": ts}

@@ -88,19 +88,31 @@ def _insert(table: str, **values) -> int:
     return _sql(statement, tuple(values.values()))[0][0]
 
 
+# This fixture's alert times are true instants (not v1 worker's Chicago wall-clock times, which
+# tests/test_import_v1_head.py covers), hence the UTC zone.
+AS_UTC = ("--v1-timezone", "UTC")
+
+
 def _import(*args: str) -> str:
     out, err = io.StringIO(), io.StringIO()
-    call_command("import_v1", "--dsn", _dsn(), "--schema", SCHEMA, *args, stdout=out, stderr=err)
+    call_command(
+        "import_v1", "--dsn", _dsn(), "--schema", SCHEMA, *AS_UTC, *args, stdout=out, stderr=err
+    )
     return out.getvalue()
+
+
+def scratch_schema(ddl: str, schema: str, seed):
+    """Create a v1 schema from its DDL, fill it, and drop it afterwards (fixture body)."""
+    _sql(ddl)
+    try:
+        yield seed()
+    finally:
+        _sql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
 
 @pytest.fixture
 def v1(transactional_db):
-    _sql(DDL)
-    try:
-        yield _seed()
-    finally:
-        _sql(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
+    yield from scratch_schema(DDL, SCHEMA, _seed)
 
 
 def _seed() -> dict:

@@ -27,3 +27,50 @@ def test_v2_errors_for_unknown_paths_use_the_envelope(reader):
     response = reader.get("/v2/nothing-here")
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "not_found"
+
+
+def test_the_schema_says_what_lists_and_errors_look_like(admin):
+    schema = admin.get("/v2/schema/", HTTP_ACCEPT="application/json").json()
+    lists = [
+        (path, op)
+        for path, ops in schema["paths"].items()
+        for method, op in ops.items()
+        if method == "get" and "{" not in path.rsplit("/", 1)[-1] and path != "/v2/agent/jobs"
+    ]
+    paginated = [
+        path
+        for path, op in lists
+        if "results"
+        in op["responses"]["200"]["content"]["application/json"]["schema"].get("properties", {})
+    ]
+    assert len(paginated) >= 14
+    assert not [
+        path
+        for path, op in lists
+        if op["responses"]["200"]["content"]["application/json"]["schema"].get("type") == "array"
+    ]
+    for ops in schema["paths"].values():
+        for op in ops.values():
+            for status in ("400", "401", "403", "404", "413", "422", "429"):
+                assert status in op["responses"], (op["operationId"], status)
+    services = schema["paths"]["/v2/services"]["get"]["parameters"]
+    limit = next(p for p in services if p["name"] == "limit")
+    assert limit["schema"]["minimum"] == 1
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "/v2/services?priority=AAA",
+        "/v2/services?limit=0.0",
+        "/v2/alerts?priority=AAA",
+        "/v2/alerts?limit=0",
+        "/v2/heartbeats?limit=abc",
+        "/v2/teams?limit=501",
+        "/v2/services?search=a%00b",
+    ],
+)
+def test_invalid_filters_are_refused_not_ignored(admin, query):
+    response = admin.get(query)
+    assert response.status_code == 422, response.content
+    assert response.json()["error"]["fields"]

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from heartbeats.services import service_create
+from medic import ratelimit
 from medic.apikeys import api_key_create
+from medic.errors import Throttled
 from medic.metrics import RATE_LIMITED
 from tests.conftest import ApiClient
 
@@ -99,3 +101,49 @@ def test_anonymous_v1_heartbeats_are_limited_per_address(limits):
     client = ApiClient(None)
     body = {"heartbeat_name": "job", "status": "UP"}
     assert [client.post("/heartbeat", body).status_code for _ in range(3)] == [201, 201, 429]
+
+
+def test_the_window_slides_instead_of_resetting_on_the_minute(limits, admin, clock):
+    # Three requests spread over a minute: the fourth waits for the first to be 60 s old, not for
+    # the wall clock's next minute (a fixed window let 2x the limit through across a boundary).
+    for step in (0, 20, 20):
+        clock.advance(step)
+        assert admin.get("/v2/services").status_code == 200
+    clock.advance(10)  # 50 s after the first request
+    refused = admin.get("/v2/services")
+    assert refused.status_code == 429
+    assert refused["Retry-After"] == "10"
+    assert refused["X-RateLimit-Remaining"] == "0"
+    assert int(refused["X-RateLimit-Reset"]) == int(clock() + 10)
+    clock.advance(9)
+    assert admin.get("/v2/services").status_code == 429
+    clock.advance(1)  # the first request leaves the window: one slot, not three
+    answer = admin.get("/v2/services")
+    assert answer.status_code == 200 and answer["X-RateLimit-Remaining"] == "0"
+    assert admin.get("/v2/services").status_code == 429
+    clock.advance(20)
+    assert admin.get("/v2/services")["X-RateLimit-Remaining"] == "0"
+
+
+def test_refused_requests_do_not_extend_the_wait(limits, admin, clock):
+    for _ in range(3):
+        admin.get("/v2/services")
+    for _ in range(10):
+        clock.advance(5)
+        assert admin.get("/v2/services").status_code == 429
+    clock.advance(10)
+    assert admin.get("/v2/services").status_code == 200
+
+
+def test_stores_agree(limiter_store, clock):
+    decisions = [ratelimit.hit("management", "k", 2)]
+    clock.advance(0.5)
+    decisions.append(ratelimit.hit("management", "k", 2))
+    assert [d.remaining for d in decisions] == [1, 0]
+    assert {d.reset for d in decisions} == {int(clock() - 0.5 + 60)}
+    with pytest.raises(Throttled) as refused:
+        ratelimit.hit("management", "k", 2)
+    assert refused.value.headers["Retry-After"] == "60"  # ceil(59.5)
+    clock.advance(59.5)
+    assert ratelimit.hit("management", "k", 2).remaining == 0
+    assert ratelimit.hit("management", "other", 2).remaining == 1  # subjects are separate

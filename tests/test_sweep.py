@@ -37,7 +37,8 @@ def test_service_goes_down_after_interval_plus_grace_and_alerts_once(slack, page
     service.refresh_from_db()
     assert service.status == "down"
     alert = Alert.objects.get()
-    assert alert.state == "open" and alert.dedup_key == "medic-nightly-etl"
+    # one incident key per alert (docs/alert-routing.md): the service name and the opening time
+    assert alert.state == "open" and alert.dedup_key.startswith("medic-nightly-etl-")
     # a second pass does not open a second alert
     assert sweep(now=t0 + timedelta(minutes=11)).marked_down == []
     assert Alert.objects.count() == 1
@@ -50,7 +51,7 @@ def test_service_goes_down_after_interval_plus_grace_and_alerts_once(slack, page
     for fragment in ("nightly-etl", "P1", "https://runbooks/etl", "Last heartbeat"):
         assert fragment in body["text"]
     event = pagerduty.wait_for(1)[0].json()
-    assert event["event_action"] == "trigger" and event["dedup_key"] == "medic-nightly-etl"
+    assert event["event_action"] == "trigger" and event["dedup_key"] == alert.dedup_key
     assert event["payload"]["severity"] == "critical"
     assert event["routing_key"] == "R0UTINGKEY0000000000000000000abcd"
     assert set(Delivery.objects.values_list("status", flat=True)) == {DeliveryStatus.SUCCEEDED}
@@ -71,6 +72,20 @@ def test_never_reporting_service_alerts_once_not_every_cycle(slack):
     alert = Alert.objects.get()
     assert alert.reason == "never_reported"
     assert len(slack.wait_for(1)) == 1
+
+
+def test_never_reporting_service_repeats_once_per_interval_like_any_open_alert(slack):
+    # docs/runbook.md: one alert, opened once, repeated every alert_interval while no heartbeat
+    # has come; not once per sweep.
+    service = NightlyEtl(alert_interval=0.5)
+    start = service.next_deadline_at
+    for seconds in range(1, 91, 5):  # eighteen sweeps over three intervals
+        sweep(now=start + timedelta(seconds=seconds))
+    alert = Alert.objects.get()
+    assert alert.reason == "never_reported" and alert.state == "open"
+    assert alert.notify_count == 3
+    assert len(slack.wait_for(3)) == 3
+    assert Delivery.objects.filter(event="renotify").count() == 2
 
 
 def test_open_alert_renotifies_every_interval_then_resolves_on_recovery(slack, pagerduty):
@@ -96,7 +111,7 @@ def test_open_alert_renotifies_every_interval_then_resolves_on_recovery(slack, p
     assert pagerduty.wait_for(2)[1].json() == {
         "routing_key": "R0UTINGKEY0000000000000000000abcd",
         "event_action": "resolve",
-        "dedup_key": "medic-nightly-etl",
+        "dedup_key": alert.dedup_key,
     }
 
 
@@ -176,3 +191,25 @@ def test_prune_deletes_only_expired_heartbeats():
     Heartbeat.objects.filter(pk=old.pk).update(time=timezone.now() - timedelta(days=31))
     assert heartbeats_prune() == 1
     assert Heartbeat.objects.count() == 1
+
+
+def test_the_sweep_task_logs_what_it_did_and_nothing_when_it_did_nothing(db, caplog):
+    import logging
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from heartbeats import tasks
+    from heartbeats.models import Service
+    from heartbeats.services import service_create
+
+    with caplog.at_level(logging.INFO, logger="heartbeats.tasks"):
+        tasks.sweep()
+    assert not [r for r in caplog.records if r.name == "heartbeats.tasks"]
+    service = service_create(heartbeat_name="late", alert_interval=1)
+    Service.objects.filter(pk=service.pk).update(
+        next_deadline_at=timezone.now() - timedelta(minutes=5)
+    )
+    with caplog.at_level(logging.INFO, logger="heartbeats.tasks"):
+        tasks.sweep()
+    assert any("1 marked down" in r.getMessage() for r in caplog.records)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import time
 from datetime import timedelta
 
 import pytest
+from standardwebhooks import Webhook
 
 from alerting import config as cfg
 from alerting.models import Delivery
@@ -61,12 +63,19 @@ def test_webhook_body_headers_and_verifiable_signature(receiver, settings):
     assert request.headers["X-Team"] == "payments"
     assert request.headers["X-Medic-Event"] == "trigger"
     assert request.headers["X-Medic-Delivery"] == str(delivery.pk)
+    # X-Medic-Signature: t=<t>,v1=<hex HMAC(key, "<webhook-id>.<t>." + body)>, the key being
+    # the base64 after whsec_ (docs/alert-routing.md#signatures)
     parts = dict(p.split("=", 1) for p in request.headers["X-Medic-Signature"].split(","))
-    expected = hmac.new(
-        secret.encode(), f"{parts['t']}.".encode() + request.body, hashlib.sha256
-    ).hexdigest()
+    msg_id = request.headers["webhook-id"]
+    assert msg_id == f"msg_medic_{delivery.pk}_trigger"
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    signed = f"{msg_id}.{parts['t']}.".encode() + request.body
+    expected = hmac.new(key, signed, hashlib.sha256).hexdigest()
     assert hmac.compare_digest(parts["v1"], expected)
     assert abs(int(parts["t"]) - time.time()) < 60
+    assert request.headers["webhook-timestamp"] == parts["t"]
+    # ...and the same signature verifies with the Standard Webhooks library
+    Webhook(secret).verify(request.body, request.headers)
     assert delivery.status == "succeeded" and delivery.response_code == 204
 
     heartbeat_record(service_ref=service.pk)
@@ -123,3 +132,20 @@ def test_until_success_skips_the_rest_after_a_success(settings):
         first.wait_for(1)
         assert second.requests == []
     assert sorted(Delivery.objects.values_list("status", flat=True)) == ["skipped", "succeeded"]
+
+
+def test_default_body_carries_every_template_variable(receiver):
+    from alerting.transports import TEMPLATE_VARIABLES
+
+    target, _ = _hook(receiver)
+    cfg.rule_create(name="r", targets=[target], actor="t")
+    service = service_create(heartbeat_name="ledger", alert_interval=5)
+    _down(service)
+    request = receiver.wait_for(1)[0]
+    body = request.json()
+    assert sorted(body) == sorted(TEMPLATE_VARIABLES)
+    assert body["service_id"] == service.pk
+    assert body["reason"] == "never_reported"
+    assert body["notify_count"] == 1
+    assert body["delivery_id"] == int(request.headers["X-Medic-Delivery"])
+    assert body["exit_code"] is None and body["run_id"] is None

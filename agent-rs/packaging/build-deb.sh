@@ -1,31 +1,45 @@
 #!/usr/bin/env bash
 # Builds the Debian package of medic-agent with dpkg-deb, from the release binary.
 #
-#   packaging/build-deb.sh          build target/debian/medic-agent_VERSION-1_ARCH.deb
-#   packaging/build-deb.sh --check  build, then install, remove and purge it on this machine,
-#                                   verifying each step (root; refuses if medic-agent is
-#                                   already installed, so a real installation is never touched)
+#   packaging/build-deb.sh              build target/debian/medic-agent_VERSION-1_ARCH.deb
+#   packaging/build-deb.sh --arch arm64 the same for arm64, from the cross-built binary
+#                                       (build.sh release aarch64)
+#   packaging/build-deb.sh --check      build, then install, remove and purge it on this
+#                                       machine, verifying each step (root; refuses if
+#                                       medic-agent is already installed, so a real
+#                                       installation is never touched)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 cd "$root"
 
 check=
-case "${1:-}" in
-  "") ;;
-  --check) check=1 ;;
-  *) sed -n '2,8p' "$0" >&2; exit 2 ;;
-esac
+arch=$(dpkg --print-architecture)
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --check) check=1 ;;
+    --arch) arch=${2:?--arch needs amd64 or arm64}; shift ;;
+    *) sed -n '2,11p' "$0" >&2; exit 2 ;;
+  esac
+  shift
+done
 
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
-arch=$(dpkg --print-architecture)
+case "$arch" in
+  amd64) build_arch=x86_64; bin=$root/target/release/medic-agent ;;
+  arm64) build_arch=aarch64; bin=$root/target/aarch64-unknown-linux-gnu/release/medic-agent ;;
+  *) echo "build-deb.sh: unsupported architecture $arch (amd64, arm64)" >&2; exit 2 ;;
+esac
+if [ -n "$check" ] && [ "$arch" != "$(dpkg --print-architecture)" ]; then
+  echo "build-deb.sh: --check installs the package, so it needs a $arch machine" >&2
+  exit 2
+fi
 revision=1
 maintainer=${DEB_MAINTAINER:-"Medic maintainers <medic@localhost>"}
 out_dir=$root/target/debian
 deb=$out_dir/medic-agent_${version}-${revision}_${arch}.deb
 
-[ -n "${SKIP_BUILD:-}" ] || ./build.sh release >/dev/null
-bin=$root/target/release/medic-agent
+[ -n "${SKIP_BUILD:-}" ] || ./build.sh release "$build_arch" >/dev/null
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -40,7 +54,7 @@ install -Dm0644 README.md "$stage/usr/share/doc/medic-agent/README.md"
 # Library dependencies as dpkg computes them (e.g. the glibc that RELR relocations need).
 mkdir -p "$work/shlibs/debian"
 printf 'Source: medic-agent\n\nPackage: medic-agent\nArchitecture: any\n' >"$work/shlibs/debian/control"
-depends=$(cd "$work/shlibs" && dpkg-shlibdeps -O -e "$stage/usr/bin/medic-agent" 2>/dev/null |
+depends=$(cd "$work/shlibs" && DEB_HOST_ARCH=$arch dpkg-shlibdeps -O -e "$stage/usr/bin/medic-agent" 2>/dev/null |
   sed -n 's/^shlibs:Depends=//p')
 depends="${depends:-libc6}"
 # dpkg-shlibdeps does not know GLIBC_ABI_DT_RELR, which packed relocations (build.sh release)

@@ -89,7 +89,11 @@ impl Config {
     pub fn load(path: &Path) -> Result<Config> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| Error::io(format!("cannot read config {}", path.display()), e))?;
-        let base = path.parent().unwrap_or_else(|| Path::new("."));
+        // Relative paths in the file are relative to the file, wherever the agent runs from:
+        // an absolute base keeps them valid in a job's own working directory.
+        let path = std::path::absolute(path)
+            .map_err(|e| Error::io(format!("cannot resolve config {}", path.display()), e))?;
+        let base = path.parent().unwrap_or_else(|| Path::new("/"));
         Config::from_toml(&text, base).map_err(|e| match e {
             Error::Config(msg) => Error::Config(format!("{}: {msg}", path.display())),
             other => other,
@@ -261,6 +265,31 @@ scripts_dir = "/etc/medic-agent/scripts"
             Ok(_) => panic!("expected an error for:\n{text}"),
             Err(e) => e.to_string(),
         }
+    }
+
+    #[test]
+    fn a_relative_config_path_gives_absolute_paths() {
+        // `medic-agent --config agent.toml` run from the config's directory: its relative paths
+        // must not stay relative, because a job runs in its own directory, where a relative
+        // script path does not resolve (every job failed with exit 127). cargo runs tests in
+        // the package root, so this path is relative to the current directory.
+        let dir = Path::new("target").join(format!("config-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("agent.toml");
+        std::fs::write(
+            &file,
+            "server_url = \"http://127.0.0.1:8000\"\nkey_file = \"api-key\"\n\
+             scripts_dir = \"scripts\"\nwork_dir = \"jobs\"\n",
+        )
+        .unwrap();
+        let loaded = Config::load(&file);
+        std::fs::remove_dir_all(&dir).unwrap();
+        let c = loaded.unwrap();
+        let base = std::env::current_dir().unwrap().join(&dir);
+        assert_eq!(c.work_dir, base.join("jobs"));
+        assert_eq!(c.scripts_dir, base.join("scripts"));
+        assert_eq!(c.key_file, base.join("api-key"));
+        assert_eq!(c.registry_file, base.join("scripts.toml"));
     }
 
     #[test]

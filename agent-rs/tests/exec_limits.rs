@@ -175,32 +175,48 @@ fn cpu_limit_stops_a_busy_loop() {
     );
 }
 
+/// The limits' values as the script's own /proc/PID/limits shows them.
+#[cfg(target_os = "linux")]
+fn limits_seen_by_script(name: &str, l: ExecLimits) -> Vec<Vec<String>> {
+    let dir = TestDir::new(name);
+    let out = run_script(&dir, "cat /proc/$$/limits", l);
+    out.stdout_tail
+        .lines()
+        .map(|l| l.split_whitespace().map(str::to_string).collect())
+        .collect()
+}
+
+#[cfg(target_os = "linux")]
+fn limit_line<'a>(lines: &'a [Vec<String>], name: &str) -> &'a [String] {
+    lines
+        .iter()
+        .find(|l| l.join(" ").starts_with(name))
+        .unwrap_or_else(|| panic!("{name} missing in {lines:?}"))
+}
+
 #[cfg(target_os = "linux")]
 #[test]
 fn rlimits_are_applied() {
-    let dir = TestDir::new("rlimits");
     let mut l = limits();
     l.cpu_seconds = 42;
-    l.memory_mb = 300;
     l.open_files = 77;
     l.processes = 55;
-    let out = run_script(&dir, "cat /proc/$$/limits", l);
-    let line = |name: &str| -> Vec<String> {
-        out.stdout_tail
-            .lines()
-            .find(|l| l.starts_with(name))
-            .unwrap_or_else(|| panic!("{name} missing in {}", out.stdout_tail))
-            .split_whitespace()
-            .map(str::to_string)
-            .collect()
-    };
-    assert_eq!(line("Max cpu time")[3], "42");
+    let lines = limits_seen_by_script("rlimits", l);
+    assert_eq!(limit_line(&lines, "Max cpu time")[3], "42");
+    assert_eq!(limit_line(&lines, "Max open files")[3], "77");
+    assert_eq!(limit_line(&lines, "Max processes")[2], "55");
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn address_space_limit_is_applied() {
+    let mut l = limits();
+    l.memory_mb = 300;
+    let lines = limits_seen_by_script("rlimit-as", l);
     assert_eq!(
-        line("Max address space")[3],
+        limit_line(&lines, "Max address space")[3],
         (300u64 * 1024 * 1024).to_string()
     );
-    assert_eq!(line("Max open files")[3], "77");
-    assert_eq!(line("Max processes")[2], "55");
 }
 
 #[cfg(target_os = "linux")]

@@ -5,13 +5,16 @@
 #
 #   bash bench/agent_footprint/run.sh          build, then measure over HTTP and over TLS
 #   SKIP_BUILD=1 bash bench/agent_footprint/run.sh
+#   BENCH_ARCH=aarch64 bash bench/agent_footprint/run.sh   the arm64 binary under qemu-user
+#                                              (cross-built offline; root installs the toolchain)
 #
 # The measuring itself is agent-rs/bench_footprint.sh (one transport per run; its header lists
 # more knobs). Figures: docs/performance.md, "medic-agent footprint".
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-[ -n "${SKIP_BUILD:-}" ] || bash "$ROOT/agent-rs/build.sh" release >/dev/null
-echo "== over HTTP"
+export BENCH_ARCH=${BENCH_ARCH:-x86_64}
+[ -n "${SKIP_BUILD:-}" ] || bash "$ROOT/agent-rs/build.sh" release "$BENCH_ARCH" >/dev/null
+echo "== $BENCH_ARCH, over HTTP"
 SKIP_BUILD=1 bash "$ROOT/agent-rs/bench_footprint.sh"
-echo "== over TLS"
+echo "== $BENCH_ARCH, over TLS"
 SKIP_BUILD=1 BENCH_TLS=1 bash "$ROOT/agent-rs/bench_footprint.sh"

@@ -5,7 +5,8 @@ Run by run.sh with a throwaway database:
                                         [--start 2026-03-01] [--workers 2] [--verbose]
 
 Clock. Simulated time is an integer (microseconds). Beats are events, in time order per service;
-the sweep runs on the 5-second grid (start + k * MEDIC_SWEEP_INTERVAL_SECONDS) only at ticks
+the sweep runs on the 5-second grid (start + k * SWEEP_TICK_SECONDS, the interval
+of the `medic: sweep for missed heartbeats` periodic task) only at ticks
 where something can happen: the first tick at or after the earliest deadline of any service
 that can go down (Medic's own next_deadline_at, as heartbeat_record returned it), the first tick
 after a service recovered, every maintenance window boundary, and once an hour regardless.
@@ -45,13 +46,18 @@ import model as m  # noqa: E402
 from django.db import connections  # noqa: E402
 
 from alerting.models import Alert, AlertState  # noqa: E402
+from alerting.sweep import alerting_sweep  # noqa: E402
+from heartbeats.deadlines import deadline_compute  # noqa: E402
 from heartbeats.maintenance import window_create  # noqa: E402
 from heartbeats.models import ScheduleKind, Service, ServiceStatus  # noqa: E402
-from heartbeats.services import deadline_compute, heartbeat_record, service_create  # noqa: E402
+from heartbeats.services import heartbeat_record, service_create  # noqa: E402
 from heartbeats.sweep import sweep  # noqa: E402
+from medic.events.consumers import events_dispatch  # noqa: E402
 
 DUEABLE = {ServiceStatus.NEW, ServiceStatus.UP}
 FOREVER = 2**62
+# The interval of the `medic: sweep for missed heartbeats` periodic task (a migration creates it).
+SWEEP_TICK_SECONDS = 5
 
 
 def ceil_tick(instant: int, start: int, tick: int) -> int:
@@ -370,6 +376,10 @@ class Coordinator:
     def sweep_at(self, now: int) -> None:
         started = time.monotonic()
         result = sweep(now=m.to_dt(now))
+        # What beat also runs on the same tick: the event dispatch (alerts open and resolve)
+        # and alerting's own pass.
+        events_dispatch()
+        result.errors += alerting_sweep(now=m.to_dt(now)).errors
         self.sweep_seconds += time.monotonic() - started
         self.sweeps += 1
         self.sweep_errors += result.errors
@@ -728,8 +738,6 @@ def main() -> int:
     )
     args = parser.parse_args()
 
-    from django.conf import settings
-
     began = time.monotonic()
     start = datetime.fromisoformat(args.start).replace(tzinfo=UTC)
     scenario = m.build_scenario(
@@ -737,7 +745,7 @@ def main() -> int:
         days=args.days,
         seed=args.seed,
         start=start,
-        tick_s=settings.MEDIC_SWEEP_INTERVAL_SECONDS,
+        tick_s=SWEEP_TICK_SECONDS,
     )
     scenario.late_fraction = args.inject_late
     pks = create_services(scenario)

@@ -43,11 +43,12 @@ throwaway_pg "$WORK" -c fsync=off -c synchronous_commit=off -c full_page_writes=
   -c max_connections=50
 
 export SECRET_KEY="bench-$("$PY" -c 'import secrets; print(secrets.token_urlsafe(40))')"
+export MEDIC_ENCRYPTION_KEYS="bench:$("$PY" -c 'import base64, os; print(base64.b64encode(os.urandom(32)).decode())')"
 export DJANGO_SETTINGS_MODULE=medic.settings
 # No notification target at all: alerts open, no delivery row is written.
 export SLACK_BOT_TOKEN="" SLACK_DEFAULT_CHANNEL="" PAGERDUTY_ROUTING_KEY=""
 export REDIS_URL="" CELERY_BROKER_URL="memory://localhost/" CELERY_TASK_ALWAYS_EAGER=0
-export MEDIC_SWEEP_INTERVAL_SECONDS=5 MEDIC_LOG_LEVEL=WARNING
+export MEDIC_LOG_LEVEL=WARNING
 unset MEDIC_EMBEDDED DEBUG
 echo "==> PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}') on 127.0.0.1:$PGPORT (throwaway)"
 

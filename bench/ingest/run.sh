@@ -87,6 +87,7 @@ REDIS_PID=$(cat "$WORK/redis.pid")
 psql_q() { "$PGBIN/psql" -h 127.0.0.1 -p "$PGPORT" -U postgres -d medic -Atqc "$1"; }
 
 export SECRET_KEY="bench-$("$PY" -c 'import secrets; print(secrets.token_urlsafe(40))')"
+export MEDIC_ENCRYPTION_KEYS="bench:$("$PY" -c 'import base64, os; print(base64.b64encode(os.urandom(32)).decode())')"
 export ALLOWED_HOSTS="127.0.0.1,localhost"
 export STATIC_ROOT="$WORK/static"
 pgversion=$(basename "$(dirname "$PGBIN")")

@@ -21,8 +21,8 @@ from rest_framework.views import APIView
 from medic.errors import MedicError
 from medic.pagination import CursorPage
 from remediation.audit import selectors
+from remediation.audit.masking import masker as secrets_masker
 from remediation.audit.models import AuditEntry
-from remediation.secrets.selectors import secrets_masker
 
 EXPORT_FORMATS = ("json", "csv")
 CSV_COLUMNS = [

@@ -10,9 +10,9 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from remediation.audit.masking import mask_data as secrets_mask_data
 from remediation.audit.metrics import AUDIT_ENTRIES, AUDIT_PURGED
 from remediation.audit.models import AuditEntry
-from remediation.secrets.selectors import secrets_mask_data
 
 logger = logging.getLogger(__name__)
 PURGE_BATCH = 5000

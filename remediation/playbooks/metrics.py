@@ -44,6 +44,19 @@ class PlaybookCollector:
     """State read from the database at scrape time: executions by state, open breakers,
     success rate per playbook, shadow runs, whether remediation is stopped."""
 
+    def describe(self):
+        # Declaring the families up front keeps registration free of database queries.
+        for name in (
+            "medic_playbook_executions",
+            "medic_playbook_execution_overdue_seconds",
+            "medic_playbook_circuit_open",
+            "medic_playbook_success_rate",
+            "medic_playbook_shadow_runs",
+            "medic_playbook_demoted",
+            "medic_remediation_stopped",
+        ):
+            yield GaugeMetricFamily(name, "")
+
     def collect(self):
         from django.db import DatabaseError
         from django.db.models import Count, Q

@@ -14,7 +14,14 @@ class SecretsConfig(AppConfig):
     def ready(self) -> None:
         from prometheus_client import REGISTRY
 
+        from medic.keyring import sealed_store_register
+        from remediation.audit.masking import masker_register
         from remediation.secrets.metrics import SecretsCollector
+        from remediation.secrets.selectors import secrets_masker
+        from remediation.secrets.services import STORE
+
+        masker_register(secrets_masker)
+        sealed_store_register(STORE)
 
         # ready() can run twice in some test set-ups: registering twice raises ValueError.
         with contextlib.suppress(ValueError):

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from medic.crypto import encrypt, key_id
 from medic.errors import InvalidInput
+from medic.keyring import Rotation, SealedStore
 from remediation.audit.services import audit_record
 from remediation.secrets.models import Secret, SecretsGeneration
 from remediation.secrets.selectors import (
@@ -142,3 +143,19 @@ def secrets_reencrypt(*, actor: str) -> list[str]:
         if done:
             _new_generation()
     return done
+
+
+def _sealed_tokens():
+    for name, ciphertext in Secret.objects.order_by("name").values_list("name", "ciphertext"):
+        yield name, "value", ciphertext
+
+
+def _sealed_reseal(newest: str, actor: str) -> Rotation:
+    total = Secret.objects.count()
+    done = secrets_reencrypt(actor=actor)
+    return Rotation(key_id=newest, resealed=len(done), current=total - len(done), owners=done)
+
+
+# Named secrets as a store of medic.keyring: checked at start-up (medic.E010) and re-sealed by
+# `manage.py rotate_encryption_key` together with the notification targets' secrets.
+STORE = SealedStore(label="secret", tokens=_sealed_tokens, reseal=_sealed_reseal)

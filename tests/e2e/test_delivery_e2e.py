@@ -110,7 +110,10 @@ def test_routing_retries_and_failover_through_a_real_worker(start_worker, slack,
         )
         heartbeat_record(service_ref=service.pk)
         # repeats every hour: only the first notification is in play here
-        worker = start_worker(beat=True, MEDIC_RENOTIFY_MINUTES="60")
+        # the short schedule this test measures (the default one spans minutes)
+        worker = start_worker(
+            beat=True, MEDIC_RENOTIFY_MINUTES="60", MEDIC_DELIVERY_RETRY_DELAYS="1,5,30"
+        )
         _wait(lambda: Alert.objects.filter(state="open").exists(), 45, "the alert", worker)
 
         assert slack.wait_for(1, timeout=20)[0].json()["channel"] == "C0PAYMENTS"

@@ -110,3 +110,10 @@ def test_write_scope_cannot_read_403(writer):
     assert response.json() == envelope(
         False, "This API key has scopes [write]; this action needs 'read'."
     )
+
+
+def test_an_alert_without_an_incident_has_a_null_reference_like_v1(reader):
+    # v1 stored NULL when it opened no PagerDuty incident (muted, or PagerDuty failed).
+    alert = AlertFactory(service=ServiceFactory(heartbeat_name="quiet"), external_reference_id="")
+    (row,) = reader.get("/alerts").json()["results"]
+    assert row["alert_id"] == alert.pk and row["external_reference_id"] is None

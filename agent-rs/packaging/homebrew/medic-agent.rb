@@ -1,20 +1,22 @@
 # Homebrew formula for medic-agent (macOS Intel and Apple Silicon, Linuxbrew).
-# Before publishing in a tap: point `url` at the release tarball of the agent-rs folder and
-# fill in its sha256 (`shasum -a 256 medic-agent-0.1.0.tar.gz`). The tarball must carry
-# Cargo.lock.crates-io (see README, "Building elsewhere").
+# This is the template: `build.sh dist` packs the release tarball and writes the formula to
+# publish, target/dist/medic-agent.rb, with the tarball's url (DIST_URL) and sha256 in place
+# of the two tokens below.
 class MedicAgent < Formula
   desc "Medic agent: remote execution of host-approved scripts, cron job wrapper"
   homepage "https://medic.example.com"
-  url "https://medic.example.com/releases/medic-agent-0.1.0.tar.gz"
-  sha256 "0000000000000000000000000000000000000000000000000000000000000000"
+  url "@TARBALL_URL@"
+  sha256 "@TARBALL_SHA256@"
   license "LicenseRef-Medic"
 
   depends_on "rust" => :build
 
   def install
-    # The repository's Cargo.lock is resolved against Debian's crate sources.
-    cp "Cargo.lock.crates-io", "Cargo.lock"
-    system "cargo", "install", "--locked", *std_cargo_args
+    # The tarball's Cargo.lock pins Debian's crate sources (placeholder checksums, no macOS-only
+    # crates such as security-framework), so cargo resolves Cargo.toml's version ranges against
+    # the public registry here instead: std_cargo_args would pass --locked.
+    rm "Cargo.lock"
+    system "cargo", "install", "--root", prefix, "--path", "."
 
     config = buildpath/"packaging/medic-agent.toml"
     inreplace config do |s|

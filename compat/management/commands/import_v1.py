@@ -3,14 +3,18 @@
 See docs/migrating-from-v1.md. Safe to repeat: a second run over the same data changes nothing.
 """
 
+import os
+
 from django.core.management.base import BaseCommand, CommandError
 
-from compat.importer import V1ImportError, v1_import
+from compat.importer import V1_TIMEZONE, V1ImportError, v1_import
 
 
 class Command(BaseCommand):
     help = (
-        "Import services, heartbeats and alerts from a Medic v1 PostgreSQL database. "
+        "Import services, heartbeats, alerts, teams, schedules, targets, scripts, job runs, "
+        "maintenance windows and secrets from a Medic v1 PostgreSQL database, and report what "
+        "is not imported. "
         "Idempotent; start with --dry-run."
     )
 
@@ -37,10 +41,31 @@ class Command(BaseCommand):
             "0 copies all of them).",
         )
         parser.add_argument(
+            "--v1-timezone",
+            default=V1_TIMEZONE,
+            help="The zone v1's worker wrote alert open/close times in as wall-clock time "
+            f"(default: {V1_TIMEZONE}, v1's).",
+        )
+        parser.add_argument(
+            "--v1-secrets-key-file",
+            default=None,
+            metavar="PATH",
+            help="A file holding v1's MEDIC_SECRETS_KEY (base64), to import v1's secrets; the "
+            "MEDIC_V1_SECRETS_KEY environment variable works too. Without it secrets are "
+            "reported, not imported.",
+        )
+        parser.add_argument(
             "--batch-size", type=int, default=5000, help="Rows per read and insert (default 5000)."
         )
 
     def handle(self, *args, dsn, schema, dry_run, heartbeat_days, batch_size, **options):
+        secrets_key = os.environ.get("MEDIC_V1_SECRETS_KEY") or None
+        if options["v1_secrets_key_file"]:
+            try:
+                with open(options["v1_secrets_key_file"]) as handle:
+                    secrets_key = handle.read().strip()
+            except OSError as exc:
+                raise CommandError(f"Cannot read the v1 secrets key file: {exc}") from exc
         if batch_size < 1:
             raise CommandError("--batch-size must be at least 1.")
         if heartbeat_days is not None and heartbeat_days < 0:
@@ -53,6 +78,8 @@ class Command(BaseCommand):
                 dry_run=dry_run,
                 heartbeat_days=heartbeat_days,
                 batch_size=batch_size,
+                v1_timezone=options["v1_timezone"],
+                secrets_key=secrets_key,
                 progress=self.stderr.write if verbose else None,
             )
         except V1ImportError as exc:
@@ -63,9 +90,10 @@ class Command(BaseCommand):
             self.stderr.write(f"warning: {summary.omitted_warnings} more warning(s) not shown.")
         prefix = "Dry run, nothing was written. " if dry_run else ""
         self.stdout.write(f"{prefix}Imported from schema '{schema}':")
-        self.stdout.write(f"  services:   {summary.services}")
-        self.stdout.write(f"  heartbeats: {summary.heartbeats}")
-        self.stdout.write(f"  alerts:     {summary.alerts}")
+        for table, counts in summary.tables().items():
+            self.stdout.write(f"  {(table + ':').ljust(11)} {counts}")
+        for table, count in summary.not_imported.items():
+            self.stdout.write(f"  {(table + ':').ljust(11)} {count} row(s) not imported")
         self.stdout.write(
             f"  derived state (last heartbeat, status, deadline) changed for "
             f"{summary.recomputed} service(s)"

@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
     initial = True
 
     dependencies = [
-        ("alerting", "0006_alter_alert_reason"),
+        ("alerting", "0007_alter_alert_reason"),
         ("heartbeats", "0004_leaner_heartbeat_indexes"),
     ]
 

@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("alerting", "0005_periodic_tasks"),
+        ("alerting", "0006_periodic_tasks"),
     ]
 
     operations = [

@@ -17,7 +17,7 @@ create, remove = periodic_tasks(TASKS)
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("alerting", "0004_alert_reason_script_skipped"),
+        ("alerting", "0005_delivery_pacing"),
         ("django_celery_beat", "0019_alter_periodictasks_options"),
     ]
 
