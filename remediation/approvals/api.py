@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 
 from medic.errors import InvalidInput
 from medic.models import actor_label
-from medic.pagination import CursorPage
+from medic.pagination import CursorPage, NumberedPage
 from remediation.approvals import hooks, services, triggers
 from remediation.approvals.models import (
     ApprovalRequest,
@@ -224,8 +224,11 @@ class HookList(APIView):
 
     @extend_schema(operation_id="hooks_list", responses=HookOut(many=True))
     def get(self, request):
-        qs = InboundHook.objects.select_related("playbook")
-        return Response(HookOut(qs, many=True).data)
+        paginator = NumberedPage()
+        page = paginator.paginate_queryset(
+            InboundHook.objects.select_related("playbook"), request, view=self
+        )
+        return paginator.get_paginated_response(HookOut(page, many=True).data)
 
     @extend_schema(
         operation_id="hooks_create",

@@ -106,7 +106,7 @@ def _post(url: str, payload, secret: str, *, ts=None, signature=None):
 def test_created_once_and_listed_without_secrets(hook, reader):
     assert hook["url"].startswith("http://") and "/hooks/" in hook["url"]
     assert hook["signing_secret"].startswith("whsec_")
-    listed = reader.get("/v2/hooks").json()
+    listed = reader.get("/v2/hooks").json()["results"]
     assert listed[0]["name"] == "alertmanager" and "signing_secret" not in listed[0]
     stored = InboundHook.objects.get()
     token = hook["url"].rsplit("/", 1)[1]
