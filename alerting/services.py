@@ -20,6 +20,7 @@ from alerting.models import (
     Alert,
     AlertReason,
     AlertState,
+    Channel,
     Delivery,
     DeliveryStatus,
     NotificationEvent,
@@ -55,9 +56,15 @@ def renotify_delay(service) -> timedelta:
 
 
 def deliveries_create(
-    *, alert: Alert, event: str, suppressed_reason: str = "", now: datetime | None = None
+    *,
+    alert: Alert,
+    event: str,
+    suppressed_reason: str = "",
+    now: datetime | None = None,
+    channels: frozenset[str] | None = None,
 ) -> list[int]:
-    """Write one Delivery per routed target; enqueue sending after commit unless suppressed.
+    """Write one Delivery per routed target (only ``channels`` when given); enqueue sending
+    after commit unless suppressed.
 
     In notify-until-success groups only the first target is sent; the others wait, and the
     next one is released when the previous has definitively failed (alerting.delivery).
@@ -68,6 +75,8 @@ def deliveries_create(
     for group in route.groups:
         group_id = uuid.uuid4().hex if group.mode == RoutingMode.UNTIL_SUCCESS else ""
         for position, routed in enumerate(group.targets):
+            if channels is not None and routed.channel not in channels:
+                continue
             if suppressed_reason:
                 status = DeliveryStatus.SUPPRESSED
             elif group_id and position > 0:
@@ -389,6 +398,36 @@ def window_notices_create(*, window, kind: str, start: datetime, end: datetime) 
 
 
 # --- Escalations and notices from remediation -------------------------------------------------
+
+
+def alert_approval_set(*, alert_id: int, approval: dict, notify: bool) -> Alert | None:
+    """A remediation waits on (or got) a human decision for this alert's service: ``approval``
+    (state, playbook, why, deadline, how to decide) goes into the alert's details, which
+    PagerDuty carries in ``custom_details``. With ``notify``, the alert's PagerDuty routes get
+    the update now (same dedup key: the incident is updated, not duplicated). None when the
+    alert is no longer open."""
+    now = timezone.now()
+    with transaction.atomic():
+        alert = (
+            Alert.objects.select_for_update()
+            .select_related("service")
+            .filter(pk=alert_id, state=AlertState.OPEN)
+            .first()
+        )
+        if alert is None:
+            return None
+        alert.details = {**(alert.details or {}), "approval": approval}
+        alert.save(update_fields=["details"])
+        if notify:
+            deliveries_create(
+                alert=alert,
+                # A trigger with the same dedup key: PagerDuty updates the open incident.
+                event=NotificationEvent.TRIGGER,
+                suppressed_reason=hold_reason(alert.service, now),
+                now=now,
+                channels=frozenset({Channel.PAGERDUTY}),
+            )
+    return alert
 
 
 def alert_escalate(

@@ -21,6 +21,7 @@ ui = [
     path("services/<int:pk>/delete", services.ServiceDelete.as_view(), name="service_delete"),
     path("services/<int:pk>/mute", services.ServiceMute.as_view(), name="service_mute"),
     path("services/<int:pk>/unmute", services.ServiceUnmute.as_view(), name="service_unmute"),
+    path("services/<int:pk>/run", services.ServiceRunPlaybook.as_view(), name="service_run"),
     path("alerts", alerts.AlertList.as_view(), name="alerts"),
     path("alerts/<int:pk>", alerts.AlertDetail.as_view(), name="alert"),
     path("teams", routing.TeamList.as_view(), name="teams"),

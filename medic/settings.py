@@ -139,6 +139,7 @@ INSTALLED_APPS = [
     "alerting",
     "remediation",
     "remediation.playbooks",
+    "remediation.approvals",
     "remediation.secrets",
     "remediation.audit",
     "dashboard",
@@ -283,6 +284,8 @@ MEDIC_API_KEY_RECHECK_SECONDS = env_float("MEDIC_API_KEY_RECHECK_SECONDS", 2.0)
 SLACK_BOT_TOKEN = env_str("SLACK_BOT_TOKEN", "")
 SLACK_API_BASE_URL = env_str("SLACK_API_BASE_URL", "https://slack.com/api").rstrip("/")
 SLACK_DEFAULT_CHANNEL = env_str("SLACK_DEFAULT_CHANNEL", "")
+# Verifies Slack's interactivity requests (approval buttons) at /slack/events; empty refuses all.
+SLACK_SIGNING_SECRET = env_str("SLACK_SIGNING_SECRET", "")
 PAGERDUTY_ROUTING_KEY = env_str("PAGERDUTY_ROUTING_KEY", "")
 PAGERDUTY_EVENTS_URL = env_str("PAGERDUTY_EVENTS_URL", "https://events.pagerduty.com").rstrip("/")
 MEDIC_NOTIFY_TIMEOUT_SECONDS = env_float("MEDIC_NOTIFY_TIMEOUT_SECONDS", 10.0)
@@ -385,6 +388,9 @@ MEDIC_PLAYBOOK_CAPTURE_BYTES = env_int("MEDIC_PLAYBOOK_CAPTURE_BYTES", 4096)
 MEDIC_PLAYBOOK_DEMOTION_THRESHOLD = env_float("MEDIC_PLAYBOOK_DEMOTION_THRESHOLD", 0.5)
 MEDIC_PLAYBOOK_DEMOTION_MIN_RUNS = env_int("MEDIC_PLAYBOOK_DEMOTION_MIN_RUNS", 5)
 MEDIC_PLAYBOOK_DEMOTION_WINDOW_RUNS = env_int("MEDIC_PLAYBOOK_DEMOTION_WINDOW_RUNS", 10)
+# How long an `approval: required` request waits for a decision before the execution times out
+# and its alert escalates (a duration: 30m, 24h, 2d).
+MEDIC_APPROVAL_EXPIRY = env_str("MEDIC_APPROVAL_EXPIRY", "24h")
 # The local sandbox (scripts run by the Celery worker).
 MEDIC_SANDBOX_USER = env_str("MEDIC_SANDBOX_USER", "nobody")
 MEDIC_SANDBOX_WORK_DIR = env_str("MEDIC_SANDBOX_WORK_DIR", "")

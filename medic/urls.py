@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from alerting import api as alerting_api
 from alerting import config_api
+from dashboard import slack as dashboard_slack
 from heartbeats import api as heartbeats_api
 from heartbeats import jobs_api, maintenance_api
 from medic import api as medic_api
@@ -13,6 +14,7 @@ from medic import health
 from medic.errors import MalformedRequest, MedicError, NotFound, error_response, to_medic_error
 from remediation import agent_api
 from remediation import api as remediation_api
+from remediation.approvals import api as approvals_api
 from remediation.audit import api as audit_api
 from remediation.playbooks import api as playbooks_api
 from remediation.reports import api as reports_api
@@ -68,9 +70,15 @@ v2 = [
     path("playbooks/<str:name>/versions", playbooks_api.PlaybookVersions.as_view()),
     path("playbooks/<str:name>/diff", playbooks_api.PlaybookDiff.as_view()),
     path("playbooks/<str:name>/triggers", playbooks_api.PlaybookTriggers.as_view()),
+    path("playbooks/<str:name>/execute", approvals_api.PlaybookExecute.as_view()),
     path("executions", playbooks_api.ExecutionList.as_view()),
     path("executions/<int:execution_id>", playbooks_api.ExecutionDetail.as_view()),
     path("executions/<int:execution_id>/cancel", playbooks_api.ExecutionCancel.as_view()),
+    # approvals (docs/approvals.md): decide a parked run, list what waits
+    path("executions/<int:execution_id>/approve", approvals_api.ExecutionApprove.as_view()),
+    path("executions/<int:execution_id>/decline", approvals_api.ExecutionDecline.as_view()),
+    path("approvals", approvals_api.ApprovalList.as_view()),
+    path("hooks", approvals_api.HookList.as_view()),
     path("circuit-breakers", playbooks_api.BreakerList.as_view()),
     path("circuit-breakers/<str:scope>/<str:key>/reset", playbooks_api.BreakerReset.as_view()),
     path("remediation", playbooks_api.RemediationStatus.as_view()),
@@ -96,6 +104,10 @@ urlpatterns = [
     path("metrics", health.metrics),
     path("v2/", include(v2)),
     path("admin/", admin.site.urls),
+    # Slack interactivity (docs/approvals.md): Approve / Decline buttons, signed by Slack
+    path("slack/events", dashboard_slack.slack_events),
+    # inbound webhooks (docs/triggers.md): the token and the signature are the credentials
+    path("hooks/<str:token>", approvals_api.HookReceive.as_view()),
     path("", include("dashboard.urls")),  # /ui/ and the / redirect to it (docs/dashboard.md)
     path("", include("compat.v1_urls")),
 ]

@@ -128,3 +128,60 @@ class Receiver(FakeServer):
         with self._script_lock:
             self.script.append((status, body, delay))
         return self
+
+
+class SlackFake(FakeServer):
+    """Slack's Web API as approvals use it: auth.test names the bot; chat.postMessage and
+    chat.update echo the message with a channel and ts; users.info answers for the users a
+    test registers (else ``ok: false, user_not_found``); a wrong token is ``invalid_auth``;
+    anything else (a ``response_url``) is ``ok``."""
+
+    def __init__(self, token: str = "xoxb-test") -> None:
+        self.token = token
+        self.users: dict[str, dict] = {}
+        self._ts = 0
+        self._ts_lock = threading.Lock()
+        super().__init__(self._reply)
+
+    def _reply(self, received: Received) -> Reply:
+        status, body = self._answer(received)
+        return Reply(status, body)
+
+    def calls(self, method: str) -> list[Received]:
+        return [r for r in self.requests if r.path.split("?")[0].endswith("/" + method)]
+
+    def _answer(self, received: Received) -> tuple[int, bytes]:
+        from urllib.parse import parse_qs, urlsplit
+
+        path = urlsplit(received.path)
+        method = path.path.rsplit("/", 1)[-1]
+        if method not in ("chat.postMessage", "chat.update", "users.info", "auth.test"):
+            return 200, b"ok"
+        if received.headers.get("Authorization") != f"Bearer {self.token}":
+            return 200, json.dumps({"ok": False, "error": "invalid_auth"}).encode()
+        if method == "auth.test":
+            identity = {"user_id": "UMEDIC", "bot_id": "BMEDIC", "team_id": "T1", "user": "medic"}
+            return 200, json.dumps({"ok": True, **identity}).encode()
+        if "json" in received.headers.get("Content-Type", ""):
+            args = json.loads(received.body or b"{}")
+        else:
+            query = parse_qs(path.query)
+            query.update(parse_qs(received.body.decode()))
+            args = {k: v[0] for k, v in query.items()}
+        if method == "users.info":
+            user = self.users.get(args.get("user", ""))
+            if user is None:
+                return 200, json.dumps({"ok": False, "error": "user_not_found"}).encode()
+            return 200, json.dumps({"ok": True, "user": user}).encode()
+        if not args.get("channel"):
+            return 200, json.dumps({"ok": False, "error": "channel_not_found"}).encode()
+        if method == "chat.postMessage":
+            with self._ts_lock:
+                self._ts += 1
+                ts = f"1700000000.{self._ts:06d}"
+        else:
+            ts = args.get("ts", "")
+        message = {"text": args.get("text"), "blocks": args.get("blocks"), "ts": ts}
+        return 200, json.dumps(
+            {"ok": True, "channel": args["channel"], "ts": ts, "message": message}
+        ).encode()

@@ -67,7 +67,27 @@ def detail_context(request, service: Service, mute_form: MuteForm | None = None)
         "mute_form": mute_form or MuteForm(),
         "job_runs": selectors.service_job_runs(service),
         "maintenance": selectors.service_maintenance_windows(service, now),
+        "playbooks": playbooks_for(service),
     }
+
+
+def playbooks_for(service: Service) -> list:
+    """Enabled playbooks whose service pattern matches this service (the Run playbook form)."""
+    from remediation.playbooks.models import Playbook
+    from remediation.playbooks.triggers import service_matches
+
+    found = []
+    for playbook in Playbook.objects.filter(enabled=True).order_by("name"):
+        version = playbook.versions.get(version=playbook.current_version)
+        if service_matches(version.spec["trigger"]["service_pattern"], service):
+            found.append(
+                {
+                    "name": playbook.name,
+                    "version": version.version,
+                    "approval": "required" if playbook.demoted_at else version.spec["approval"],
+                }
+            )
+    return found
 
 
 class ServiceDetail(Page):
@@ -242,3 +262,36 @@ class ServiceDelete(DeletePage):
 
     def cancel_url(self, service):
         return reverse("dashboard:service", args=[service.pk])
+
+
+class ServiceRunPlaybook(Page):
+    """POST only: start a playbook for this service, as ``POST /v2/playbooks/{id}/execute``
+    does (same checks, same approval setting), recorded as the signed-in user."""
+
+    http_method_names = ["post"]
+    needs_write_to_read = True
+
+    def post(self, request, pk: int):
+        from remediation.approvals.triggers import playbook_execute
+
+        service = get_object_or_404(Service, pk=pk)
+        name = request.POST.get("playbook", "")
+        try:
+            started = playbook_execute(
+                playbook=name,
+                service=service.heartbeat_name,
+                dry_run=request.POST.get("dry_run") == "on",
+                actor=actor(request),
+                channel="portal",
+            )
+        except MedicError as exc:
+            messages.error(request, f"Playbook {name} not started: {exc.message}")
+        else:
+            execution = started.execution
+            state = execution.get_state_display()
+            messages.success(
+                request,
+                f"Playbook {name} started for {service.heartbeat_name}: execution "
+                f"{execution.pk}, {state}.",
+            )
+        return redirect("dashboard:service", pk=service.pk)

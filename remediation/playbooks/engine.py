@@ -29,7 +29,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from medic.errors import Conflict, MedicError
-from remediation.playbooks import compliance, metrics, steps
+from remediation.playbooks import compliance, hooks, metrics, steps
 from remediation.playbooks.models import (
     ACTIVE_STATES,
     OPEN_STATES,
@@ -143,20 +143,23 @@ def execution_create(
     automatic: bool,
     actor: str,
     now: datetime | None = None,
+    mode: str | None = None,
 ) -> Execution | None:
-    """Start an execution pinned to the playbook's current version. None when one is already
-    open for this playbook and service (the partial unique index decides)."""
+    """Start an execution pinned to the playbook's current version (``mode`` overrides the
+    version's: a dry run is a shadow run). None when one is already open for this playbook and
+    service (the partial unique index decides). A parked execution gets its approval request."""
     now = now or timezone.now()
     version = playbook.versions.get(version=playbook.current_version)
     spec = version.spec
-    needs_approval = spec["approval"] != "none" or (automatic and playbook.demoted_at is not None)
+    demoted = automatic and playbook.demoted_at is not None
+    needs_approval = spec["approval"] != "none" or demoted
     state = ExecutionState.PENDING_APPROVAL if needs_approval else ExecutionState.RUNNING
     try:
         with transaction.atomic():
             execution = Execution.objects.create(
                 playbook=playbook,
                 version=version,
-                mode=version.mode,
+                mode=mode or version.mode,
                 service=service,
                 service_name=service.heartbeat_name,
                 alert_id=alert_id,
@@ -185,6 +188,9 @@ def execution_create(
                 message=why if needs_approval else f"started by {actor}",
                 details={"trigger": execution.trigger, "version": version.version},
             )
+            if needs_approval:
+                for parked in hooks.parked:
+                    parked(execution=execution, spec=spec, demoted=demoted, now=now)
             compliance.audit(
                 actor=actor,
                 event="execution.started",
@@ -198,8 +204,43 @@ def execution_create(
             _enqueue(execution)
     except IntegrityError:
         return None
-    metrics.EXECUTIONS_STARTED.labels(playbook=playbook.name, mode=version.mode).inc()
+    metrics.EXECUTIONS_STARTED.labels(playbook=playbook.name, mode=execution.mode).inc()
     return execution
+
+
+def execution_preview(execution: Execution) -> list[dict]:
+    """What each step will do, variables resolved against the execution, secrets masked (what
+    an approver sees)."""
+    scope = _scope(execution)
+    now = timezone.now()
+    preview = []
+    for step in execution.steps.order_by("position"):
+        spec = execution.steps_spec[step.position]
+        try:
+            would = steps.describe(steps.StepContext(execution, step, spec, scope, now))
+        except Exception as exc:  # an unresolved variable: say so, the run would fail there
+            would = {"error": str(exc) or exc.__class__.__name__}
+        preview.append(
+            {"name": step.name, "type": step.type, "would": compliance.mask_value(would)}
+        )
+    return preview
+
+
+def execution_release(*, execution: Execution, actor: str, now: datetime) -> None:
+    """The approval came: a parked execution starts its first step (the caller holds the row
+    lock, in a transaction)."""
+    _move(execution, ExecutionState.RUNNING, "approved", now, message=f"approved by {actor}")
+    execution.started_at = now
+    execution.due_at = now
+    execution.save(update_fields=["state", "started_at", "due_at"])
+    _enqueue(execution)
+
+
+def execution_expire(*, execution: Execution, now: datetime, message: str) -> None:
+    """Nobody decided in time: the parked execution times out and its alert escalates (the
+    caller holds the row lock, in a transaction)."""
+    _escalate(execution, now, message)
+    _finish(execution, ExecutionState.TIMED_OUT, now, message)
 
 
 # --- Advance ----------------------------------------------------------------------------------

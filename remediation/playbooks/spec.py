@@ -118,6 +118,8 @@ SCHEMA: dict[str, Any] = {
             "pattern": r"^(none|required|timeout:\s*[0-9]+[smhdw])$",
             "default": "none",
         },
+        "four_eyes": {"type": "boolean", "default": False},
+        "approvers": {"type": "integer", "minimum": 1, "maximum": 2, "default": 1},
         "max_concurrent": {"type": "integer", "minimum": 1, "maximum": 10000, "default": 10},
         "verify_window": {**_DURATION, "default": "10m"},
         "trigger": {
@@ -501,6 +503,8 @@ def validate(parsed: Parsed, ctx: Context) -> dict:
         "description": data.get("description", ""),
         "mode": data.get("mode", "active"),
         "approval": approval,
+        "four_eyes": data.get("four_eyes", False),
+        "approvers": data.get("approvers", 1),
         "max_concurrent": data.get("max_concurrent", 10),
         "verify_window_seconds": seconds(data.get("verify_window", "10m")),
         "trigger": {

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from remediation.playbooks import engine, scoring, triggers
+from remediation.playbooks import engine, hooks, scoring, triggers
 from remediation.playbooks.spec import MAX_TIMEOUT_SECONDS
 
 
@@ -23,8 +23,10 @@ def advance(execution_id: int, step_index: int, attempt: int) -> None:
 
 @shared_task(name="playbooks.sweep", ignore_result=True, time_limit=120, soft_time_limit=100)
 def sweep() -> None:
-    """The safety net (every few seconds in beat): re-enqueue overdue steps, score outcomes,
-    forget old trigger decisions."""
+    """The safety net (every few seconds in beat): re-enqueue overdue steps, act on approval
+    deadlines, score outcomes, forget old trigger decisions."""
     engine.executions_due()
+    for extra in hooks.sweep:
+        extra()
     scoring.outcomes_score()
     triggers.trigger_records_prune()

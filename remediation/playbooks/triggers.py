@@ -19,7 +19,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from remediation.playbooks import compliance, engine, metrics
+from remediation.playbooks import compliance, engine, hooks, metrics
 from remediation.playbooks.models import (
     OPEN_STATES,
     BreakerScope,
@@ -54,6 +54,9 @@ def on_event(event) -> None:
         return
     if event.kind in RECOVERY_KINDS:
         engine.executions_nudge(service_id=event.service_id)
+        if event.kind == "service.recovered":
+            for recovered in hooks.recovered:
+                recovered(service_id=event.service_id)
         return
     if event.kind not in TRIGGER_KINDS:
         return
@@ -146,70 +149,72 @@ def _record(playbook, service, event_id, kind, decision, message="", execution=N
 
 
 def _start(playbook, mode, service, alert, trigger, event_id, kind, now) -> Execution | None:
+    execution, _, _ = start_checked(
+        playbook=playbook,
+        mode=mode,
+        service=service,
+        alert=alert,
+        trigger=trigger,
+        event_id=event_id,
+        kind=kind,
+        automatic=True,
+        actor=f"trigger:{kind}",
+        now=now,
+    )
+    return execution
+
+
+def start_checked(
+    *,
+    playbook,
+    mode,
+    service,
+    alert,
+    trigger,
+    event_id,
+    kind,
+    automatic: bool,
+    actor: str,
+    now: datetime,
+) -> tuple[Execution | None, str, str]:
+    """Start unless the switch, a run already open, a breaker or a limit says no; every answer
+    is a ``TriggerRecord``. Returns (execution or None, decision, message)."""
     with transaction.atomic():
-        stopped = remediation_stopped()
-        if stopped:
-            _record(playbook, service, event_id, kind, "remediation_stopped", stopped, now=now)
-            return None
+        execution, decision, message = None, "started", ""
         running = Execution.objects.filter(
             playbook=playbook, service=service, state__in=OPEN_STATES
         ).first()
-        if running is not None:
-            _record(
-                playbook,
-                service,
-                event_id,
-                kind,
-                "already_running",
-                f"execution {running.pk} is {running.state}",
-                running,
-                now,
-            )
-            return None
-        if mode == Mode.ACTIVE:
-            why = _breakers_block(playbook, service, now)
-            if why:
-                _record(playbook, service, event_id, kind, "circuit_open", why, now=now)
-                return None
         active = [ExecutionState.RUNNING, ExecutionState.WAITING]
         limit = playbook.versions.get(version=playbook.current_version).spec["max_concurrent"]
-        if Execution.objects.filter(playbook=playbook, state__in=active).count() >= limit:
-            _record(
-                playbook,
-                service,
-                event_id,
-                kind,
-                "playbook_limit",
-                f"{limit} executions of this playbook are running",
-                now=now,
-            )
-            return None
         cap = settings.MEDIC_REMEDIATION_MAX_RUNNING
-        if Execution.objects.filter(state__in=active).count() >= cap:
-            _record(
-                playbook,
-                service,
-                event_id,
-                kind,
-                "global_limit",
-                f"{cap} executions are running (MEDIC_REMEDIATION_MAX_RUNNING)",
+        stopped = remediation_stopped()
+        if stopped:
+            decision, message = "remediation_stopped", stopped
+        elif running is not None:
+            decision, message = "already_running", f"execution {running.pk} is {running.state}"
+            execution = running
+        elif mode == Mode.ACTIVE and (why := _breakers_block(playbook, service, now)):
+            decision, message = "circuit_open", why
+        elif Execution.objects.filter(playbook=playbook, state__in=active).count() >= limit:
+            decision, message = "playbook_limit", f"{limit} executions of this playbook are running"
+        elif Execution.objects.filter(state__in=active).count() >= cap:
+            decision = "global_limit"
+            message = f"{cap} executions are running (MEDIC_REMEDIATION_MAX_RUNNING)"
+        else:
+            execution = engine.execution_create(
+                playbook=playbook,
+                service=service,
+                alert_id=alert.pk if alert else None,
+                trigger=trigger,
+                automatic=automatic,
+                actor=actor,
                 now=now,
+                mode=mode,
             )
-            return None
-        execution = engine.execution_create(
-            playbook=playbook,
-            service=service,
-            alert_id=alert.pk,
-            trigger=trigger,
-            automatic=True,
-            actor=f"trigger:{kind}",
-            now=now,
-        )
-        if execution is None:
-            _record(playbook, service, event_id, kind, "already_running", now=now)
-            return None
-        _record(playbook, service, event_id, kind, "started", execution=execution, now=now)
-        return execution
+            if execution is None:
+                decision = "already_running"
+        _record(playbook, service, event_id, kind, decision, message, execution, now)
+        return (execution if decision == "started" else None), decision, message
 
 
 # --- Circuit breakers -------------------------------------------------------------------------

@@ -33,6 +33,7 @@ PAGES = {
     "/ui/services/{service}/delete": (OPERATOR, OPERATOR),
     "/ui/services/{service}/mute": (None, OPERATOR),
     "/ui/services/{service}/unmute": (None, OPERATOR),
+    "/ui/services/{service}/run": (None, OPERATOR),
     "/ui/alerts": (VIEWER, OPERATOR),
     "/ui/alerts/{alert}": (VIEWER, OPERATOR),
     "/ui/reports/": (VIEWER, OPERATOR),

@@ -1,0 +1,175 @@
+"""The Slack side of an approval: the request message (chat.postMessage to the team's channel)
+and its update in place (chat.update) once decided, expired or cancelled.
+
+Uses the Slack settings alerting uses (SLACK_BOT_TOKEN, SLACK_API_BASE_URL, the team's channel
+or SLACK_DEFAULT_CHANNEL). Clicks come back through the interactivity endpoint (``/slack/events``),
+which verifies them and calls ``approval_decide`` with channel ``slack``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from remediation.approvals.models import ApprovalRequest, ApprovalState
+from remediation.playbooks import engine, selectors
+
+logger = logging.getLogger(__name__)
+APPROVE = "medic_approval_approve"
+DECLINE = "medic_approval_decline"
+
+
+def client() -> WebClient:
+    return WebClient(
+        token=settings.SLACK_BOT_TOKEN, base_url=settings.SLACK_API_BASE_URL + "/", timeout=10
+    )
+
+
+def _link(request: ApprovalRequest) -> str:
+    execution = request.execution
+    if execution.alert_id:
+        return (
+            f"<{settings.MEDIC_BASE_URL}/ui/alerts/{execution.alert_id}|Alert {execution.alert_id}>"
+        )
+    return f"Execution {execution.pk}"
+
+
+def _score(execution) -> str:
+    score = selectors.version_scores(execution.playbook).get(execution.version.version) or {}
+    if not score.get("scored"):
+        return "no scored runs yet"
+    rate = score.get("success_rate")
+    return f"{score.get('recovered', 0)}/{score['scored']} recovered" + (
+        f" ({rate:.0%})" if isinstance(rate, int | float) else ""
+    )
+
+
+def _outcome(request: ApprovalRequest) -> str:
+    who = request.decided_by or "Medic"
+    text = {
+        ApprovalState.APPROVED: f":white_check_mark: Approved by {who} ({request.channel})",
+        ApprovalState.DECLINED: f":no_entry: Declined by {who} ({request.channel})",
+        ApprovalState.EXPIRED: ":hourglass: Expired: nobody approved in time; the alert escalated",
+        ApprovalState.CANCELLED: f":information_source: Cancelled: {request.reason or 'cancelled'}",
+    }.get(request.state, "")
+    if request.reason and request.state in (ApprovalState.APPROVED, ApprovalState.DECLINED):
+        text += f": {request.reason}"
+    return text
+
+
+def message(request: ApprovalRequest) -> dict:
+    """The request as Slack blocks: what, where, why, each step resolved (secrets masked), the
+    playbook's recent score, and the buttons while it waits."""
+    execution = request.execution
+    lines = [
+        f"*Service:* {execution.service_name}",
+        f"*Alert:* {execution.alert_id or 'none'}",
+        f"*Playbook:* {execution.playbook.name} v{execution.version.version} ({execution.mode})",
+        f"*Requested by:* {request.requested_by}",
+        f"*Why it waits:* {request.why}",
+        f"*Recent outcomes:* {_score(execution)}",
+    ]
+    if request.four_eyes:
+        lines.append("*Four-eyes:* the requester cannot approve")
+    if request.approvers_needed > 1:
+        lines.append(
+            f"*Approvers:* {len(request.approvals)}/{request.approvers_needed} "
+            f"({', '.join(a['actor'] for a in request.approvals) or 'none yet'})"
+        )
+    steps = "\n".join(
+        f"{i + 1}. `{s['name']}` ({s['type']}): {_short(s['would'])}"
+        for i, s in enumerate(engine.execution_preview(execution))
+    )
+    title = f"Approval needed: {execution.playbook.name} on {execution.service_name}"
+    blocks: list[dict] = [
+        {"type": "header", "text": {"type": "plain_text", "text": title[:150]}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)[:3000]}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": ("*Steps:*\n" + steps)[:3000]}},
+        {
+            "type": "context",
+            "elements": [{"type": "mrkdwn", "text": _link(request)}],
+        },
+    ]
+    if request.state == ApprovalState.PENDING:
+        value = str(execution.pk)
+        blocks.append(
+            {
+                "type": "actions",
+                "block_id": f"medic_approval_{execution.pk}",
+                "elements": [
+                    {
+                        "type": "button",
+                        "action_id": APPROVE,
+                        "style": "primary",
+                        "text": {"type": "plain_text", "text": "Approve"},
+                        "value": value,
+                    },
+                    {
+                        "type": "button",
+                        "action_id": DECLINE,
+                        "style": "danger",
+                        "text": {"type": "plain_text", "text": "Decline"},
+                        "value": value,
+                    },
+                ],
+            }
+        )
+    else:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _outcome(request)}})
+    return {"text": title, "blocks": blocks}
+
+
+def _short(would) -> str:
+    import json
+
+    text = json.dumps(would, sort_keys=True) if not isinstance(would, str) else would
+    return text[:400]
+
+
+def channel_for(request: ApprovalRequest) -> str:
+    from alerting.routing import slack_channel_for
+
+    service = request.execution.service
+    if service is None:
+        return settings.SLACK_DEFAULT_CHANNEL
+    channel, _ = slack_channel_for(service)
+    return channel
+
+
+def slack_post(*, request_id: int) -> bool:
+    """Post the request message (once); False when Slack is not configured or refused."""
+    request = ApprovalRequest.objects.select_related(
+        "execution", "execution__playbook", "execution__version", "execution__service"
+    ).get(pk=request_id)
+    if request.slack_ts or not settings.SLACK_BOT_TOKEN:
+        return False
+    channel = channel_for(request)
+    if not channel:
+        return False
+    try:
+        answer = client().chat_postMessage(channel=channel, unfurl_links=False, **message(request))
+    except SlackApiError as exc:
+        logger.warning("Slack refused the approval message: %s", exc.response.get("error"))
+        return False
+    ApprovalRequest.objects.filter(pk=request_id).update(
+        slack_channel=answer.get("channel") or channel, slack_ts=answer["ts"]
+    )
+    return True
+
+
+def slack_update(*, request_id: int) -> bool:
+    """Update the message in place (decision, expiry, auto-cancel, a first of two approvals)."""
+    request = ApprovalRequest.objects.select_related(
+        "execution", "execution__playbook", "execution__version", "execution__service"
+    ).get(pk=request_id)
+    if not request.slack_ts or not settings.SLACK_BOT_TOKEN:
+        return False
+    try:
+        client().chat_update(channel=request.slack_channel, ts=request.slack_ts, **message(request))
+    except SlackApiError as exc:
+        logger.warning("Slack refused the approval update: %s", exc.response.get("error"))
+        return False
+    return True
