@@ -80,6 +80,7 @@ def test_the_list_is_newest_first_with_every_field(reader, story):
         ({"since": "2026-11-02T03:03:00Z"}, [3, 4, 5]),
         ({"until": "2026-11-02T03:02:00Z"}, [0, 1]),
         ({"since": "2026-11-02T04:01:00+01:00", "until": "2026-11-02T03:04:00Z"}, [1, 2, 3]),
+        ({"since": "2026-11-02T04:04:00 01:00"}, [4, 5]),  # "+" sent unencoded
         ({"actor": "slack:U42"}, [2]),
         ({"event": "step.finished"}, [1, 4]),
         ({"event": "execution.*"}, [0, 3]),
