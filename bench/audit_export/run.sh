@@ -12,7 +12,7 @@ WORK=$(mktemp -d /tmp/medic-bench-audit.XXXXXX)
 chmod 755 "$WORK"
 trap 'throwaway_stop "$WORK"; rm -rf "$WORK"' EXIT
 throwaway_pg "$WORK" -c fsync=off -c synchronous_commit=off
-export SECRET_KEY=bench ALLOWED_HOSTS=testserver MEDIC_LOG_LEVEL=WARNING
+export SECRET_KEY="bench-$("$PY" -c "import secrets; print(secrets.token_urlsafe(40))")" ALLOWED_HOSTS=testserver MEDIC_LOG_LEVEL=WARNING STATIC_ROOT="$WORK/static"
 "$PY" manage.py migrate -v0
 for size in "${@:-20000 200000}"; do
   for n in $size; do
