@@ -78,11 +78,16 @@ FILTER_PARAMS = [
 
 def _filters(request, allowed: set[str]) -> selectors.AuditFilter:
     params = request.query_params
+    fields = AuditFilterIn().fields
     errors: dict[str, list[str]] = {}
-    unknown = sorted(set(params) - allowed - set(AuditFilterIn().fields))
-    for name in unknown:
+    for name in sorted(set(params) - allowed - set(fields)):
         errors[name] = ["Unknown filter."]
-    data = AuditFilterIn(data={k: v for k, v in params.items() if k in AuditFilterIn().fields})
+    values = {k: v for k, v in params.items() if k in fields}
+    for name in ("since", "until"):
+        # An unencoded "+01:00" offset arrives as " 01:00".
+        if name in values:
+            values[name] = values[name].replace(" ", "+")
+    data = AuditFilterIn(data=values)
     if not data.is_valid():
         for name, messages in data.errors.items():
             errors[name] = [str(m) for m in messages]

@@ -8,6 +8,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db import connection
 from django.http import StreamingHttpResponse
 
 from remediation.agents import agent_create
@@ -79,6 +80,7 @@ def test_the_list_is_newest_first_with_every_field(reader, story):
         ({"since": "2026-11-02T03:03:00Z"}, [3, 4, 5]),
         ({"until": "2026-11-02T03:02:00Z"}, [0, 1]),
         ({"since": "2026-11-02T04:01:00+01:00", "until": "2026-11-02T03:04:00Z"}, [1, 2, 3]),
+        ({"since": "2026-11-02T04:04:00 01:00"}, [4, 5]),  # "+" sent unencoded
         ({"actor": "slack:U42"}, [2]),
         ({"event": "step.finished"}, [1, 4]),
         ({"event": "execution.*"}, [0, 3]),
@@ -203,6 +205,24 @@ def _stream(response) -> tuple[list[bytes], bytes]:
     assert isinstance(response, StreamingHttpResponse) and response.streaming
     chunks = list(response.streaming_content)
     return chunks, b"".join(chunks)
+
+
+def _open_cursors() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_cursors WHERE name LIKE '_django_curs_%%'")
+        return cursor.fetchone()[0]
+
+
+def test_the_export_reads_through_a_server_side_cursor(reader, many):
+    response = reader.get("/v2/audit/export", {"format": "json"})
+    stream = iter(response.streaming_content)
+    first = next(stream)
+    # rows arrive while a PostgreSQL cursor holds the rest: not one list in memory
+    assert first.count(b"\n") == LINES_PER_CHUNK
+    assert _open_cursors() == 1
+    rest = b"".join(stream)  # the end of the stream closes the response and the cursor
+    assert (first + rest).count(b"\n") == ROWS
+    assert _open_cursors() == 0
 
 
 def test_json_lines_export_streams_every_row(reader, many):

@@ -6,7 +6,7 @@ import importlib
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.apps import apps
+from django.apps import apps as django_apps
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
@@ -65,11 +65,10 @@ def test_large_backlogs_are_purged_in_batches(settings):
 
 
 def test_the_periodic_task_is_scheduled_and_applies_the_setting(settings):
-    # A transactional test run earlier in this process flushes data-migration rows: apply the
-    # migration's (idempotent) function again, as the e2e tests do.
-    importlib.import_module("remediation.audit.migrations.0002_append_only_and_purge").create_tasks(
-        apps, None
-    )
+    # What migration audit 0002 schedules. Run again here (idempotent): a transactional test
+    # elsewhere in this process may have flushed the tables the migration filled.
+    migration = importlib.import_module("remediation.audit.migrations.0002_append_only_and_purge")
+    migration.create_tasks(django_apps, None)
     scheduled = PeriodicTask.objects.get(task="audit.purge")
     assert scheduled.enabled
     assert (scheduled.interval.every, scheduled.interval.period) == (1, "hours")

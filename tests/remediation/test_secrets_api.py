@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 
@@ -24,7 +25,10 @@ def _put(client, name: str, body: dict):
     )
 
 
-def test_set_replace_list_and_delete_never_show_the_value(admin):
+def test_set_replace_list_and_delete_never_show_the_value(admin, settings, caplog):
+    settings.DEBUG = True  # SQL statements are logged with their parameters
+    caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="django.db.backends")
     created = _put(admin, "db_password", {"value": VALUE})
     assert created.status_code == 201
     body = created.json()
@@ -55,6 +59,9 @@ def test_set_replace_list_and_delete_never_show_the_value(admin):
     assert gone.status_code == 404
     assert gone.json()["error"]["code"] == "secret_not_found"
     assert admin.delete("/v2/secrets/db_password").status_code == 404
+    assert caplog.records
+    for record in caplog.records:
+        assert VALUE not in json.dumps(record.__dict__, default=str)
     events = list(AuditEntry.objects.order_by("id").values_list("event", "object_id"))
     assert events == [
         ("secret.created", "db_password"),
