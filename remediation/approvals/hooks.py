@@ -24,7 +24,7 @@ from django.utils import timezone
 from prometheus_client import Counter
 
 from medic import crypto
-from medic.errors import InvalidInput, MedicError, NotAuthenticated, NotFound
+from medic.errors import InvalidInput, MedicError, NotAuthenticated
 from remediation.approvals.models import Channel, HookFormat, InboundHook
 from remediation.approvals.triggers import playbook_execute, playbook_find
 from remediation.playbooks import compliance
@@ -114,7 +114,9 @@ def _refuse(why: str, message: str) -> MedicError:
 def _verified(token: str, timestamp: str, signature: str, body: bytes) -> InboundHook:
     hook = InboundHook.objects.select_related("playbook").filter(token_hash=_digest(token)).first()
     if hook is None or not hook.enabled:
-        raise NotFound("No such hook.", code="hook_not_found")
+        # 401 like any other wrong credential: the token is one, and whether a token exists is
+        # not something to tell a caller who does not hold it.
+        raise _refuse("unknown_hook", "No enabled hook has this token.")
     expected = sign(crypto.decrypt(hook.signing_secret), timestamp, body)
     if not timestamp.isdigit() or not hmac.compare_digest(expected, signature):
         raise _refuse("bad_signature", "The X-Medic-Signature does not match.")

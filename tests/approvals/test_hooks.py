@@ -141,7 +141,7 @@ def test_forged_stale_replayed_and_unknown_start_nothing(hook):
     assert stale.status_code == 401 and stale.json()["error"]["code"] == "stale"
     assert _post(hook["url"], ALERTMANAGER, secret, ts="soon").status_code == 401
     unknown = _post(hook["url"].rsplit("/", 1)[0] + "/nope", ALERTMANAGER, secret)
-    assert unknown.status_code == 404
+    assert unknown.status_code == 401 and unknown.json()["error"]["code"] == "unknown_hook"
     assert Execution.objects.count() == 0
     body = json.dumps(ALERTMANAGER).encode()
     ts = str(int(time.time()))
