@@ -1,7 +1,8 @@
 # The two commands a newcomer needs:
 #   make run   start Medic on the embedded default (SQLite, no external services)
 #   make test  run the whole test suite (starts throwaway PostgreSQL and Redis itself)
-#   make fuzz  schemathesis over the v2 API of a live server (docs/security.md)
+# Also: make fuzz (schemathesis over the v2 API of a live server, docs/security.md), make lint,
+# make format, make schema, make bench-ingest, make bench-deliveries.
 .PHONY: run test lint format bench-ingest schema fuzz bench-deliveries
 
 PYTHON ?= python3
