@@ -14,7 +14,7 @@
 # Knobs (environment):
 #   BENCH_CONNECTIONS="16 64"  BENCH_DURATION=20 (s per run)  BENCH_SERVICES=1000
 #   BENCH_WARMUP=5 (s, not counted)  BENCH_WRK_THREADS=1
-#   BENCH_KEY_RATE_LIMIT=10000000  heartbeats per minute for the key: enforced (one Redis round
+#   BENCH_KEY_RATE_LIMIT=1000000   heartbeats per minute for the key: enforced (one Redis round
 #                               trip per heartbeat, as for any limited key) but never reached;
 #                               0 = unlimited key, no Redis on the path
 #   BENCH_QUIET=0.25:120        before each run wait up to 120 s for the machine to be less than
@@ -32,7 +32,7 @@ DURATION=${BENCH_DURATION:-20}
 SERVICES=${BENCH_SERVICES:-1000}
 WARMUP=${BENCH_WARMUP:-5}
 WRK_THREADS=${BENCH_WRK_THREADS:-1}
-KEY_RATE_LIMIT=${BENCH_KEY_RATE_LIMIT:-10000000}
+KEY_RATE_LIMIT=${BENCH_KEY_RATE_LIMIT:-1000000}
 QUIET=${BENCH_QUIET-0.25:120}
 DRAIN=3 # wrk runs this much longer than the window, so every request sent gets its answer
 PREFIX="bench-"
@@ -97,7 +97,7 @@ echo "==> PostgreSQL $pgversion on 127.0.0.1:$PGPORT (fsync on), Redis on 127.0.
 "$PY" manage.py migrate --no-input -v 0
 "$PY" manage.py collectstatic --no-input -v 0
 echo "==> seeding $SERVICES services"
-seeded=$("$PY" bench/ingest/seed.py "$SERVICES" "$PREFIX" | tail -1)
+seeded=$("$PY" bench/ingest/seed.py "$SERVICES" "$PREFIX" 2>"$WORK/seed.err" | tail -1) || { cat "$WORK/seed.err" >&2; exit 1; }
 [ "$seeded" = "$SERVICES" ] || { echo "seeding made $seeded services, not $SERVICES" >&2; exit 1; }
 BENCH_KEY=$("$PY" manage.py create_api_key --name bench --scopes write \
   --rate-limit "heartbeat=$KEY_RATE_LIMIT" 2>/dev/null | tail -1)
