@@ -338,6 +338,9 @@ def job_run_local(*, job_id: str) -> Job | None:
 
 
 EXPIRE_BATCH = 5000
+# The detail of a job that started but never reported: its runner died mid-script, so whether
+# its side effect happened is unknown (a playbook step does not run it again).
+LOST_DETAIL = "Lost: no result within the script's timeout plus MEDIC_AGENT_RESULT_GRACE_SECONDS."
 
 
 def jobs_expire(*, now: datetime | None = None) -> int:
@@ -370,12 +373,7 @@ def jobs_expire(*, now: datetime | None = None) -> int:
             if job.started_at + timedelta(seconds=job.script_version.timeout_seconds) + grace < now
         ]
         for job in lost:
-            _fail(
-                job,
-                now,
-                "Lost: no result within the script's timeout plus "
-                "MEDIC_AGENT_RESULT_GRACE_SECONDS.",
-            )
+            _fail(job, now, LOST_DETAIL)
     if stale:
         AGENT_JOBS.labels(outcome="expired").inc(len(stale))
     if lost:

@@ -193,6 +193,7 @@ def script_dispatch(ctx: StepContext) -> list[str]:
 
 
 def run_script(ctx: StepContext) -> StepOutcome:
+    from remediation.jobs import LOST_DETAIL
     from remediation.models import Job, JobState
 
     ids = ctx.step.result.get("jobs") or []
@@ -200,11 +201,13 @@ def run_script(ctx: StepContext) -> StepOutcome:
     request = {"script": ctx.spec["script"], "target": ctx.spec["target"], "args": script_args(ctx)}
     if not all(job.finished for job in jobs):
         if ctx.now >= ctx.deadline:
+            # A job still queued or running may yet run: another attempt could run it twice.
             return StepOutcome(
                 FAILED,
                 {"status": FAILED, "jobs": ids, "error": "timed out waiting for the script"},
                 request,
                 message="timed out waiting for the script",
+                final=True,
             )
         poll = timedelta(seconds=settings.MEDIC_PLAYBOOK_POLL_SECONDS)
         return StepOutcome(
@@ -230,7 +233,11 @@ def run_script(ctx: StepContext) -> StepOutcome:
         f"job {j.pk}: {j.state} (exit code {j.exit_code}){' ' + j.detail if j.detail else ''}"
         for j in jobs
     )
-    return StepOutcome(FAILED, {**result, "error": why[:1000]}, request, message=why[:500])
+    # A lost job (its runner died mid-script) may have done its work: never run it again.
+    lost = any(j.detail == LOST_DETAIL for j in jobs)
+    return StepOutcome(
+        FAILED, {**result, "error": why[:1000]}, request, message=why[:500], final=lost
+    )
 
 
 # --- wait and condition -----------------------------------------------------------------------
