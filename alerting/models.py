@@ -92,6 +92,8 @@ class NotificationEvent(models.TextChoices):
     TRIGGER = "trigger", "alert opened"
     RENOTIFY = "renotify", "still down"
     RESOLVE = "resolve", "recovered"
+    # A remediation gave up: the alert is raised again, PagerDuty included, with its story.
+    ESCALATE = "escalate", "remediation escalated"
     MAINTENANCE_STARTED = "maint_start", "maintenance started"
     MAINTENANCE_ENDED = "maint_end", "maintenance ended"
 

@@ -180,9 +180,15 @@ def route_for_alert(*, alert, event: str, at: datetime) -> Route:
     resolve go to the destinations its trigger reached (delivered, or still being delivered),
     whatever the rules say now: a 09:30 resolve must reach the PagerDuty that the 23:00 rules
     paged, and nobody hears that an alert ended who never heard it began. PagerDuty is not
-    re-notified (it owns escalation). Alerts without any trigger delivery (imported from v1)
+    re-notified (it owns escalation), but a remediation's escalation reaches it (a trigger for
+    the open incident, with the story). Alerts without any trigger delivery (imported from v1)
     fall back to the rules."""
-    if event not in (NotificationEvent.RESOLVE, NotificationEvent.RENOTIFY):
+    follow_trigger = (
+        NotificationEvent.RESOLVE,
+        NotificationEvent.RENOTIFY,
+        NotificationEvent.ESCALATE,
+    )
+    if event not in follow_trigger:
         return route_for(service=alert.service, event=event, at=at, priority=alert.priority)
     triggers = list(
         Delivery.objects.filter(alert=alert, event=NotificationEvent.TRIGGER)

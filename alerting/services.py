@@ -436,7 +436,10 @@ def alert_escalate(
     """A remediation gave up: tell the alert's routes now, with what was tried.
 
     ``remediation`` (execution, playbook, story) is attached to the alert's details, where every
-    transport shows it. Returns None when the alert is no longer open (nobody to tell).
+    transport shows it. One ``escalate`` delivery per destination the trigger reached,
+    PagerDuty included (unlike a re-notification): PagerDuty gets a trigger for the open
+    incident's dedup key with the story and a raised severity. Returns None when the alert is no
+    longer open (nobody to tell).
     """
     now = now or timezone.now()
     with transaction.atomic():
@@ -455,6 +458,6 @@ def alert_escalate(
         alert.save(update_fields=["details", "notify_count", "last_notified_at", "next_notify_at"])
         held = hold_reason(alert.service, now)
         deliveries_create(
-            alert=alert, event=NotificationEvent.RENOTIFY, suppressed_reason=held, now=now
+            alert=alert, event=NotificationEvent.ESCALATE, suppressed_reason=held, now=now
         )
     return alert

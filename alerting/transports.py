@@ -26,6 +26,8 @@ from medic.crypto import DecryptionError, decrypt
 
 _session = requests.Session()
 _SEVERITY = {"p1": "critical", "p2": "error", "p3": "warning", "p4": "warning", "p5": "info"}
+# A remediation that gave up makes the incident one step more urgent.
+_RAISED = {"info": "warning", "warning": "error", "error": "critical", "critical": "critical"}
 
 
 @dataclass
@@ -240,7 +242,9 @@ def template_variables(delivery: Delivery) -> dict:
     """The variables a webhook body template may use (docs/alert-routing.md lists them)."""
     alert = delivery.alert
     service = alert.service
-    status = {"trigger": "down", "renotify": "down", "resolve": "up"}[delivery.event]
+    status = {"trigger": "down", "renotify": "down", "escalate": "down", "resolve": "up"}[
+        delivery.event
+    ]
     details = alert.details or {}
 
     def iso(value):
@@ -505,6 +509,8 @@ class SlackTransport:
             return f":white_check_mark: *{name}* recovered"
         if delivery.event == NotificationEvent.RENOTIFY:
             return f":rotating_light: *{name}* is still down"
+        if delivery.event == NotificationEvent.ESCALATE:
+            return f":rotating_light: *{name}* is still down: remediation escalated"
         if alert.reason in EVENT_HEADLINES:
             return EVENT_HEADLINES[alert.reason].format(service=name)
         return f":rotating_light: *{name}* is down"
@@ -632,10 +638,20 @@ class PagerDutyTransport:
             "dedup_key": pagerduty_dedup_key(alert),
         }
         if body["event_action"] == "trigger":
+            severity = _SEVERITY.get(alert.priority, "warning")
+            summary = alert.summary
+            escalation = {}
+            if delivery.event == NotificationEvent.ESCALATE:
+                # A second trigger with the incident's dedup key: PagerDuty adds it to the open
+                # alert and takes the new summary, severity and details.
+                severity = _RAISED[severity]
+                summary = f"Remediation escalated: {summary}"
+                remediation = (alert.details or {}).get("remediation") or {}
+                escalation = {"remediation_story": remediation.get("story", "")}
             body["payload"] = {
-                "summary": alert.summary[:1024],
+                "summary": summary[:1024],
                 "source": service.heartbeat_name[:255],
-                "severity": _SEVERITY.get(alert.priority, "warning"),
+                "severity": severity,
                 "component": service.service_name[:255],
                 "group": service.team[:255],
                 "class": alert.reason,
@@ -647,6 +663,7 @@ class PagerDutyTransport:
                     "runbook": service.runbook,
                     "alert_id": alert.pk,
                     **(alert.details or {}),
+                    **escalation,
                 },
             }
             body["links"] = [{"href": alert_link(alert), "text": "Medic alert"}]

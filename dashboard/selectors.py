@@ -132,7 +132,7 @@ def alert_list(
 @dataclass
 class TimelineEntry:
     at: datetime
-    kind: str  # opened, notified, suppressed, renotified, resolved, recovery
+    kind: str  # opened, notified, suppressed, renotified, escalated, resolved, recovery
     title: str
     detail: str = ""
     deliveries: list[Delivery] = field(default_factory=list)
@@ -144,6 +144,7 @@ _ORDER = {
     "suppressed": 1,
     "notified": 1,
     "renotified": 1,
+    "escalated": 1,
     "resolved": 2,
 }
 
@@ -177,6 +178,9 @@ def alert_timeline(alert: Alert, deliveries: list[Delivery]) -> list[TimelineEnt
             detail = _targets_summary(rows)
         elif event == NotificationEvent.RENOTIFY:
             kind, title, detail = "renotified", "Re-notified (still down)", _targets_summary(rows)
+        elif event == NotificationEvent.ESCALATE:
+            kind, title = "escalated", "Escalated (a remediation gave up)"
+            detail = _targets_summary(rows)
         else:
             kind, title, detail = "recovery", "Recovery sent", _targets_summary(rows)
         entries.append(TimelineEntry(at=at, kind=kind, title=title, detail=detail, deliveries=rows))

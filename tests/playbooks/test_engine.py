@@ -11,8 +11,9 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
-from alerting.models import Alert, AlertReason, AlertState
-from alerting.services import alert_open
+from alerting.delivery import delivery_attempt
+from alerting.models import Alert, AlertReason, AlertState, Delivery
+from alerting.services import alert_open, alert_renotify
 from heartbeats.models import Heartbeat, Service
 from heartbeats.services import service_create
 from medic.events.consumers import events_dispatch
@@ -26,6 +27,7 @@ from remediation.playbooks.models import (
     TriggerRecord,
 )
 from remediation.playbooks.triggers import trigger_service
+from tests.fakes import FakePagerDuty
 from tests.playbooks.conftest import playbook_yaml
 from tests.receivers import Receiver
 
@@ -123,6 +125,47 @@ def test_no_heartbeat_escalates_the_alert_and_fails(receiver, pagerduty):
     assert "verify (condition): failed" in alert.details["remediation"]["story"]
     assert alert.notify_count == 2
     assert execution.events.filter(kind="escalated").exists()
+
+
+def _deliver() -> list[Delivery]:
+    """Send what is due, as the worker would."""
+    pending = list(Delivery.objects.filter(status="pending").order_by("id"))
+    for delivery in pending:
+        delivery_attempt(delivery_id=delivery.pk)
+    return pending
+
+
+def test_escalation_pages_pagerduty_once_with_the_story(receiver, settings):
+    """PagerDuty is never re-notified, but an escalation reaches it: a trigger for the open
+    incident's dedup key, the story in custom_details, the severity one step higher."""
+    with FakePagerDuty() as pagerduty:
+        settings.PAGERDUTY_ROUTING_KEY = "R0UTINGKEY000000000000000000abcd"  # 32 characters
+        settings.PAGERDUTY_EVENTS_URL = pagerduty.url
+        settings.SLACK_BOT_TOKEN = ""
+        service = _service()
+        alert = _alert(service)
+        _deliver()
+        [opened] = pagerduty.accepted
+        _save(playbook_yaml("restart-worker", receiver.url, timeout="5s"))
+        trigger_service(service=service, kind="alert.opened", event_id=None, payload={})
+        execution = run(Execution.objects.get(), [timezone.now()])
+        assert execution.state == ExecutionState.FAILED
+        assert [d.channel for d in _deliver()] == ["pagerduty"]
+        escalation = pagerduty.accepted[1]
+        assert escalation["event_action"] == "trigger"
+        assert escalation["dedup_key"] == opened["dedup_key"] == alert.dedup_key
+        assert pagerduty.open_incidents() == [alert.dedup_key]  # the same incident, updated
+        payload = escalation["payload"]
+        assert opened["payload"]["severity"] == "error" and payload["severity"] == "critical"
+        assert payload["summary"].startswith("Remediation escalated: ")
+        story = payload["custom_details"]["remediation_story"]
+        assert f"Playbook restart-worker v1 (execution {execution.pk})" in story
+        assert "verify (condition): failed" in story
+        assert payload["custom_details"]["remediation"]["execution_id"] == execution.pk
+        # A later "still down" repeat does not page again.
+        alert_renotify(alert=Alert.objects.get(pk=alert.pk))
+        _deliver()
+        assert len(pagerduty.accepted) == 2
 
 
 def test_webhook_retries_with_the_same_idempotency_key_then_fails_without_escalating(receiver):
