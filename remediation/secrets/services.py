@@ -14,7 +14,7 @@ import uuid
 from django.db import transaction
 from django.utils import timezone
 
-from medic.crypto import encrypt, key_id
+from medic.crypto import DecryptionError, encrypt, key_id, newest_key_id, reseal
 from medic.errors import InvalidInput
 from medic.keyring import Rotation, SealedStore
 from remediation.audit.services import audit_record
@@ -122,19 +122,29 @@ def secret_delete(*, name: str, actor: str) -> None:
 
 def secrets_reencrypt(*, actor: str) -> list[str]:
     """Seal every secret with the first key of MEDIC_ENCRYPTION_KEYS (after prepending a new
-    key); returns the names re-sealed. Afterwards the old key can be removed."""
+    key); returns the names re-sealed. Afterwards the old key can be removed.
+
+    Row by row, each in its own short transaction (the row, its audit row and a new cache
+    generation), so a rotation never holds a lock over every secret and an interrupted run is
+    resumed by running it again: rows already sealed with the newest key are skipped. A secret
+    no key opens stops the run (SecretUnreadable, naming it); the ones before it stay done."""
+    newest = newest_key_id()
     done: list[str] = []
-    with transaction.atomic():
-        for secret in Secret.objects.select_for_update().order_by("name"):
-            plaintext = secret_value(name=secret.name)
-            ciphertext = encrypt(plaintext)
-            if key_id(ciphertext) == secret.key_id:
-                continue
+    stale = Secret.objects.exclude(key_id=newest).order_by("name").values_list("pk", flat=True)
+    for pk in list(stale):
+        with transaction.atomic():
+            secret = Secret.objects.select_for_update().filter(pk=pk).first()
+            if secret is None or key_id(secret.ciphertext) == newest:
+                continue  # deleted or re-set meanwhile
+            try:
+                ciphertext = reseal(secret.ciphertext)
+            except DecryptionError:
+                raise SecretUnreadable(fields={"name": [secret.name]}) from None
             before = secret.key_id
             secret.ciphertext = ciphertext
             secret.key_id = key_id(ciphertext)
             secret.save(update_fields=["ciphertext", "key_id"])
-            done.append(secret.name)
+            _new_generation()
             audit_record(
                 actor=actor,
                 event="secret.reencrypted",
@@ -142,8 +152,7 @@ def secrets_reencrypt(*, actor: str) -> list[str]:
                 object_id=secret.name,
                 details={"name": secret.name, "key_id": secret.key_id, "previous_key_id": before},
             )
-        if done:
-            _new_generation()
+        done.append(secret.name)
     return done
 
 

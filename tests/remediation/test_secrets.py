@@ -107,6 +107,28 @@ def test_rotation_reseals_with_the_new_key(settings):
     assert row.details == {"name": "a_secret", "key_id": "k2", "previous_key_id": "k1"}
 
 
+def test_rotation_reseals_row_by_row_and_resumes_after_an_interruption(settings):
+    old = _key("k1")
+    settings.MEDIC_ENCRYPTION_KEYS = _key("k9")
+    services.secret_set(name="b_orphan", value=PLAIN, actor="system")
+    settings.MEDIC_ENCRYPTION_KEYS = old
+    services.secret_set(name="a_secret", value=PLAIN, actor="system")
+    services.secret_set(name="c_secret", value=PLAIN + "-c", actor="system")
+    settings.MEDIC_ENCRYPTION_KEYS = f"{_key('k2')},{old}"  # k9 is gone: b_orphan is unreadable
+    with pytest.raises(services.SecretUnreadable) as exc:
+        services.secrets_reencrypt(actor="cli:secrets_reencrypt")
+    assert exc.value.fields == {"name": ["b_orphan"]}
+    # a_secret was re-sealed in its own transaction and stays so; c_secret was not reached.
+    keys = dict(Secret.objects.values_list("name", "key_id"))
+    assert keys == {"a_secret": "k2", "b_orphan": "k9", "c_secret": "k1"}
+    services.secret_set(name="b_orphan", value=PLAIN, actor="system")  # the fix: set it again
+    assert services.secrets_reencrypt(actor="cli:secrets_reencrypt") == ["c_secret"]
+    assert set(Secret.objects.values_list("key_id", flat=True)) == {"k2"}
+    assert services.secret_value(name="c_secret") == PLAIN + "-c"
+    resealed = AuditEntry.objects.filter(event="secret.reencrypted").order_by("id")
+    assert [r.object_id for r in resealed] == ["a_secret", "c_secret"]
+
+
 def test_a_secret_sealed_with_a_removed_key_is_unreadable_and_logged_by_name(settings, caplog):
     settings.MEDIC_ENCRYPTION_KEYS = _key("k1")
     services.secret_set(name="orphan", value=PLAIN, actor="system")
