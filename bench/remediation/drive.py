@@ -62,10 +62,10 @@ class Counter(BaseHTTPRequestHandler):
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--services", type=int, default=1000)
-    parser.add_argument(
-        "--timeout", type=float, default=float(os.environ.get("BENCH_TIMEOUT", 600))
-    )
+    parser.add_argument("--timeout", type=float, default=float(os.environ.get("BENCH_TIMEOUT", 0)))
     args = parser.parse_args()
+    # Ten minutes, or a second per service on a slow or busy machine, whichever is longer.
+    args.timeout = args.timeout or max(600.0, float(args.services))
     server = ThreadingHTTPServer(("127.0.0.1", 0), Counter)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -94,6 +94,7 @@ def main() -> None:
     # slow broker does not skew the figure.
     deadline = started + args.timeout
     first_done = None
+    next_report = started + 30
     while time.monotonic() < deadline:
         events_dispatch()
         with transaction.atomic():
@@ -104,6 +105,13 @@ def main() -> None:
             first_done = time.monotonic() - started
         if finished >= args.services:
             break
+        if time.monotonic() >= next_report:
+            next_report = time.monotonic() + 30
+            print(
+                f"  {time.monotonic() - started:.0f} s: {count} started, {firsts} first steps "
+                f"done, {finished} finished",
+                flush=True,
+            )
         time.sleep(0.2)
     total = time.monotonic() - started
     steps = ExecutionStep.objects.filter(finished_at__isnull=False)

@@ -36,6 +36,7 @@ throwaway_pg "$WORK" -c fsync=off -c synchronous_commit=off -c max_connections=3
 throwaway_redis "$WORK"
 
 export SECRET_KEY="bench-$("$PY" -c 'import secrets; print(secrets.token_urlsafe(40))')"
+export MEDIC_ENCRYPTION_KEYS="bench:$("$PY" -c 'import base64, os; print(base64.b64encode(os.urandom(32)).decode())')"
 export ALLOWED_HOSTS="127.0.0.1,localhost"
 export STATIC_ROOT="$WORK/static"
 export MEDIC_LOG_LEVEL=WARNING
