@@ -203,10 +203,11 @@ def test_kill_9_mid_script_never_runs_the_script_twice(start_worker):
     from remediation.services import script_create
 
     _ensure_beat_schedule()
+    importlib.import_module("remediation.migrations.0002_periodic_tasks").create(apps, None)
     from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
     one, _ = IntervalSchedule.objects.get_or_create(every=1, period="seconds")
-    PeriodicTask.objects.filter(task="remediation.expire_jobs").update(interval=one)
+    assert PeriodicTask.objects.filter(task="remediation.expire_jobs").update(interval=one) == 1
     # The sandbox runs scripts as an unprivileged user: a directory anyone may write to.
     shared = Path(tempfile.mkdtemp(prefix="medic-script-"))
     shared.chmod(0o777)
