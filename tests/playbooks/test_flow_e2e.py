@@ -61,7 +61,7 @@ def test_service_stops_beating_playbook_restarts_it_and_the_alert_resolves(start
         )
 
 
-def test_no_heartbeat_after_the_restart_escalates(start_worker, slack):
+def test_no_heartbeat_after_the_restart_escalates(start_worker, slack, pagerduty):
     _ensure_beat_schedule()
     with Receiver() as receiver:
         service = _setup(receiver, "3s")
@@ -76,8 +76,15 @@ def test_no_heartbeat_after_the_restart_escalates(start_worker, slack):
         assert alert.state == AlertState.OPEN
         assert alert.details["remediation"]["execution_id"] == execution.pk
         assert execution.events.filter(kind="escalated").exists()
-        # Slack heard the alert, then the escalation with the story (PagerDuty owns its own
-        # escalation and is not re-notified).
+        # Slack heard the alert, then the escalation with the story.
         messages = [r.json()["text"] for r in slack.wait_for(2, timeout=60)]
         story = next(m for m in messages if "*Remediation:*" in m)
         assert "Playbook restart-flow v1" in story and "verify (condition): failed" in story
+        # PagerDuty is never sent "still down" repeats, but the escalation reaches it: a trigger
+        # for the same incident, with the story.
+        opened, escalated = [r.json() for r in pagerduty.wait_for(2, timeout=60)][:2]
+        assert opened["event_action"] == escalated["event_action"] == "trigger"
+        assert opened["dedup_key"] == escalated["dedup_key"] == alert.dedup_key
+        details = escalated["payload"]["custom_details"]
+        assert "verify (condition): failed" in details["remediation_story"]
+        assert details["remediation"]["execution_id"] == execution.pk
