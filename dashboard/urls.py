@@ -7,7 +7,17 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from dashboard.selectors import has_maintenance
-from dashboard.views import alerts, apikeys, auth, playbooks, reports, routing, services
+from dashboard.views import (
+    alerts,
+    apikeys,
+    audit,
+    auth,
+    playbooks,
+    reports,
+    routing,
+    scripts,
+    services,
+)
 
 app_name = "dashboard"
 
@@ -80,6 +90,17 @@ ui = [
         "executions/<int:pk>/cancel", playbooks.ExecutionCancel.as_view(), name="execution_cancel"
     ),
     path("approvals", playbooks.ApprovalInbox.as_view(), name="approvals"),
+    path("scripts", scripts.ScriptList.as_view(), name="scripts"),
+    path("scripts/new", scripts.ScriptEdit.as_view(), name="script_new"),
+    path("scripts/<str:name>", scripts.ScriptDetail.as_view(), name="script"),
+    path("scripts/<str:name>/edit", scripts.ScriptEdit.as_view(), name="script_edit"),
+    path("scripts/<str:name>/disable", scripts.ScriptDisable.as_view(), name="script_disable"),
+    path("agents", scripts.AgentList.as_view(), name="agents"),
+    path("agents/<str:name>", scripts.AgentDetail.as_view(), name="agent"),
+    path("jobs", scripts.JobList.as_view(), name="jobs"),
+    path("jobs/<str:job_id>", scripts.JobDetail.as_view(), name="job"),
+    path("audit", audit.AuditLog.as_view(), name="audit"),
+    path("audit/export", audit.AuditExport.as_view(), name="audit_export"),
     path("reports/", reports.SuccessReport.as_view(), name="reports"),
     path("api-keys", apikeys.ApiKeyList.as_view(), name="apikeys"),
     path("api-keys/new", apikeys.ApiKeyCreate.as_view(), name="apikey_new"),
