@@ -37,3 +37,28 @@ def test_playbooks_versions_and_executions_are_read_only(superuser):
         assert superuser.post(f"{base}{pk}/delete/", {"post": "yes"}).status_code == 403
     assert Playbook.objects.get().name == "restart-worker"
     assert Execution.objects.filter(pk=execution.pk).exists()
+
+
+def test_scripts_versions_agents_and_jobs_are_read_only(superuser):
+    from remediation.agents import agent_create
+    from remediation.models import Agent, Job, Script
+    from remediation.services import RunTarget, script_create, script_run
+
+    version = script_create(name="greet", actor="t", command=["/bin/echo"], run_local=True)
+    agent = agent_create(name="web-1", actor="t").agent
+    [job] = script_run(name="greet", target=RunTarget(local=True), args={}, actor="t")
+    for model, pk in (
+        ("script", version.script.pk),
+        ("scriptversion", version.pk),
+        ("agent", agent.pk),
+        ("job", job.pk),
+    ):
+        base = f"/admin/remediation/{model}/"
+        assert superuser.get(base).status_code == 200
+        assert superuser.get(base + "add/").status_code == 403
+        page = superuser.get(f"{base}{pk}/change/")
+        assert page.status_code == 200 and b'name="_save"' not in page.content
+        assert superuser.post(f"{base}{pk}/change/", {"name": "renamed"}).status_code == 403
+        assert superuser.post(f"{base}{pk}/delete/", {"post": "yes"}).status_code == 403
+    assert Script.objects.get().name == "greet" and Agent.objects.get().name == "web-1"
+    assert Job.objects.filter(pk=job.pk).exists()
