@@ -13,6 +13,7 @@ import csv
 import io
 import json
 import re
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
@@ -81,7 +82,10 @@ def _agent_with_a_job(sha256: str) -> str:
     return str(job.pk)
 
 
-def test_operator_registers_a_script_and_follows_it_to_agents_jobs_and_the_audit_log(web, browser):
+def test_operator_registers_a_script_and_follows_it_to_agents_jobs_and_the_audit_log(
+    web,  # noqa: F811
+    browser,  # noqa: F811
+):
     _user("otto", "operator")
     _user("vera", "viewer")
     context = browser.new_context(base_url=web, viewport=DESKTOP, device_scale_factor=1)
@@ -161,13 +165,13 @@ def test_operator_registers_a_script_and_follows_it_to_agents_jobs_and_the_audit
     _shot(page, "audit-1280")
     with page.expect_download() as download:
         page.get_by_role("link", name="Export JSON Lines").click()
-    rows = [json.loads(line) for line in open(download.value.path()).read().splitlines()]
+    rows = [json.loads(line) for line in Path(download.value.path()).read_text().splitlines()]
     assert {r["event"] for r in rows} == {"script.created", "script.run"}
     assert rows[0]["object_id"] == "rotate-logs" and rows[0]["actor"] == "user:otto"
     with page.expect_download() as download:
         page.get_by_role("link", name="Export CSV").click()
     assert download.value.suggested_filename.endswith(".csv")
-    table_rows = list(csv.DictReader(io.StringIO(open(download.value.path()).read())))
+    table_rows = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))
     assert [r["event"] for r in table_rows] == [r["event"] for r in rows]
     # a filter the API refuses is shown, with the API's message
     page.get_by_label("Execution").fill("abc")
