@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode, urlsplit
 from zoneinfo import ZoneInfo
 
 from django import template
+from django.core.serializers.json import DjangoJSONEncoder
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
@@ -334,3 +336,9 @@ def bound(form, name: str):
 def is_web_url(value: str) -> bool:
     """Only http(s) links become links (a runbook could hold ``javascript:...``)."""
     return urlsplit(value or "").scheme in ("http", "https")
+
+
+@register.filter
+def pretty_json(value) -> str:
+    """A JSON value as JSON (not Python's repr), indented, for <pre> blocks."""
+    return json.dumps(value, indent=2, ensure_ascii=False, cls=DjangoJSONEncoder)
