@@ -80,11 +80,23 @@ def agent_recent_jobs(agent: Agent) -> list[Job]:
 
 def job_rows(**filters) -> QuerySet[Job]:
     """The jobs list: the API's selector, without the outputs (the detail page shows them)."""
-    return (
-        selectors.job_list(**filters)
-        .defer("stdout_tail", "stderr_tail", "args")
-        .order_by("-created_at", "-id")
-    )
+    return selectors.job_list(**filters).defer(*JOB_ROW_DEFERRED).order_by("-created_at", "-id")
+
+
+# What a row of the jobs list does not show: outputs, arguments, the version's body and schema,
+# the agent's reported scripts (a few KB of JSON each, decoded 50 times a page otherwise).
+JOB_ROW_DEFERRED = (
+    "stdout_tail",
+    "stderr_tail",
+    "args",
+    "script_version__body",
+    "script_version__args_schema",
+    "script_version__command",
+    "script_version__description",
+    "agent__scripts",
+    "agent__labels",
+    "agent__reported_labels",
+)
 
 
 def job_filter_choices() -> dict[str, list[str]]:

@@ -156,3 +156,18 @@ def test_viewers_read_and_export_but_post_nothing(viewer, norole, story):
     assert norole.get("/ui/audit").status_code == 403
     assert norole.get("/ui/audit/export").status_code == 403
     assert AuditEntry.objects.count() == len(story)
+
+
+def test_the_page_has_a_bounded_number_of_queries(viewer, story):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def count() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert viewer.get("/ui/audit").status_code == 200
+        return len(captured.captured_queries)
+
+    few = count()
+    for i in range(80):
+        _row(10 + i, object_id=str(i), details={"n": i})
+    assert count() == few

@@ -396,3 +396,15 @@ def test_navigation_lists_the_new_pages(viewer):
     for path in ("/ui/scripts", "/ui/agents", "/ui/jobs", "/ui/audit"):
         assert f'href="{path}"' in body
     assert 'href="/ui/jobs" aria-current="page"' in viewer.get("/ui/jobs").content.decode()
+
+
+def test_scripts_list_has_a_bounded_number_of_queries(viewer, greet):
+    def count() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert viewer.get("/ui/scripts").status_code == 200
+        return len(captured.captured_queries)
+
+    few = count()
+    for i in range(12):
+        script_create(name=f"s{i}", actor="t", command=["/bin/true"], run_local=True)
+    assert count() == few
