@@ -8,8 +8,6 @@ refuses is refused here with the same problems at the same lines.
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from django import forms
 from django.contrib import messages
 from django.http import JsonResponse
@@ -20,8 +18,7 @@ from django.views import View
 
 from dashboard import remediation_selectors as rsel
 from dashboard.permissions import RoleRequiredMixin
-from dashboard.views.alerts import _day_start
-from dashboard.views.base import Page, actor, paginate
+from dashboard.views.base import CreatedDays, Page, actor, paginate
 from heartbeats.models import Service
 from medic.errors import MedicError
 from remediation.playbooks import engine, selectors, services
@@ -257,16 +254,10 @@ class PlaybookValidate(RoleRequiredMixin, View):
 # --- Executions -------------------------------------------------------------------------------
 
 
-class ExecutionFilterForm(forms.Form):
+class ExecutionFilterForm(CreatedDays):
     playbook = forms.CharField(required=False, max_length=100)
     service = forms.CharField(required=False, max_length=255)
     state = forms.ChoiceField(required=False, choices=[("", "any state"), *ExecutionState.choices])
-    created_from = forms.DateField(
-        required=False, label="From", widget=forms.DateInput(attrs={"type": "date"})
-    )
-    created_to = forms.DateField(
-        required=False, label="to (inclusive)", widget=forms.DateInput(attrs={"type": "date"})
-    )
 
 
 class ExecutionList(Page):
@@ -280,10 +271,7 @@ class ExecutionList(Page):
         if form.is_valid():
             data = form.cleaned_data
             filters = {k: data[k] for k in ("playbook", "service", "state") if data[k]}
-            if data["created_from"]:
-                filters["created_from"] = _day_start(data["created_from"])
-            if data["created_to"]:
-                filters["created_to"] = _day_start(data["created_to"] + timedelta(days=1))
+            filters.update(form.created_range())
         context.update(
             form=form,
             page=paginate(self.request, rsel.execution_rows(**filters)),

@@ -8,8 +8,6 @@ remediation.services, the functions ``/v2/scripts`` calls, after the API's own s
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from django import forms
 from django.contrib import messages
 from django.shortcuts import redirect
@@ -20,8 +18,7 @@ from django.views import View
 from dashboard import script_selectors as ssel
 from dashboard.permissions import RoleRequiredMixin
 from dashboard.script_forms import ScriptForm
-from dashboard.views.alerts import _day_start
-from dashboard.views.base import FormPage, Page, actor, paginate
+from dashboard.views.base import CreatedDays, FormPage, Page, actor, paginate
 from medic.errors import MedicError
 from remediation import selectors, services
 from remediation.models import JobState
@@ -180,16 +177,10 @@ class AgentDetail(Page):
 # --- Jobs -------------------------------------------------------------------------------------
 
 
-class JobFilterForm(forms.Form):
+class JobFilterForm(CreatedDays):
     script = forms.CharField(required=False, max_length=128)
     agent = forms.CharField(required=False, max_length=100)
     state = forms.ChoiceField(required=False, choices=[("", "any state"), *JobState.choices])
-    created_from = forms.DateField(
-        required=False, label="From", widget=forms.DateInput(attrs={"type": "date"})
-    )
-    created_to = forms.DateField(
-        required=False, label="to (inclusive)", widget=forms.DateInput(attrs={"type": "date"})
-    )
 
 
 class JobList(Page):
@@ -203,10 +194,7 @@ class JobList(Page):
         if form.is_valid():
             data = form.cleaned_data
             filters = {k: data[k] for k in ("script", "agent", "state") if data[k]}
-            if data["created_from"]:
-                filters["created_from"] = _day_start(data["created_from"])
-            if data["created_to"]:
-                filters["created_to"] = _day_start(data["created_to"] + timedelta(days=1))
+            filters.update(form.created_range())
         context.update(
             form=form,
             page=paginate(self.request, ssel.job_rows(**filters)),

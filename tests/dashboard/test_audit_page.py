@@ -4,7 +4,6 @@ as JSON Lines or CSV, byte for byte what GET /v2/audit/export streams for the sa
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.http import StreamingHttpResponse
@@ -13,21 +12,10 @@ from medic.apikeys import api_key_create
 from remediation.audit.models import AuditEntry
 from remediation.secrets.services import secret_set
 from tests.conftest import ApiClient
+from tests.dashboard.test_scripts_pages import queries
+from tests.remediation.test_audit_api import _row
 
 pytestmark = pytest.mark.django_db
-T0 = datetime(2026, 11, 2, 3, 0, tzinfo=UTC)
-
-
-def _row(minutes: int, **fields) -> AuditEntry:
-    base = {
-        "actor": "system",
-        "event": "execution.started",
-        "object_type": "execution",
-        "object_id": "1",
-        "details": {},
-        "created_at": T0 + timedelta(minutes=minutes),
-    }
-    return AuditEntry.objects.create(**{**base, **fields})
 
 
 @pytest.fixture
@@ -159,15 +147,7 @@ def test_viewers_read_and_export_but_post_nothing(viewer, norole, story):
 
 
 def test_the_page_has_a_bounded_number_of_queries(viewer, story):
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
-    def count() -> int:
-        with CaptureQueriesContext(connection) as captured:
-            assert viewer.get("/ui/audit").status_code == 200
-        return len(captured.captured_queries)
-
-    few = count()
+    few = queries(viewer, "/ui/audit")
     for i in range(80):
         _row(10 + i, object_id=str(i), details={"n": i})
-    assert count() == few
+    assert queries(viewer, "/ui/audit") == few

@@ -20,9 +20,12 @@ from remediation.secrets.services import secret_set
 from remediation.services import RunTarget, script_create, script_run
 from tests.conftest import ApiClient
 from tests.dashboard.test_csp import _assert_strict
+from tests.remediation import conftest as remote
 from tests.remediation.conftest import GREET_BODY, GREET_SCHEMA, GREET_SHA, register
 
 pytestmark = pytest.mark.django_db
+# A script that may run locally and on agents labelled role:web (tests/remediation's fixture).
+greet = remote.greet
 
 SCHEMA = json.dumps(GREET_SCHEMA)
 
@@ -50,19 +53,6 @@ def _form(**changes) -> dict:
 
 
 @pytest.fixture
-def greet(db) -> ScriptVersion:
-    return script_create(
-        name="greet",
-        actor="tests",
-        body=GREET_BODY,
-        args_schema=GREET_SCHEMA,
-        run_local=True,
-        run_on_agents=True,
-        agent_labels=["role:web"],
-    )
-
-
-@pytest.fixture
 def web1(db, greet):
     """An agent that registered holding greet (matching) and a file the server does not know."""
     issued = agent_create(name="web-1", labels=["role:web"], actor="tests")
@@ -73,6 +63,13 @@ def web1(db, greet):
     )
     issued.agent.refresh_from_db()
     return issued.agent
+
+
+def queries(client, path: str) -> int:
+    """How many queries a page takes (to compare across numbers of rows)."""
+    with CaptureQueriesContext(connection) as captured:
+        assert client.get(path).status_code == 200
+    return len(captured.captured_queries)
 
 
 def _finished_job(agent, *, stdout: str = "hello ops\n", exit_code: int = 0) -> Job:
@@ -300,16 +297,11 @@ def test_agent_detail_compares_each_held_script_with_the_server(viewer, web1, gr
 
 
 def test_agents_list_has_a_bounded_number_of_queries(viewer, web1):
-    def count() -> int:
-        with CaptureQueriesContext(connection) as captured:
-            assert viewer.get("/ui/agents").status_code == 200
-        return len(captured.captured_queries)
-
-    few = count()
+    few = queries(viewer, "/ui/agents")
     for i in range(15):
         issued = agent_create(name=f"web-{i + 2}", labels=["role:web"], actor="tests")
         register(ApiClient(issued.secret), scripts=[{"name": f"s{i}", "sha256": "c" * 64}])
-    assert count() == few
+    assert queries(viewer, "/ui/agents") == few
 
 
 # --- Jobs -------------------------------------------------------------------------------------
@@ -361,16 +353,11 @@ def test_jobs_pages_answer_unknown_ids_with_404(viewer):
 
 
 def test_jobs_list_has_a_bounded_number_of_queries(viewer, web1):
-    def count() -> int:
-        with CaptureQueriesContext(connection) as captured:
-            assert viewer.get("/ui/jobs").status_code == 200
-        return len(captured.captured_queries)
-
     _finished_job(web1)
-    few = count()
+    few = queries(viewer, "/ui/jobs")
     for _ in range(10):
         _finished_job(web1)
-    assert count() == few
+    assert queries(viewer, "/ui/jobs") == few
 
 
 def test_new_pages_have_a_strict_policy_and_no_inline_code(superuser, web1):
@@ -399,12 +386,7 @@ def test_navigation_lists_the_new_pages(viewer):
 
 
 def test_scripts_list_has_a_bounded_number_of_queries(viewer, greet):
-    def count() -> int:
-        with CaptureQueriesContext(connection) as captured:
-            assert viewer.get("/ui/scripts").status_code == 200
-        return len(captured.captured_queries)
-
-    few = count()
+    few = queries(viewer, "/ui/scripts")
     for i in range(12):
         script_create(name=f"s{i}", actor="t", command=["/bin/true"], run_local=True)
-    assert count() == few
+    assert queries(viewer, "/ui/scripts") == few
