@@ -9,9 +9,16 @@ then runs, a ``required`` request expires (the execution times out, its alert es
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+
+
+def approval_page_url(execution_id: int) -> str:
+    """The portal's approval page of an execution (linked from Slack and PagerDuty), under the
+    portal's public address (MEDIC_BASE_URL)."""
+    return f"{settings.MEDIC_BASE_URL}/ui/approvals/{execution_id}"
 
 
 class ApprovalMode(models.TextChoices):

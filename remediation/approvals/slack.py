@@ -14,7 +14,7 @@ from django.conf import settings
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from remediation.approvals.models import ApprovalRequest, ApprovalState
+from remediation.approvals.models import ApprovalRequest, ApprovalState, approval_page_url
 from remediation.playbooks import engine, selectors
 
 logger = logging.getLogger(__name__)
@@ -30,11 +30,13 @@ def client() -> WebClient:
 
 def _link(request: ApprovalRequest) -> str:
     execution = request.execution
+    link = f"<{approval_page_url(execution.pk)}|Full context in Medic>"
     if execution.alert_id:
-        return (
-            f"<{settings.MEDIC_BASE_URL}/ui/alerts/{execution.alert_id}|Alert {execution.alert_id}>"
+        link += (
+            f" · <{settings.MEDIC_BASE_URL}/ui/alerts/{execution.alert_id}"
+            f"|Alert {execution.alert_id}>"
         )
-    return f"Execution {execution.pk}"
+    return link
 
 
 def _score(execution) -> str:
