@@ -42,7 +42,8 @@ def _with_history() -> Execution:
             "restart-worker", URL, extra_trigger="approval: required\nfour_eyes: true"
         ).replace(
             "    timeout: 5s\n",
-            '    timeout: 5s\n    headers:\n      Authorization: "Bearer ${SECRET.restart_token}"\n',
+            "    timeout: 5s\n    headers:\n"
+            '      Authorization: "Bearer ${SECRET.restart_token}"\n',
             1,
         ),
         actor="tests",
