@@ -68,6 +68,8 @@ class ApprovalRequest(models.Model):
     # The Slack message that asks for a decision (updated in place once decided).
     slack_channel = models.CharField(max_length=100, blank=True, default="")
     slack_ts = models.CharField(max_length=40, blank=True, default="")
+    # Why the message could not be posted: a permanent Slack error, or retries used up.
+    slack_error = models.CharField(max_length=200, blank=True, default="")
 
     class Meta:
         ordering = ["-created_at", "-id"]
