@@ -22,6 +22,7 @@ from remediation.audit.models import AuditEntry
 from tests.approvals.test_approvals import _parked
 from tests.dashboard.conftest import logged_in, make_user
 from tests.fakes import FakeSlack
+from tests.test_delivery_receivers import fake_slack  # noqa: F401 (fixture)
 
 APPROVAL = "Approval needed"
 
@@ -38,22 +39,16 @@ def _approval_posts(fake: FakeSlack) -> list[dict]:
     ]
 
 
-@pytest.fixture
-def fake_slack(settings):
-    with FakeSlack(per_channel_interval=0) as fake:
-        settings.SLACK_BOT_TOKEN = fake.token
-        settings.SLACK_API_BASE_URL = fake.url + "/api"
-        settings.SLACK_DEFAULT_CHANNEL = "C0APPROVALS"
-        yield fake
-
-
 @pytest.mark.django_db
 @pytest.mark.parametrize(
     ("error", "status"),
     [("channel_not_found", 200), ("invalid_auth", 200), ("not_in_channel", 200)],
 )
 def test_a_permanent_error_is_recorded_and_shown_not_retried(
-    fake_slack, error, status, django_capture_on_commit_callbacks
+    fake_slack,  # noqa: F811
+    error,
+    status,
+    django_capture_on_commit_callbacks,
 ):
     before = _failures(error)
     fake_slack.fail_next(error, status, text_prefix=APPROVAL)
@@ -63,7 +58,7 @@ def test_a_permanent_error_is_recorded_and_shown_not_retried(
     request = ApprovalRequest.objects.get(execution=execution)
     assert request.slack_ts == "" and request.slack_error == error
     audit = AuditEntry.objects.get(event="approval.slack_failed", execution_id=execution.pk)
-    assert audit.details == {"channel": "C0APPROVALS", "error": error}
+    assert audit.details == {"channel": "C0DEFAULT", "error": error}
     assert _failures(error) == before + 1
     page = logged_in(make_user("vera", "viewer")).get(f"/ui/approvals/{execution.pk}")
     assert f"The Slack message was not posted</strong>: {error}" in page.content.decode()
@@ -73,7 +68,8 @@ def test_a_permanent_error_is_recorded_and_shown_not_retried(
 
 @pytest.mark.django_db
 def test_retryable_errors_give_up_after_the_last_attempt(
-    fake_slack, django_capture_on_commit_callbacks
+    fake_slack,  # noqa: F811
+    django_capture_on_commit_callbacks,
 ):
     """Eager Celery runs the retries at once (countdowns are the worker's business, below)."""
     before = _failures("ratelimited")
@@ -92,7 +88,10 @@ def test_retryable_errors_give_up_after_the_last_attempt(
 @pytest.mark.e2e
 @pytest.mark.timeout(240)
 @pytest.mark.django_db(transaction=True)
-def test_a_real_worker_retries_429_and_transient_errors_and_posts_once(fake_slack, start_worker):
+def test_a_real_worker_retries_429_and_transient_errors_and_posts_once(
+    fake_slack,  # noqa: F811
+    start_worker,
+):
     from tests.playbooks.test_durability_e2e import _wait
 
     fake_slack.fail_next("ratelimited", 429, text_prefix=APPROVAL, **{"Retry-After": "1"})
@@ -109,6 +108,6 @@ def test_a_real_worker_retries_429_and_transient_errors_and_posts_once(fake_slac
     posts = _approval_posts(fake_slack)
     assert len(posts) == 4  # three refusals, then the one that was accepted
     accepted = [m for m in fake_slack.accepted if m["text"].startswith(APPROVAL)]
-    assert len(accepted) == 1 and accepted[0]["channel"] == "C0APPROVALS"
-    assert request.slack_channel == "C0APPROVALS" and request.slack_error == ""
+    assert len(accepted) == 1 and accepted[0]["channel"] == "C0DEFAULT"
+    assert request.slack_channel == "C0DEFAULT" and request.slack_error == ""
     assert not AuditEntry.objects.filter(event="approval.slack_failed").exists()
