@@ -5,8 +5,8 @@ a permanent error (channel_not_found, invalid_auth) is not retried, and is recor
 request, in the audit log, in a metric and on the portal's approval page.
 
 The fake is tests.fakes.FakeSlack, which answers as Slack does (``ok: false`` with Slack's error
-names, 429 + Retry-After). The retry schedule runs in a real Celery worker; the permanent errors
-and the last attempt run in-process.
+names, 429 + Retry-After). The permanent errors and the last attempt run in-process (eager
+Celery); test_slack_retry_e2e.py runs the retry schedule in a real worker.
 """
 
 from __future__ import annotations
@@ -83,31 +83,3 @@ def test_retryable_errors_give_up_after_the_last_attempt(
     assert request.slack_error == f"ratelimited (after {POST_ATTEMPTS} attempts)"
     assert AuditEntry.objects.filter(event="approval.slack_failed").count() == 1
     assert _failures("ratelimited") == before + 1
-
-
-@pytest.mark.e2e
-@pytest.mark.timeout(240)
-@pytest.mark.django_db(transaction=True)
-def test_a_real_worker_retries_429_and_transient_errors_and_posts_once(
-    fake_slack,  # noqa: F811
-    start_worker,
-):
-    from tests.playbooks.test_durability_e2e import _wait
-
-    fake_slack.fail_next("ratelimited", 429, text_prefix=APPROVAL, **{"Retry-After": "1"})
-    fake_slack.fail_next("service_unavailable", 503, text_prefix=APPROVAL)
-    fake_slack.fail_next("fatal_error", 200, text_prefix=APPROVAL)
-    worker = start_worker(beat=False)
-    execution = _parked()  # committed: the worker gets the post task
-    request = _wait(
-        lambda: ApprovalRequest.objects.filter(execution=execution, slack_ts__gt="").first(),
-        120,
-        "the approval message to be posted",
-        [worker],
-    )
-    posts = _approval_posts(fake_slack)
-    assert len(posts) == 4  # three refusals, then the one that was accepted
-    accepted = [m for m in fake_slack.accepted if m["text"].startswith(APPROVAL)]
-    assert len(accepted) == 1 and accepted[0]["channel"] == "C0DEFAULT"
-    assert request.slack_channel == "C0DEFAULT" and request.slack_error == ""
-    assert not AuditEntry.objects.filter(event="approval.slack_failed").exists()
