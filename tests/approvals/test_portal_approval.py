@@ -12,7 +12,9 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
-from heartbeats.services import heartbeat_record
+from alerting.services import alert_open
+from heartbeats.models import Service
+from heartbeats.services import heartbeat_record, service_create
 from medic.events.consumers import consumer_dispatch
 from medic.events.services import event_record
 from remediation.approvals.models import ApprovalRequest
@@ -49,8 +51,13 @@ def _with_history() -> Execution:
         actor="tests",
         reason="send the token",
     )
-    service = _down("worker-1")
-    heartbeat_record(service_ref=service.pk, status="DOWN", message="queue stuck at 9000")
+    # its last heartbeat said what was wrong, then it stopped beating
+    service = service_create(heartbeat_name="worker-1", alert_interval=1)
+    heartbeat_record(service_ref=service.pk, message="queue stuck at 9000")
+    Service.objects.filter(pk=service.pk).update(status="down", consecutive_failures=1)
+    service.refresh_from_db()
+    with transaction.atomic():
+        alert_open(service=service)
     trigger_service(service=service, kind="alert.opened", event_id=None, payload={})
     return Execution.objects.get(service=service)
 
