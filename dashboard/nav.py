@@ -41,6 +41,7 @@ NAV: list[NavItem] = [
     NavItem("Audit log", "dashboard:audit", Role.VIEWER, ("/ui/audit",)),
     NavItem("Reports", "dashboard:reports", Role.VIEWER, ("/ui/reports",)),
     NavItem("API keys", "dashboard:apikeys", Role.ADMIN, ("/ui/api-keys",)),
+    NavItem("Slack users", "dashboard:slack_links", Role.ADMIN, ("/ui/slack-users",)),
 ]
 
 

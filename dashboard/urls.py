@@ -10,6 +10,7 @@ from dashboard.selectors import has_maintenance
 from dashboard.views import (
     alerts,
     apikeys,
+    approvals,
     audit,
     auth,
     playbooks,
@@ -17,6 +18,7 @@ from dashboard.views import (
     routing,
     scripts,
     services,
+    slack_links,
 )
 
 app_name = "dashboard"
@@ -90,6 +92,7 @@ ui = [
         "executions/<int:pk>/cancel", playbooks.ExecutionCancel.as_view(), name="execution_cancel"
     ),
     path("approvals", playbooks.ApprovalInbox.as_view(), name="approvals"),
+    path("approvals/<int:pk>", approvals.ApprovalDetail.as_view(), name="approval"),
     path("scripts", scripts.ScriptList.as_view(), name="scripts"),
     path("scripts/new", scripts.ScriptEdit.as_view(), name="script_new"),
     path("scripts/<str:name>", scripts.ScriptDetail.as_view(), name="script"),
@@ -102,6 +105,8 @@ ui = [
     path("audit", audit.AuditLog.as_view(), name="audit"),
     path("audit/export", audit.AuditExport.as_view(), name="audit_export"),
     path("reports/", reports.SuccessReport.as_view(), name="reports"),
+    path("slack-users", slack_links.SlackLinkList.as_view(), name="slack_links"),
+    path("slack-users/<int:pk>", slack_links.SlackLinkEdit.as_view(), name="slack_link"),
     path("api-keys", apikeys.ApiKeyList.as_view(), name="apikeys"),
     path("api-keys/new", apikeys.ApiKeyCreate.as_view(), name="apikey_new"),
     path("api-keys/<int:pk>/rotate", apikeys.ApiKeyRotate.as_view(), name="apikey_rotate"),

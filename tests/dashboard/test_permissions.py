@@ -89,6 +89,9 @@ PAGES = {
     "/ui/jobs/{job}": (VIEWER, OPERATOR),
     "/ui/audit": (VIEWER, OPERATOR),
     "/ui/audit/export": (VIEWER, OPERATOR),
+    "/ui/approvals/{execution}": (VIEWER, OPERATOR),
+    "/ui/slack-users": (ADMIN, ADMIN),
+    "/ui/slack-users/{user}": (ADMIN, ADMIN),
 }
 PUBLIC = {"/ui/login", "/ui/logout"}
 PERSONAS = [None, "norole", VIEWER, OPERATOR, ADMIN, "superuser"]
@@ -124,6 +127,7 @@ def world(world):
     ).script
     world["agent"] = agent_create(name="web-1", labels=["role:web"], actor="tests").agent
     [world["job"]] = script_run(name="greet", target=RunTarget(local=True), args={}, actor="tests")
+    world["user"] = make_user("sam")
     return world
 
 
@@ -171,6 +175,7 @@ _IDS = (
     "script",
     "agent",
     "job",
+    "user",
 )
 _BY_NAME = {"playbook", "script", "agent"}
 
