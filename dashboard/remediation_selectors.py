@@ -10,6 +10,7 @@ from __future__ import annotations
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 from django.db.models.fields.json import KT
 
+from heartbeats.models import Service
 from remediation.playbooks.models import (
     BreakerScope,
     CircuitBreaker,
@@ -19,9 +20,10 @@ from remediation.playbooks.models import (
     Playbook,
     PlaybookVersion,
 )
+from remediation.playbooks.triggers import service_matches
 
 
-def playbook_rows(*, pattern: str = "", mode: str = "") -> QuerySet[Playbook]:
+def playbook_rows(*, pattern: str = "", mode: str = "", team: str = "") -> QuerySet[Playbook]:
     current = PlaybookVersion.objects.filter(
         playbook=OuterRef("pk"), version=OuterRef("current_version")
     )
@@ -35,7 +37,28 @@ def playbook_rows(*, pattern: str = "", mode: str = "") -> QuerySet[Playbook]:
         qs = qs.filter(current_pattern__icontains=pattern)
     if mode:
         qs = qs.filter(current_mode=mode)
+    if team:
+        qs = qs.filter(pk__in=_covering(team))
     return qs
+
+
+def _covering(team: str) -> list[int]:
+    """Playbooks whose trigger names at least one of the team's services, by the trigger
+    consumer's own matching (a glob has no SQL twin to keep in step with it)."""
+    team_services = list(Service.objects.filter(team=team).only("heartbeat_name", "service_name"))
+    if not team_services:
+        return []
+    current = PlaybookVersion.objects.filter(
+        playbook=OuterRef("pk"), version=OuterRef("current_version")
+    ).annotate(p=KT("spec__trigger__service_pattern"))
+    rows = Playbook.objects.annotate(pattern=Subquery(current.values("p")[:1])).values_list(
+        "pk", "pattern"
+    )
+    return [
+        pk
+        for pk, pattern in rows
+        if pattern and any(service_matches(pattern, s) for s in team_services)
+    ]
 
 
 def playbook_facts(playbooks: list[Playbook]) -> None:

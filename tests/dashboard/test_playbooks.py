@@ -53,6 +53,16 @@ def test_list_shows_mode_trigger_version_last_run_and_circuit(viewer, shadow, wo
     assert "New playbook" not in body  # viewers get no edit entry points
 
 
+def test_list_filters_by_team_of_the_services_a_trigger_covers(viewer, shadow, worker):
+    services.playbook_save(document=playbook_yaml("fix-db", URL, pattern="db-*"), actor="t")
+    service_create(heartbeat_name="db-main", alert_interval=5, team="storage")
+    body = viewer.get("/ui/playbooks?team=payments").content.decode()
+    assert "restart-worker" in body and "fix-db" not in body  # worker-1 is payments'
+    body = viewer.get("/ui/playbooks?team=storage&mode=active").content.decode()
+    assert "fix-db" in body and "restart-worker" not in body
+    assert "No playbook matches" in viewer.get("/ui/playbooks?team=nobody").content.decode()
+
+
 def test_list_filters_by_pattern_and_mode(viewer, shadow):
     services.playbook_save(document=playbook_yaml("fix-db", URL, pattern="db-*"), actor="t")
     assert "fix-db" not in viewer.get("/ui/playbooks?pattern=worker").content.decode()
