@@ -52,6 +52,11 @@ ui = [
     path("playbooks/<str:name>", playbooks.PlaybookDetail.as_view(), name="playbook"),
     path("playbooks/<str:name>/edit", playbooks.PlaybookEdit.as_view(), name="playbook_edit"),
     path(
+        "playbooks/<str:name>/preview",
+        playbooks.PlaybookPreviewCurrent.as_view(),
+        name="playbook_preview_current",
+    ),
+    path(
         "playbooks/<str:name>/mode",
         playbooks.PlaybookAction.as_view(action="mode"),
         name="playbook_mode",

@@ -298,15 +298,19 @@ class PlaybookDocument(RoleRequiredMixin, View):
 
 
 class PlaybookPreviewPage(RoleRequiredMixin, TemplateView):
-    """A draft (or the current version) against a real service. Viewers may ask: it reads
-    only. The editor's script asks for the fragment; without it, a page."""
+    """A draft (POST, from the editor) or a playbook's current version (GET) against a real
+    service. Viewers may ask: it reads only. The pages' script asks for the fragment; without
+    it, a page."""
 
     http_method_names = ["post"]
     write_role = Role.VIEWER  # a POST only because a draft is too long for a query string
 
     def post(self, request):
         source = request.POST.get("source", "").replace("\r\n", "\n")
-        ref = request.POST.get("service", "").strip()
+        return self.preview(request, source, request.POST.get("service", ""))
+
+    def preview(self, request, source: str, ref: str):
+        ref = ref.strip()
         context = {"title": "Preview", "service_ref": ref, "problems": [], "preview": None}
         try:
             if not ref:
@@ -325,6 +329,15 @@ class PlaybookPreviewPage(RoleRequiredMixin, TemplateView):
             context={**self.get_context_data(), **context},
             status=422 if context["problems"] and not fragment else 200,
         )
+
+
+class PlaybookPreviewCurrent(PlaybookPreviewPage):
+    http_method_names = ["get"]
+
+    def get(self, request, name: str):
+        playbook = selectors.playbook_get(name)
+        source = selectors.version_get(playbook).source
+        return self.preview(request, source, request.GET.get("service", ""))
 
 
 class PlaybookValidate(RoleRequiredMixin, View):

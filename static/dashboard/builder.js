@@ -522,10 +522,13 @@
       var flush = form.medicFlush ? form.medicFlush() : Promise.resolve();
       flush.then(function () {
         var data = new FormData(form);
-        var fields = { source: data.get("source") || "", service: data.get("service") || "" };
-        var token = data.get("csrfmiddlewaretoken");
         result.textContent = "Resolving…";
-        return post(button.getAttribute("formaction"), token, fields, { "X-Preview": "fragment" });
+        if (form.method.toLowerCase() === "get") {  // a saved playbook's current version
+          var query = new URLSearchParams({ service: data.get("service") || "" });
+          return fetch(form.action + "?" + query, { credentials: "same-origin", headers: { "X-Preview": "fragment" } });
+        }
+        var fields = { source: data.get("source") || "", service: data.get("service") || "" };
+        return post(button.getAttribute("formaction"), data.get("csrfmiddlewaretoken"), fields, { "X-Preview": "fragment" });
       })
         .then(function (r) { return r.text(); })
         .then(function (html) {

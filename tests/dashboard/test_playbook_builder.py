@@ -15,6 +15,7 @@ import yaml
 from heartbeats.jobs import job_end
 from heartbeats.services import service_create
 from medic.events.consumers import events_dispatch
+from remediation.playbooks import services
 from remediation.playbooks.compliance import MASK
 from remediation.playbooks.examples import PRD_EXAMPLE
 from remediation.secrets.services import secret_set
@@ -153,3 +154,19 @@ def test_preview_api_for_a_read_key(reader, failing_batch):
     assert invalid.status_code == 422
     line = PRD_EXAMPLE.splitlines().index("    duration: 30s") + 1
     assert invalid.json()["error"]["fields"]["steps[1].duration"][0]["line"] == line
+
+
+def test_a_viewer_previews_a_saved_playbook_by_get(viewer, failing_batch):
+    secret_set(name="api_token", value="s3cr3t-value", actor="t")
+    services.playbook_save(document=_signature("137"), actor="t")
+    page = viewer.get("/ui/playbooks/oom/preview", {"service": "worker-batch"})
+    assert page.status_code == 200
+    body = html.unescape(page.content.decode())
+    assert "Steps against worker-batch" in body and "2 of 2 trigger events" in body
+    assert "<html" in body  # a page of its own without the script's header
+    fragment = viewer.get(
+        "/ui/playbooks/oom/preview", {"service": "worker-batch"}, HTTP_X_PREVIEW="fragment"
+    )
+    assert "<html" not in fragment.content.decode()
+    assert viewer.get("/ui/playbooks/oom/preview").status_code == 422
+    assert viewer.get("/ui/playbooks/nope/preview", {"service": "x"}).status_code == 404
