@@ -78,9 +78,20 @@ def register() -> None:
 
 def service_matches(pattern: str, service) -> bool:
     """Whether a trigger's service_pattern names ``service`` (heartbeat or display name)."""
-    return fnmatch.fnmatchcase(service.heartbeat_name, pattern) or fnmatch.fnmatchcase(
-        service.service_name, pattern
+    return name_matches(pattern, service.heartbeat_name) or name_matches(
+        pattern, service.service_name
     )
+
+
+def name_matches(pattern: str, name: str) -> bool:
+    """A glob (``*``, ``?``, ``[...]``), case-sensitive."""
+    return fnmatch.fnmatchcase(name, pattern)
+
+
+def literal_prefix(pattern: str) -> str:
+    """What every name ``pattern`` matches starts with: a necessary condition, for narrowing a
+    sorted list of names before ``name_matches`` decides."""
+    return re.split(r"[*?\[]", pattern, maxsplit=1)[0]
 
 
 def signature_matches(trigger: dict, payload: dict, alert_details: dict) -> bool:

@@ -255,3 +255,15 @@ def test_browser_line_endings_are_stored_as_lf_and_the_mode_switch_still_finds_i
     assert "\r" not in Playbook.objects.get(name="crlf").versions.get().source
     operator.post("/ui/playbooks/crlf/mode", {"mode": "active"})
     assert Playbook.objects.get(name="crlf").versions.get(version=2).mode == "active"
+
+
+def test_team_filter_narrowing_agrees_with_the_trigger_matching():
+    from dashboard.remediation_selectors import _names_match
+    from remediation.playbooks.triggers import name_matches
+
+    names = sorted(["worker-1", "worker-2", "Worker-3", "db-main", "db", "w[x]", "a?b", "zeta"])
+    patterns = ["worker-*", "*", "*-1", "db", "db*", "w?rker-2", "[Ww]orker-3", "w[!o]*", "nope*"]
+    patterns += ["w[[]x]", "a[?]b", "", "z*a", "[a-c]*", "*main"]
+    for pattern in patterns:
+        expected = any(name_matches(pattern, n) for n in names)
+        assert _names_match(pattern, names) is expected, pattern
