@@ -438,8 +438,12 @@
       var active = focusId || (document.activeElement && panel.contains(document.activeElement) ? document.activeElement.id : null);
       panel.textContent = "";
       panel.appendChild(el("div", { "data-path": "", hidden: true }));
-      if (!doc.trigger || typeof doc.trigger !== "object") doc.trigger = doc.trigger || {};
-      if (!Array.isArray(doc.steps)) doc.steps = doc.steps ? doc.steps : [];
+      // A trigger or steps missing or of the wrong shape show empty here (the problems list
+      // says why); the YAML keeps what was written until the form changes something.
+      if (doc.trigger === undefined || doc.trigger === null) doc.trigger = {};
+      if (doc.steps === undefined || doc.steps === null) doc.steps = [];
+      if (typeof doc.trigger !== "object" || Array.isArray(doc.trigger)) doc.trigger = {};
+      if (!Array.isArray(doc.steps)) doc.steps = [];
 
       var general = el("fieldset", { class: "bsection" }, [el("legend", { text: "Playbook" })]);
       var g = el("div", { class: "bgrid" });
