@@ -327,7 +327,8 @@ class PlaybookPreviewPage(RoleRequiredMixin, TemplateView):
             request=request,
             template=[template],
             context={**self.get_context_data(), **context},
-            status=422 if context["problems"] and not fragment else 200,
+            # Asking with no service yet is the form, not an error.
+            status=422 if context["problems"] and ref and not fragment else 200,
         )
 
 
