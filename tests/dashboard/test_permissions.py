@@ -78,6 +78,9 @@ PAGES = {
     "/ui/executions/{execution}/live": (VIEWER, OPERATOR),
     "/ui/executions/{execution}/cancel": (None, OPERATOR),
     "/ui/approvals": (VIEWER, OPERATOR),
+    "/ui/approvals/{execution}": (VIEWER, OPERATOR),
+    "/ui/slack-users": (ADMIN, ADMIN),
+    "/ui/slack-users/{user}": (ADMIN, ADMIN),
 }
 PUBLIC = {"/ui/login", "/ui/logout"}
 PERSONAS = [None, "norole", VIEWER, OPERATOR, ADMIN, "superuser"]
@@ -108,6 +111,7 @@ def world(world):
         automatic=False,
         actor="tests",
     )
+    world["user"] = make_user("sam")
     return world
 
 
@@ -152,6 +156,7 @@ _IDS = (
     "window",
     "playbook",
     "execution",
+    "user",
 )
 
 
