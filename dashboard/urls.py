@@ -59,8 +59,15 @@ ui = [
     path("playbooks", playbooks.PlaybookList.as_view(), name="playbooks"),
     path("playbooks/new", playbooks.PlaybookEdit.as_view(), name="playbook_new"),
     path("playbooks/validate", playbooks.PlaybookValidate.as_view(), name="playbook_validate"),
+    path("playbooks/document", playbooks.PlaybookDocument.as_view(), name="playbook_document"),
+    path("playbooks/preview", playbooks.PlaybookPreviewPage.as_view(), name="playbook_preview"),
     path("playbooks/<str:name>", playbooks.PlaybookDetail.as_view(), name="playbook"),
     path("playbooks/<str:name>/edit", playbooks.PlaybookEdit.as_view(), name="playbook_edit"),
+    path(
+        "playbooks/<str:name>/preview",
+        playbooks.PlaybookPreviewCurrent.as_view(),
+        name="playbook_preview_current",
+    ),
     path(
         "playbooks/<str:name>/mode",
         playbooks.PlaybookAction.as_view(action="mode"),

@@ -1,6 +1,6 @@
 """Server time of the portal's remediation pages: the playbook list with 1,000 playbooks, the
-executions list with 100,000 executions, and the scripts, agents, jobs (100,000) and audit log
-(100,000 rows) pages.
+executions list with 100,000 executions (and 2,000 services in ten teams, for the team filter),
+and the scripts, agents, jobs (100,000) and audit log (100,000 rows) pages.
 
 Like run.py: a throwaway database next to DATABASE_URL's (``<name>_bench_remediation``,
 migrated, removed at the end unless --keep), rows seeded straight into the tables, a viewer
@@ -51,6 +51,7 @@ from remediation.playbooks.spec import parse_yaml, validate  # noqa: E402
 PAGES = [
     ("playbooks, first page", "/ui/playbooks"),
     ("playbooks, mode=shadow", "/ui/playbooks?mode=shadow"),
+    ("playbooks, team=team-3", "/ui/playbooks?team=team-3"),
     ("executions, first page", "/ui/executions"),
     ("executions, state=failed", "/ui/executions?state=failed"),
     ("executions, page 500", "/ui/executions?page=500"),
@@ -116,6 +117,17 @@ def seed(playbooks: int, executions: int) -> None:
             )
         )
     Execution.objects.bulk_create(rows, batch_size=5000)
+    # Two services per playbook pattern, over ten teams: the team filter matches each playbook's
+    # pattern against the team's 200 services.
+    Service.objects.bulk_create(
+        Service(
+            heartbeat_name=f"svc-{i // 2:04d}-{i % 2}",
+            service_name=f"svc-{i // 2:04d}-{i % 2}",
+            team=f"team-{i % 10}",
+            alert_interval=60,
+        )
+        for i in range(2 * playbooks)
+    )
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
 
@@ -233,6 +245,8 @@ def main() -> int:
     try:
         if Execution.objects.count() != args.executions:
             Execution.objects.all().delete()
+            # The agents' services (agent-*) belong to the remote-execution rows below.
+            Service.objects.filter(heartbeat_name__startswith="svc-").delete()
             PlaybookVersion.objects.all().delete()
             Playbook.objects.all().delete()
             started = time.perf_counter()

@@ -8,7 +8,6 @@ from urllib.parse import urlencode, urlsplit
 from zoneinfo import ZoneInfo
 
 from django import template
-from django.core.serializers.json import DjangoJSONEncoder
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
@@ -340,8 +339,8 @@ def is_web_url(value: str) -> bool:
 
 @register.filter
 def pretty_json(value) -> str:
-    """A JSON value as JSON (not Python's repr), indented, for <pre> blocks."""
-    return json.dumps(value, indent=2, ensure_ascii=False, cls=DjangoJSONEncoder)
+    """A JSON-like value as indented JSON (escaped by the template like any text)."""
+    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False, default=str)
 
 
 JOB_STATE_BADGE = {"succeeded": "good", "failed": "bad", "timed_out": "bad", "skipped": "bad"}
