@@ -43,8 +43,11 @@ def run_body(body: str, args: dict | None = None, **limits) -> sandbox.Outcome:
     )
 
 
-def nobody_processes() -> int:
-    uid = pwd.getpwnam("nobody").pw_uid
+SANDBOX_USER = os.environ.get("MEDIC_SANDBOX_USER", "nobody")
+
+
+def sandbox_user_processes() -> int:
+    uid = pwd.getpwnam(SANDBOX_USER).pw_uid
     count = 0
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -58,9 +61,10 @@ def nobody_processes() -> int:
 
 @pytest.fixture(autouse=True)
 def _root_and_nobody():
-    # The suite runs as root (make test, CI): the sandbox then drops to nobody.
-    assert os.geteuid() == 0, "the sandbox tests need root, to show the switch to nobody"
-    pwd.getpwnam("nobody")
+    # The suite runs as root (make test, CI): the sandbox then drops to the sandbox user
+    # (nobody by default; one user per xdist worker in the test command).
+    assert os.geteuid() == 0, "the sandbox tests need root, to show the switch to the sandbox user"
+    pwd.getpwnam(SANDBOX_USER)
 
 
 def test_runs_as_nobody_in_a_fresh_directory_with_a_cleared_environment(monkeypatch):
@@ -68,7 +72,7 @@ def test_runs_as_nobody_in_a_fresh_directory_with_a_cleared_environment(monkeypa
     outcome = run_body("#!/bin/sh\nid -un\npwd\nenv | sort\nls -A\n")
     assert outcome.exit_code == 0, outcome
     lines = outcome.stdout_tail.splitlines()
-    assert lines[0] == "nobody"
+    assert lines[0] == SANDBOX_USER
     work = lines[1]
     assert work.startswith("/tmp/medic-job-") and work.endswith("/work")
     env = dict(line.split("=", 1) for line in lines[2:] if "=" in line)
@@ -113,19 +117,19 @@ def test_a_path_escape_is_passed_literally_and_harmless(tmp_path):
     )
     outcome = run_body(script, {"path": relative})
     assert outcome.stdout_tail.strip() == relative
-    assert outcome.exit_code == 3  # nobody may not write there
+    assert outcome.exit_code == 3  # the sandbox user may not write there
     assert "Permission denied" in outcome.stderr_tail
     assert target.read_text() == "root:x:0:0\n"
 
 
 def test_a_fork_bomb_is_stopped_by_the_process_limit():
-    before = nobody_processes()
+    before = sandbox_user_processes()
     started = time.monotonic()
     outcome = run_body("#!/bin/sh\nbomb() { bomb | bomb & }\nbomb\nsleep 2\n", timeout_seconds=10)
     assert time.monotonic() - started < 15
     assert "Cannot fork" in outcome.stderr_tail
     # nothing survives the job: its whole process group is killed
-    assert nobody_processes() <= before
+    assert sandbox_user_processes() <= before
 
 
 def test_the_process_limit_counts_forks():
