@@ -216,7 +216,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["ENGINE"] = "medic.db.postgresql"
 # 1: check kept connections with Django's "SELECT 1" round trip instead of the socket check.
 DATABASE_CONN_HEALTH_CHECK_QUERY = env_bool("DATABASE_CONN_HEALTH_CHECK_QUERY", False)
-# 0: every request goes through Django's full request handling (see medic/fastroute.py).
+# 0: every request goes through Django's full request handling (see heartbeats/ingest.py).
 MEDIC_HEARTBEAT_ROUTE = env_bool("MEDIC_HEARTBEAT_ROUTE", True)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["CONN_MAX_AGE"] = 0
