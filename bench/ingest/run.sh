@@ -8,7 +8,10 @@
 # at 16 and 64 connections for 20 s each. Prints requests/s, p50, p99 and errors per run, the
 # CPU each heartbeat cost (web workers, PostgreSQL, wrk) and how much of the machine other
 # processes took meanwhile, and checks that the heartbeat table grew by exactly the number of
-# 2xx answers. Everything it started is stopped and removed on exit. Figures and how to read
+# 2xx answers. Then, on the same cluster, it measures the raw database reference (pgbench, 16
+# clients, one INSERT + UPDATE transaction per beat: bench/ingest/reference.sql) and prints
+# Medic's rate at 16 connections, the reference and their ratio, the figure that compares
+# across machines. Everything it started is stopped and removed on exit. Figures and how to read
 # them: docs/performance.md.
 #
 # Knobs (environment):
@@ -21,6 +24,8 @@
 #                               25% busy (shared machines); empty = do not wait
 #   BENCH_PROFILE=1             py-spy flame graph of the web workers during the first run
 #   BENCH_STRICT=1              exit 1 when the 16-connection target is missed
+#   BENCH_REFERENCE=1           0: skip the pgbench reference (and the ratio)
+#   BENCH_TARGET=2000           heartbeats/s the 16-connection run is judged against
 #   GUNICORN_WORKERS, GUNICORN_THREADS, ...: as in deploy/gunicorn.conf.py
 # Raw wrk output, the summary and the gunicorn log are kept in bench/results/ (git-ignored).
 set -euo pipefail
@@ -41,6 +46,9 @@ mkdir -p "$RESULTS"
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 
 source scripts/throwaway.sh  # pg_bindir, free_port, throwaway_pg, ...
+
+REFERENCE=${BENCH_REFERENCE:-1}
+TARGET=${BENCH_TARGET:-2000}
 
 # --- system packages (as scripts/test.sh, plus wrk) ----------------------------------------------
 need=()
@@ -198,6 +206,19 @@ print(f'{1e3 * $web / ok:.2f}+{1e3 * ($db + $redis) / ok:.2f}+{1e3 * $load / ok:
   if [ "$c" = 16 ]; then target_line=$line target_errors=$errors; fi
 done
 
+# --- the raw database reference: pgbench on the same cluster, same tables, 16 clients -------------
+reference=""
+if [ "$REFERENCE" = 1 ]; then
+  first_id=$(psql_q "SELECT min(id) FROM heartbeats_service WHERE heartbeat_name LIKE '$PREFIX%'")
+  last_id=$(psql_q "SELECT max(id) FROM heartbeats_service WHERE heartbeat_name LIKE '$PREFIX%'")
+  echo "==> raw PostgreSQL reference: pgbench, 16 clients, INSERT + UPDATE per transaction, ${DURATION}s"
+  if [ -n "$QUIET" ]; then "$PY" bench/ingest/cpuwatch.py --wait-quiet "$QUIET" -- true >/dev/null; fi
+  "$PGBIN/pgbench" -h 127.0.0.1 -p "$PGPORT" -U postgres -n -c 16 -j "$WRK_THREADS" \
+    -T "$DURATION" -D first="$first_id" -D last="$last_id" -f bench/ingest/reference.sql medic \
+    >"$RESULTS/pgbench-$STAMP.txt" 2>&1 || { cat "$RESULTS/pgbench-$STAMP.txt" >&2; exit 1; }
+  reference=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$RESULTS/pgbench-$STAMP.txt" | tail -1)
+fi
+
 summary="$RESULTS/summary-$STAMP.txt"
 {
   echo
@@ -214,9 +235,15 @@ summary="$RESULTS/summary-$STAMP.txt"
 
 if [ -n "${target_line:-}" ]; then
   line=$target_line
-  met=$("$PY" -c "print(int($(get rps) >= 1000 and $(get p99_ms) < 50 and $target_errors == 0))")
+  if [ -n "$reference" ]; then
+    "$PY" -c "
+medic, raw = $(get rps), $reference
+print(f'ratio: Medic {medic:,.0f} heartbeats/s at 16 connections / raw PostgreSQL {raw:,.0f} '
+      f'tx/s (pgbench, 16 clients, INSERT + UPDATE) = {medic / raw:.2f}')" | tee -a "$summary"
+  fi
+  met=$("$PY" -c "print(int($(get rps) >= $TARGET and $(get p99_ms) < 50 and $target_errors == 0))")
   verdict=$([ "$met" = 1 ] && echo "met" || echo "MISSED")
-  echo "target (16 connections: >= 1000/s, p99 < 50 ms, no errors): $verdict" | tee -a "$summary"
+  echo "target (16 connections: >= $TARGET/s, p99 < 50 ms, no errors): $verdict" | tee -a "$summary"
   if [ "$met" != 1 ] && [ "${BENCH_STRICT:-0}" = 1 ]; then fail=1; fi
 fi
 cp "$WORK/gunicorn.log" "$RESULTS/gunicorn-$STAMP.log"
