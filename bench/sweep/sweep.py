@@ -130,7 +130,13 @@ def main() -> int:
     started = time.monotonic()
     seed(args.services)
     total = Service.objects.count()
-    print(f"services: {total} ({time.monotonic() - started:.1f} s to seed)")
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT pg_total_relation_size('{Service._meta.db_table}')")
+        size = cursor.fetchone()[0]
+    print(
+        f"services: {total} ({time.monotonic() - started:.1f} s to seed); the table with its "
+        f"indexes: {size / 2**20:.1f} MiB, {size / total:.0f} bytes per service"
+    )
     make_due(0)
     sweep()  # warm: imports, connections, caches
     print("plans with nothing due:")
