@@ -35,7 +35,7 @@ import re
 from django.conf import settings
 from django.core.handlers.exception import convert_exception_to_response
 from django.core.handlers.wsgi import WSGIHandler
-from django.urls import resolve, set_urlconf
+from django.urls import Resolver404, resolve, set_urlconf
 from django.utils.log import log_response
 from django.utils.module_loading import import_string
 
@@ -75,7 +75,10 @@ class IngestHandler(WSGIHandler):
     def available() -> bool:
         """Whether the URL ``/v2/heartbeat/{service}`` is the heartbeat view and that view
         answers lean (its policies are the ones the lean path hard-codes)."""
-        match = resolve(PREFIX + "probe")
+        try:
+            match = resolve(PREFIX + "probe")
+        except Resolver404:
+            return False
         return (
             getattr(match.func, "view_class", None) is HeartbeatCreate
             and match.kwargs == {"service": "probe"}
