@@ -103,7 +103,7 @@ seeded=$("$PY" bench/ingest/seed.py "$SERVICES" "$PREFIX" 2>"$WORK/seed.err" | t
 BENCH_KEY=$("$PY" manage.py create_api_key --name bench --scopes write \
   --rate-limit "heartbeat=$KEY_RATE_LIMIT" 2>/dev/null | tail -1)
 export BENCH_KEY BENCH_SERVICES="$SERVICES" BENCH_PREFIX="$PREFIX"
-echo "==> contract: lean path = DRF view, one-statement beat = general path, WSGI route = Django"
+echo "==> contract: lean path = DRF view, one-statement beat = general path, ingest handler = Django"
 "$PY" bench/ingest/contract.py >"$WORK/contract.txt" || { cat "$WORK/contract.txt" >&2; exit 1; }
 tail -1 "$WORK/contract.txt" | sed 's/^/    /'
 
