@@ -1,5 +1,5 @@
 """Server time of the portal's remediation pages: the playbook list with 1,000 playbooks and the
-executions list with 100,000 executions.
+executions list with 100,000 executions (and 2,000 services in ten teams, for the team filter).
 
 Like run.py: a throwaway database next to DATABASE_URL's (``<name>_bench_remediation``,
 migrated, removed at the end unless --keep), rows seeded straight into the tables, a viewer
@@ -38,6 +38,7 @@ from django.utils import timezone  # noqa: E402
 from run import measure, percentile  # noqa: E402
 
 from dashboard.roles import groups_ensure  # noqa: E402
+from heartbeats.models import Service  # noqa: E402
 from remediation.playbooks.models import Execution, Playbook, PlaybookVersion  # noqa: E402
 from remediation.playbooks.services import validation_context  # noqa: E402
 from remediation.playbooks.spec import parse_yaml, validate  # noqa: E402
@@ -45,6 +46,7 @@ from remediation.playbooks.spec import parse_yaml, validate  # noqa: E402
 PAGES = [
     ("playbooks, first page", "/ui/playbooks"),
     ("playbooks, mode=shadow", "/ui/playbooks?mode=shadow"),
+    ("playbooks, team=team-3", "/ui/playbooks?team=team-3"),
     ("executions, first page", "/ui/executions"),
     ("executions, state=failed", "/ui/executions?state=failed"),
     ("executions, page 500", "/ui/executions?page=500"),
@@ -99,6 +101,17 @@ def seed(playbooks: int, executions: int) -> None:
             )
         )
     Execution.objects.bulk_create(rows, batch_size=5000)
+    # Two services per playbook pattern, over ten teams: the team filter matches each playbook's
+    # pattern against the team's 200 services.
+    Service.objects.bulk_create(
+        Service(
+            heartbeat_name=f"svc-{i // 2:04d}-{i % 2}",
+            service_name=f"svc-{i // 2:04d}-{i % 2}",
+            team=f"team-{i % 10}",
+            alert_interval=60,
+        )
+        for i in range(2 * playbooks)
+    )
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
 
@@ -125,6 +138,7 @@ def main() -> int:
     try:
         if Execution.objects.count() != args.executions:
             Execution.objects.all().delete()
+            Service.objects.all().delete()
             PlaybookVersion.objects.all().delete()
             Playbook.objects.all().delete()
             started = time.perf_counter()

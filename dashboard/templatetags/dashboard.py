@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode, urlsplit
 from zoneinfo import ZoneInfo
@@ -334,3 +335,9 @@ def bound(form, name: str):
 def is_web_url(value: str) -> bool:
     """Only http(s) links become links (a runbook could hold ``javascript:...``)."""
     return urlsplit(value or "").scheme in ("http", "https")
+
+
+@register.filter
+def pretty_json(value) -> str:
+    """A JSON-like value as indented JSON (escaped by the template like any text)."""
+    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False, default=str)

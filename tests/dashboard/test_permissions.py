@@ -64,6 +64,9 @@ PAGES = {
     "/ui/playbooks": (VIEWER, OPERATOR),
     "/ui/playbooks/new": (OPERATOR, OPERATOR),
     "/ui/playbooks/validate": (None, OPERATOR),
+    "/ui/playbooks/document": (None, OPERATOR),
+    "/ui/playbooks/preview": (None, VIEWER),
+    "/ui/playbooks/{playbook}/preview": (VIEWER, VIEWER),
     "/ui/playbooks/{playbook}": (VIEWER, OPERATOR),
     "/ui/playbooks/{playbook}/edit": (OPERATOR, OPERATOR),
     "/ui/playbooks/{playbook}/mode": (None, OPERATOR),
@@ -75,6 +78,9 @@ PAGES = {
     "/ui/executions/{execution}/live": (VIEWER, OPERATOR),
     "/ui/executions/{execution}/cancel": (None, OPERATOR),
     "/ui/approvals": (VIEWER, OPERATOR),
+    "/ui/approvals/{execution}": (VIEWER, OPERATOR),
+    "/ui/slack-users": (ADMIN, ADMIN),
+    "/ui/slack-users/{user}": (ADMIN, ADMIN),
 }
 PUBLIC = {"/ui/login", "/ui/logout"}
 PERSONAS = [None, "norole", VIEWER, OPERATOR, ADMIN, "superuser"]
@@ -105,6 +111,7 @@ def world(world):
         automatic=False,
         actor="tests",
     )
+    world["user"] = make_user("sam")
     return world
 
 
@@ -149,6 +156,7 @@ _IDS = (
     "window",
     "playbook",
     "execution",
+    "user",
 )
 
 
