@@ -21,7 +21,7 @@ from medic.auth import (
     ApiKeyAuthentication,
     ScopePermission,
     authenticate,
-    presented_key,
+    presented_key_in,
     require_scope,
     scope_for,
 )
@@ -330,7 +330,8 @@ class HeartbeatCreate(APIView):
     # Every other request (no key, malformed or invalid bodies, other content types or ``Accept``
     # values, other methods) goes to the DRF view untouched, before any side effect. Both give
     # the same statuses, headers and bytes: bench/ingest/contract.py checks it on every
-    # benchmark run.
+    # benchmark run. The WSGI ingest handler (heartbeats/ingest.py) answers the same requests
+    # with the same ``lean_*`` methods, without Django's URL resolution.
     _renderer = JSONRenderer()
     _json_types = frozenset({"application/json", "application/json; charset=utf-8"})
     _any_accept = frozenset({"", "*/*", "application/json"})
@@ -378,85 +379,98 @@ class HeartbeatCreate(APIView):
         }
 
     @classmethod
-    def as_view(cls, **initkwargs):
-        drf_view = super().as_view(**initkwargs)
-        # The lean path hard-codes what DRF would do with this view's policies for a request that
-        # presents an API key (ApiKeyAuthentication first settles it). Change them (a throttle,
-        # another permission or renderer) and every request takes the DRF view again.
-        lean = (
+    def lean(cls) -> bool:
+        """Whether the lean path may answer for this view. It hard-codes what DRF would do with
+        the view's policies for a request that presents an API key (ApiKeyAuthentication first
+        settles it). Change them (a throttle, another permission or renderer) and every request
+        takes the DRF view again."""
+        return (
             not cls.throttle_classes
             and list(cls.authentication_classes)[:1] == [ApiKeyAuthentication]
             and list(cls.permission_classes) == [ScopePermission]
             and list(cls.renderer_classes) == [JSONRenderer]
         )
-        if not lean:
-            return drf_view
+
+    @classmethod
+    @functools.cache
+    def _policy(cls) -> tuple[str, str]:
+        """The scope a heartbeat needs and the ``Allow`` header DRF sends, computed once."""
         scope = scope_for("POST", getattr(cls, "required_scope", None))
-        allow = ", ".join(cls().allowed_methods)
+        return scope, ", ".join(cls().allowed_methods)
 
-        def respond(data: dict, status_code: int, headers: dict | None = None) -> HttpResponse:
-            response = HttpResponse(
-                cls._renderer.render(data), status=status_code, content_type="application/json"
-            )
-            for name, value in (headers or {}).items():
-                response[name] = value
-            response["Allow"] = allow
-            return response
-
-        def lean_fields(request) -> tuple[str, str] | None:
-            """(status, message) when the lean path answers this request; None: the DRF view
-            does. Pure: it reads the body, nothing else."""
-            meta = request.META
-            if (
-                request.method != "POST"
-                or not presented_key(request)
-                or meta.get("HTTP_ACCEPT", "") not in cls._any_accept
-                or "format=" in meta.get("QUERY_STRING", "")
-            ):
-                return None
-            return cls.lean_body(request)
-
-        def lean_answer(request, service: str, fields: tuple[str, str]) -> HttpResponse:
-            try:
-                require_scope(authenticate(request), scope)
-                result = svc.heartbeat_record(
-                    service_ref=service,
-                    status=fields[0],
-                    message=fields[1],
-                    source=HeartbeatSource.V2,
-                )
-            except MedicError as exc:
-                headers = dict(exc.headers)
-                if exc.status == 401:
-                    headers.setdefault("WWW-Authenticate", 'Bearer realm="medic"')
-                return respond(exc.as_dict(), exc.status, headers)
-            return respond(cls.accepted(result), status.HTTP_201_CREATED)
+    @classmethod
+    def as_view(cls, **initkwargs):
+        drf_view = super().as_view(**initkwargs)
+        if not cls.lean():
+            return drf_view
 
         @functools.wraps(drf_view)  # keeps .cls/.initkwargs (OpenAPI) and .csrf_exempt
         def view(request, service: str):
-            fields = lean_fields(request)
+            fields = None
+            if cls.lean_request(request.META):
+                fields = cls.lean_fields(request.META, request.body)
             if fields is None:
                 return drf_view(request, service=service)
-            return lean_answer(request, service, fields)
+            return cls.lean_answer(request, service, fields)
 
-        # For the WSGI heartbeat route (medic/fastroute.py), which answers the same requests
-        # without Django's URL resolution and the middleware they do not use.
-        view.lean_fields = lean_fields
-        view.lean_answer = lean_answer
         return view
 
     @classmethod
-    def lean_body(cls, request) -> tuple[str, str] | None:
-        """(status, message) as HeartbeatIn would validate them, or None: leave it to DRF.
-
-        Pure (no side effect), so declining costs nothing but the parse: DRF then answers in its
-        own order (authentication first) with its own messages.
-        """
-        meta = request.META
+    def lean_request(cls, meta: dict) -> bool:
+        """Whether the lean path may answer a request with these headers (WSGI environ or
+        ``request.META``), before its body is read: a POST presenting an API key, JSON or any
+        ``Accept``, no ``format=``, a body of at most 16 KiB."""
         length = meta.get("CONTENT_LENGTH") or "0"
-        if not (length.isascii() and length.isdigit()) or int(length) > cls._max_fast_body:
-            return None
-        body = request.body
+        return (
+            meta.get("REQUEST_METHOD") == "POST"
+            and bool(presented_key_in(meta))
+            and meta.get("HTTP_ACCEPT", "") in cls._any_accept
+            and "format=" not in meta.get("QUERY_STRING", "")
+            and length.isascii()
+            and length.isdigit()
+            and int(length) <= cls._max_fast_body
+        )
+
+    @classmethod
+    def lean_answer(cls, request, service: str, fields: tuple[str, str]) -> HttpResponse:
+        """Authenticate, rate-limit, store and answer, as the DRF view would."""
+        scope, allow = cls._policy()
+        try:
+            require_scope(authenticate(request), scope)
+            result = svc.heartbeat_record(
+                service_ref=service,
+                status=fields[0],
+                message=fields[1],
+                source=HeartbeatSource.V2,
+            )
+        except MedicError as exc:
+            headers = dict(exc.headers)
+            if exc.status == 401:
+                headers.setdefault("WWW-Authenticate", 'Bearer realm="medic"')
+            return cls._respond(exc.as_dict(), exc.status, allow, headers)
+        return cls._respond(cls.accepted(result), status.HTTP_201_CREATED, allow)
+
+    @classmethod
+    def _respond(
+        cls, data: dict, status_code: int, allow: str, headers: dict | None = None
+    ) -> HttpResponse:
+        response = HttpResponse(
+            cls._renderer.render(data), status=status_code, content_type="application/json"
+        )
+        for name, value in (headers or {}).items():
+            response[name] = value
+        response["Allow"] = allow
+        return response
+
+    @classmethod
+    def lean_fields(cls, meta: dict, body: bytes) -> tuple[str, str] | None:
+        """(status, message) as HeartbeatIn would validate them, for a request that passed
+        ``lean_request``; None: leave it to the DRF view.
+
+        Pure (it reads the headers and the body, nothing else), so declining costs nothing but
+        the parse: DRF then answers in its own order (authentication first) with its own
+        messages.
+        """
         if not body:
             return "UP", ""
         if meta.get("CONTENT_TYPE", "").lower() not in cls._json_types:

@@ -25,13 +25,19 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def presented_key(request: HttpRequest) -> str | None:
-    header = request.META.get("HTTP_AUTHORIZATION", "")
+    return presented_key_in(request.META)
+
+
+def presented_key_in(meta: dict) -> str | None:
+    """The API key in a request's headers (``request.META`` or a WSGI environ): None when there
+    is none, "" when one is presented malformed."""
+    header = meta.get("HTTP_AUTHORIZATION", "")
     if header:
         scheme, _, value = header.partition(" ")
         if scheme.lower() == "bearer" and value.strip():
             return value.strip()
         return ""  # present but not a bearer token: treated as malformed
-    value = request.META.get("HTTP_X_API_KEY")
+    value = meta.get("HTTP_X_API_KEY")
     if value is not None:
         return value.strip()
     return None

@@ -7,7 +7,7 @@ chunked ``{"status":"DOWN"}`` heartbeat was stored as UP, invalid JSON was accep
 ``/complete`` lost its ``run_id``. This layer reads such a body up to
 ``DATA_UPLOAD_MAX_MEMORY_SIZE`` (plus one byte, so that a longer one is still refused as too
 large, with 413, by the same check as a body with a length) and hands it on with its length.
-It sits in front of the heartbeat route (medic/fastroute.py) and Django alike.
+It sits in front of the heartbeat ingest handler (heartbeats/ingest.py) and Django alike.
 """
 
 from __future__ import annotations

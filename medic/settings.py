@@ -214,9 +214,16 @@ if _database_password := env_str("DATABASE_PASSWORD", ""):
     DATABASES["default"]["PASSWORD"] = _database_password
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["ENGINE"] = "medic.db.postgresql"
+# 1 behind a pooler in transaction mode (PgBouncer pool_mode=transaction, docs/scaling.md): each
+# transaction may run on another server connection, so a server-side cursor (QuerySet.iterator,
+# the audit export) declared outside a transaction would be gone at its next fetch. Everything
+# else Medic does is transaction-scoped already (no session advisory locks, LISTEN or prepared
+# statements: psycopg binds parameters client-side).
+if env_bool("DATABASE_TRANSACTION_POOLING", False):
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
 # 1: check kept connections with Django's "SELECT 1" round trip instead of the socket check.
 DATABASE_CONN_HEALTH_CHECK_QUERY = env_bool("DATABASE_CONN_HEALTH_CHECK_QUERY", False)
-# 0: every request goes through Django's full request handling (see medic/fastroute.py).
+# 0: every request goes through Django's full request handling (see heartbeats/ingest.py).
 MEDIC_HEARTBEAT_ROUTE = env_bool("MEDIC_HEARTBEAT_ROUTE", True)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["CONN_MAX_AGE"] = 0

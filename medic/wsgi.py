@@ -1,3 +1,7 @@
+"""The WSGI entry point: Django, with the heartbeat ingest handler mounted in front of it for
+``POST /v2/heartbeat/...`` (heartbeats/ingest.py), behind the body framing layer
+(medic/bodies.py)."""
+
 import os
 
 from django.core.wsgi import get_wsgi_application
@@ -5,7 +9,7 @@ from django.core.wsgi import get_wsgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "medic.settings")
 django_application = get_wsgi_application()
 
-from medic.bodies import BodyFraming  # noqa: E402 (needs the settings configured)
-from medic.fastroute import HeartbeatRoute  # noqa: E402
+from heartbeats.ingest import mount  # noqa: E402 (needs the settings configured)
+from medic.bodies import BodyFraming  # noqa: E402
 
-application = BodyFraming(HeartbeatRoute(django_application))
+application = BodyFraming(mount(django_application))

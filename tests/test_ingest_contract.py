@@ -1,7 +1,7 @@
 """The ingest shortcuts answer exactly like the documented path: bench/ingest/contract.py (the
 check every benchmark run starts with) run against the test database. It compares the lean
 heartbeat view with the DRF view, the one-statement heartbeat_record with its general path, and
-the WSGI heartbeat route (medic/fastroute.py) with Django's own handler."""
+the WSGI ingest handler (heartbeats/ingest.py) with Django's own handler."""
 
 from __future__ import annotations
 

@@ -10,11 +10,12 @@
    equal, for a range of intervals and grace periods (the statement computes the deadline
    itself).
 
-3. The WSGI heartbeat route (``medic.wsgi.application``, see medic/fastroute.py) answers the
-   lean view's requests without Django's URL resolution and unused middleware. The same
-   requests go through it and through Django's own WSGI handler; status line, every header and
-   the body must be equal, and the route must have answered exactly the requests the lean view
-   handles itself (the others are handed to Django).
+3. The WSGI ingest handler (heartbeats/ingest.py, mounted by ``medic.wsgi``) answers the lean
+   view's requests without Django's URL resolution and unused middleware. The same requests go
+   through it and through Django's own WSGI handler; status line, every header and the body
+   must be equal, and the handler must have answered exactly the requests the lean view handles
+   itself (the others are handed to Django). Every middleware of ``settings.MIDDLEWARE`` must
+   be either in its list or in its list of middleware it leaves out, in the same order.
 
 Run by run.sh against the benchmark database before the load (its services are named
 ``contract-*``, so the benchmark's row check is unaffected); exits 1 on any difference.
@@ -44,6 +45,7 @@ from django.utils import timezone  # noqa: E402
 from prometheus_client import REGISTRY  # noqa: E402
 
 from heartbeats.api import HeartbeatCreate  # noqa: E402
+from heartbeats.ingest import INGEST_MIDDLEWARE, NOT_FOR_INGEST, IngestHandler  # noqa: E402
 from heartbeats.models import Service  # noqa: E402
 from heartbeats.services import (  # noqa: E402
     beat_apply,
@@ -53,7 +55,6 @@ from heartbeats.services import (  # noqa: E402
 )
 from medic import ratelimit  # noqa: E402
 from medic.apikeys import api_key_create, key_cache  # noqa: E402
-from medic.fastroute import HeartbeatRoute  # noqa: E402
 from medic.wsgi import django_application  # noqa: E402
 
 HEADERS = ("Content-Type", "Allow", "WWW-Authenticate", "Vary", "Retry-After")
@@ -128,15 +129,6 @@ def _wsgi(app, environ: dict, body: bytes, spend: int | None) -> tuple[dict, dic
         for name, value in answer["headers"]
     ]
     return {**answer, "body": content}, {"moved": moved}
-
-
-def _again(request, body: bytes) -> dict:
-    """RequestFactory.post arguments that rebuild ``request`` (for a side-effect-free probe)."""
-    meta = {k: v for k, v in request.META.items() if k.startswith("HTTP_")}
-    ctype = request.META.get("CONTENT_TYPE")
-    kwargs = {"path": request.path, "data": body, **meta}
-    kwargs["content_type"] = ctype or "application/octet-stream"
-    return kwargs
 
 
 def _record_paths() -> tuple[int, int]:
@@ -253,20 +245,22 @@ def _main() -> int:
         ("no key, bad body", "contract-active", b"{nope", j, {"key": None}),
         ("rate limited", "contract-active", b"{}", j, {"key": spent, "spend": limited.key.pk}),
     ]
-    route = HeartbeatRoute(django_application)
-    if route.chain is None:
-        if settings.MEDIC_HEARTBEAT_ROUTE:
-            print("the heartbeat route switched itself off (see the log)")
-            return 1
-        print("MEDIC_HEARTBEAT_ROUTE=0: every request goes to Django; the route is not compared")
+    failures = 0
+    kept = [m for m in settings.MIDDLEWARE if m not in NOT_FOR_INGEST]
+    if kept != list(INGEST_MIDDLEWARE):
+        print(f"  DIFF middleware: settings keep {kept}, the ingest handler {INGEST_MIDDLEWARE}")
+        failures += 1
+    available = IngestHandler.available()
+    if not available:
+        print("  DIFF the heartbeat URL is not the lean heartbeat view: no ingest handler")
+        failures += 1
     handed: list[str] = []
 
-    def to_django(environ, start_response):
+    def to_django(environ, start_response):  # counts the requests the handler hands over
         handed.append(environ["PATH_INFO"])
         return django_application(environ, start_response)
 
-    route.django = to_django  # counts the requests the route hands over
-    failures = 0
+    route = IngestHandler(fallback=to_django)
     for name, service, body, ctype, extra in cases:
         extra = dict(extra)
         key = extra.pop("key", writer)
@@ -289,8 +283,8 @@ def _main() -> int:
         # Part 3: the WSGI route against Django's handler.
         environ = {k: v for k, v in request.META.items() if k != "wsgi.input"}
         takes_lean = (
-            route.chain is not None
-            and lean.lean_fields(factory.post(**_again(request, body))) is not None
+            HeartbeatCreate.lean_request(request.META)
+            and HeartbeatCreate.lean_fields(request.META, body) is not None
         )
         handed.clear()
         route_shape, route_info = _wsgi(route, environ, body, spend)

@@ -8,6 +8,8 @@
 --   BENCH_SECONDS   measured window: after it each connection stops sending (wrk itself runs a
 --                   little longer, so every request sent gets its answer and the row-count check
 --                   can be exact instead of "give or take the requests in flight")
+--   BENCH_PACE_MS   pause of each connection between an answer and its next request (default 0:
+--                   as fast as answers come; bench/soak sets it to offer a fixed share of capacity)
 local ffi = require("ffi")
 ffi.cdef [[
   typedef struct { long tv_sec; long tv_nsec; } bench_timespec;
@@ -33,6 +35,7 @@ function init(args)
   local n = tonumber(os.getenv("BENCH_SERVICES") or "1000")
   local prefix = os.getenv("BENCH_PREFIX") or "bench-"
   window = tonumber(os.getenv("BENCH_SECONDS") or "20")
+  pace = tonumber(os.getenv("BENCH_PACE_MS") or "0")
   local headers = {
     ["Authorization"] = "Bearer " .. key,
     ["Content-Type"] = "application/json",
@@ -61,7 +64,7 @@ function delay()
   if t >= stop_at then
     return 3600 * 1000 -- the window is over: send nothing more, let answers in flight arrive
   end
-  return 0
+  return pace
 end
 
 function request()

@@ -8,7 +8,10 @@
 # at 16 and 64 connections for 20 s each. Prints requests/s, p50, p99 and errors per run, the
 # CPU each heartbeat cost (web workers, PostgreSQL, wrk) and how much of the machine other
 # processes took meanwhile, and checks that the heartbeat table grew by exactly the number of
-# 2xx answers. Everything it started is stopped and removed on exit. Figures and how to read
+# 2xx answers. Then, on the same cluster, it measures the raw database reference (pgbench, 16
+# clients, one INSERT + UPDATE transaction per beat: bench/ingest/reference.sql) and prints
+# Medic's rate at 16 connections, the reference and their ratio, the figure that compares
+# across machines. Everything it started is stopped and removed on exit. Figures and how to read
 # them: docs/performance.md.
 #
 # Knobs (environment):
@@ -21,6 +24,8 @@
 #                               25% busy (shared machines); empty = do not wait
 #   BENCH_PROFILE=1             py-spy flame graph of the web workers during the first run
 #   BENCH_STRICT=1              exit 1 when the 16-connection target is missed
+#   BENCH_REFERENCE=1           0: skip the pgbench reference (and the ratio)
+#   BENCH_TARGET=2000           heartbeats/s the 16-connection run is judged against
 #   GUNICORN_WORKERS, GUNICORN_THREADS, ...: as in deploy/gunicorn.conf.py
 # Raw wrk output, the summary and the gunicorn log are kept in bench/results/ (git-ignored).
 set -euo pipefail
@@ -41,6 +46,9 @@ mkdir -p "$RESULTS"
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 
 source scripts/throwaway.sh  # pg_bindir, free_port, throwaway_pg, ...
+
+REFERENCE=${BENCH_REFERENCE:-1}
+TARGET=${BENCH_TARGET:-2000}
 
 # --- system packages (as scripts/test.sh, plus wrk) ----------------------------------------------
 need=()
@@ -75,21 +83,14 @@ cleanup() {
     for _ in $(seq 100); do kill -0 "$GUNICORN_PID" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$GUNICORN_PID" 2>/dev/null
   fi
+  if [ -n "${BOUNCER_PID:-}" ]; then kill -TERM "$BOUNCER_PID" 2>/dev/null; fi
   throwaway_stop "$WORK"
   rm -rf "$WORK"
 }
 trap cleanup EXIT
 
-throwaway_pg "$WORK" -c max_connections=200
-throwaway_redis "$WORK"
-PG_PID=$(head -1 "$WORK/pg/postmaster.pid")
-REDIS_PID=$(cat "$WORK/redis.pid")
-psql_q() { "$PGBIN/psql" -h 127.0.0.1 -p "$PGPORT" -U postgres -d medic -Atqc "$1"; }
-
-export SECRET_KEY="bench-$("$PY" -c 'import secrets; print(secrets.token_urlsafe(40))')"
-export MEDIC_ENCRYPTION_KEYS="bench:$("$PY" -c 'import base64, os; print(base64.b64encode(os.urandom(32)).decode())')"
-export ALLOWED_HOSTS="127.0.0.1,localhost"
-export STATIC_ROOT="$WORK/static"
+source bench/ingest/stack.sh
+bench_stack "$WORK"
 pgversion=$(basename "$(dirname "$PGBIN")")
 echo "==> PostgreSQL $pgversion on 127.0.0.1:$PGPORT (fsync on), Redis on 127.0.0.1:$REDISPORT"
 
@@ -102,9 +103,40 @@ seeded=$("$PY" bench/ingest/seed.py "$SERVICES" "$PREFIX" 2>"$WORK/seed.err" | t
 BENCH_KEY=$("$PY" manage.py create_api_key --name bench --scopes write \
   --rate-limit "heartbeat=$KEY_RATE_LIMIT" 2>/dev/null | tail -1)
 export BENCH_KEY BENCH_SERVICES="$SERVICES" BENCH_PREFIX="$PREFIX"
-echo "==> contract: lean path = DRF view, one-statement beat = general path, WSGI route = Django"
+echo "==> contract: lean path = DRF view, one-statement beat = general path, ingest handler = Django"
 "$PY" bench/ingest/contract.py >"$WORK/contract.txt" || { cat "$WORK/contract.txt" >&2; exit 1; }
 tail -1 "$WORK/contract.txt" | sed 's/^/    /'
+
+# --- PgBouncer (optional) -----------------------------------------------------------------------
+if [ "${BENCH_PGBOUNCER:-0}" = 1 ]; then
+  command -v pgbouncer >/dev/null || { echo "BENCH_PGBOUNCER=1: apt-get install pgbouncer" >&2; exit 1; }
+  BOUNCER_PORT=$(free_port)
+  BOUNCER="$WORK/pgbouncer"
+  mkdir -p "$BOUNCER"
+  if [ "$(id -u)" = 0 ]; then chown postgres "$BOUNCER"; fi  # it refuses to run as root
+  cat >"$BOUNCER/pgbouncer.ini" <<INI
+[databases]
+medic = host=127.0.0.1 port=$PGPORT dbname=medic user=postgres
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $BOUNCER_PORT
+unix_socket_dir =
+auth_type = any
+pool_mode = transaction
+default_pool_size = ${BENCH_PGBOUNCER_POOL:-8}
+max_client_conn = 1000
+ignore_startup_parameters = extra_float_digits
+logfile = $BOUNCER/pgbouncer.log
+pidfile = $BOUNCER/pgbouncer.pid
+INI
+  chmod 644 "$BOUNCER/pgbouncer.ini"
+  as_pg pgbouncer -d "$BOUNCER/pgbouncer.ini"
+  for _ in $(seq 50); do [ -s "$BOUNCER/pgbouncer.pid" ] && break; sleep 0.1; done
+  BOUNCER_PID=$(cat "$BOUNCER/pgbouncer.pid")
+  export DATABASE_URL="postgresql://postgres@127.0.0.1:$BOUNCER_PORT/medic"
+  export DATABASE_TRANSACTION_POOLING=1
+  echo "==> PgBouncer $(pgbouncer --version | head -1 | cut -d' ' -f2), transaction mode, pool ${BENCH_PGBOUNCER_POOL:-8}, on 127.0.0.1:$BOUNCER_PORT"
+fi
 
 # --- gunicorn -----------------------------------------------------------------------------------
 PORT=$(free_port)
@@ -112,15 +144,14 @@ URL="http://127.0.0.1:$PORT"
 GUNICORN_BIND="127.0.0.1:$PORT" "$ROOT/.venv/bin/gunicorn" medic.wsgi:application \
   --config deploy/gunicorn.conf.py >"$WORK/gunicorn.log" 2>&1 &
 GUNICORN_PID=$!
-for _ in $(seq 150); do
-  "$PY" -c "import urllib.request as u; u.urlopen('$URL/health/live', timeout=1)" 2>/dev/null && break
-  kill -0 "$GUNICORN_PID" 2>/dev/null || { cat "$WORK/gunicorn.log" >&2; exit 1; }
-  sleep 0.2
-done
+web_wait "$URL" "$GUNICORN_PID" || { cat "$WORK/gunicorn.log" >&2; exit 1; }
 workers=$("$PY" -c "
 import runpy; c = runpy.run_path('deploy/gunicorn.conf.py')
 print(f\"{c['worker_class']}, {c['workers']} workers x {c.get('threads', 1)} threads\")")
-echo "==> gunicorn ($workers) on $URL"
+if [ "${BENCH_SERVER:-gunicorn}" = granian ]; then
+  workers="granian wsgi, ${GUNICORN_WORKERS:-2} workers x ${GUNICORN_THREADS:-4} blocking threads"
+fi
+echo "==> server ($workers) on $URL"
 
 # A field of the last BENCH/CPU line, e.g. `get p99_ms`.
 get() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$line"; }
@@ -140,7 +171,8 @@ run_wrk() { # connections window output [quiet]
   local quiet=()
   if [ -n "${4:-}" ]; then quiet=(--wait-quiet "$4"); fi
   BENCH_SECONDS="$2" "$PY" bench/ingest/cpuwatch.py "${quiet[@]}" \
-    --tree "gunicorn=$GUNICORN_PID" --tree "postgres=$PG_PID" --tree "redis=$REDIS_PID" -- \
+    --tree "gunicorn=$GUNICORN_PID" --tree "postgres=$PG_PID" --tree "redis=$REDIS_PID" \
+    ${BOUNCER_PID:+--tree "pgbouncer=$BOUNCER_PID"} -- \
     wrk -t "$WRK_THREADS" -c "$1" -d "$(($2 + DRAIN))s" --timeout 5s --latency \
     -s bench/ingest/heartbeat.lua "$URL" >"$3"
 }
@@ -151,11 +183,12 @@ echo "==> warm-up ${WARMUP}s"
 run_wrk 64 "$WARMUP" "$WORK/warmup.txt"
 
 profile_pid=""
-declare -a rows=()
+declare -a rows=() wal_lines=()
 fail=0
 first=1
 for c in $CONNECTIONS; do
   before=$(settled_heartbeats)
+  wal_before=$(psql_q "SELECT pg_current_wal_lsn()")
   if [ "$first" = 1 ] && [ "${BENCH_PROFILE:-0}" = 1 ]; then
     spy=$(command -v py-spy || echo "$ROOT/.venv/bin/py-spy")
     if [ -x "$spy" ]; then
@@ -173,8 +206,10 @@ for c in $CONNECTIONS; do
   first=0
   sed -n '/Latency Distribution/,/Requests\/sec/p' "$out" | sed 's/^/    /'
   after=$(settled_heartbeats)
+  wal=$(psql_q "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '$wal_before')")
   line=$(grep '^CPU ' "$out") || { cat "$out" >&2; exit 1; }
   web=$(get gunicorn) db=$(get postgres) redis=$(get redis) load=$(get load)
+  bouncer=$(get pgbouncer) && redis="$redis + ${bouncer:-0}"
   others=$(get others) capacity=$(get capacity)
   line=$(grep '^BENCH ' "$out") || { cat "$out" >&2; exit 1; }
   ok=$(get ok) non2xx=$(get non2xx) sent=$(get sent)
@@ -196,17 +231,36 @@ print(f'{1e3 * $web / ok:.2f}+{1e3 * ($db + $redis) / ok:.2f}+{1e3 * $load / ok:
       "timeout $(get timeout)"
   fi
   if [ "$c" = 16 ]; then target_line=$line target_errors=$errors; fi
+  wal_lines+=("$(printf '%-5s %6.0f' "$c" "$("$PY" -c "print($wal / max($delta, 1))")")")
 done
+
+# --- the raw database reference: pgbench on the same cluster, same tables, 16 clients -------------
+reference=""
+if [ "$REFERENCE" = 1 ]; then
+  first_id=$(psql_q "SELECT min(id) FROM heartbeats_service WHERE heartbeat_name LIKE '$PREFIX%'")
+  last_id=$(psql_q "SELECT max(id) FROM heartbeats_service WHERE heartbeat_name LIKE '$PREFIX%'")
+  echo "==> raw PostgreSQL reference: pgbench, 16 clients, INSERT + UPDATE per transaction, ${DURATION}s"
+  if [ -n "$QUIET" ]; then "$PY" bench/ingest/cpuwatch.py --wait-quiet "$QUIET" -- true >/dev/null; fi
+  "$PGBIN/pgbench" -h 127.0.0.1 -p "$PGPORT" -U postgres -n -c 16 -j "$WRK_THREADS" \
+    -T "$DURATION" -D first="$first_id" -D last="$last_id" -f bench/ingest/reference.sql medic \
+    >"$RESULTS/pgbench-$STAMP.txt" 2>&1 || { cat "$RESULTS/pgbench-$STAMP.txt" >&2; exit 1; }
+  reference=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$RESULTS/pgbench-$STAMP.txt" | tail -1)
+fi
 
 summary="$RESULTS/summary-$STAMP.txt"
 {
   echo
   echo "Medic heartbeat ingest: POST /v2/heartbeat/{service}, $SERVICES services, ${DURATION}s per run"
-  echo "gunicorn $workers; PostgreSQL $pgversion, fsync on; $(nproc) CPUs for all of it, wrk included"
+  echo "server: $workers; PostgreSQL $pgversion, fsync on; $(nproc) CPUs for all of it, wrk included"
   echo
   printf '%-5s %8s %7s %7s %7s %6s %7s %7s  %-8s %-18s %6s\n' conns "req/s" "p50 ms" "p99 ms" \
     "max ms" errors "2xx" "rows +" "rows=2xx" "CPU ms web+db+wrk" others
   printf '%s\n' "${rows[@]}"
+  echo
+  echo
+  echo "conns WAL bytes per heartbeat"
+  printf '%s\n' "${wal_lines[@]}"
+  echo "heartbeat table with its indexes: $(psql_q "SELECT pg_total_relation_size('heartbeats_heartbeat') / greatest(count(*), 1) FROM heartbeats_heartbeat") bytes per row"
   echo
   echo "CPU ms: CPU time per heartbeat in the web workers, PostgreSQL (+Redis) and wrk;"
   echo "others: share of the machine that processes outside the benchmark used during the run."
@@ -214,9 +268,15 @@ summary="$RESULTS/summary-$STAMP.txt"
 
 if [ -n "${target_line:-}" ]; then
   line=$target_line
-  met=$("$PY" -c "print(int($(get rps) >= 1000 and $(get p99_ms) < 50 and $target_errors == 0))")
+  if [ -n "$reference" ]; then
+    "$PY" -c "
+medic, raw = $(get rps), $reference
+print(f'ratio: Medic {medic:,.0f} heartbeats/s at 16 connections / raw PostgreSQL {raw:,.0f} '
+      f'tx/s (pgbench, 16 clients, INSERT + UPDATE) = {medic / raw:.2f}')" | tee -a "$summary"
+  fi
+  met=$("$PY" -c "print(int($(get rps) >= $TARGET and $(get p99_ms) < 50 and $target_errors == 0))")
   verdict=$([ "$met" = 1 ] && echo "met" || echo "MISSED")
-  echo "target (16 connections: >= 1000/s, p99 < 50 ms, no errors): $verdict" | tee -a "$summary"
+  echo "target (16 connections: >= $TARGET/s, p99 < 50 ms, no errors): $verdict" | tee -a "$summary"
   if [ "$met" != 1 ] && [ "${BENCH_STRICT:-0}" = 1 ]; then fail=1; fi
 fi
 cp "$WORK/gunicorn.log" "$RESULTS/gunicorn-$STAMP.log"

@@ -1,5 +1,5 @@
 """Bodies sent with ``Transfer-Encoding: chunked`` (no Content-Length) mean what they say, through
-real gunicorn, on every route a heartbeat takes: the WSGI heartbeat route (medic/fastroute.py)
+real gunicorn, on every route a heartbeat takes: the WSGI ingest handler (heartbeats/ingest.py)
 and Django's own handler (route off), v2 job signals and v1."""
 
 from __future__ import annotations

@@ -50,6 +50,17 @@ def test_production_reads_encryption_keys_and_database_password_from_files(tmp_p
     assert done.stdout.strip() == repr((KEY, "from-a-secret"))
 
 
+def test_transaction_pooling_turns_off_server_side_cursors():
+    # Behind PgBouncer in transaction mode a cursor declared outside a transaction would be gone
+    # at its next fetch (docs/scaling.md); everything else keeps its defaults.
+    expr = "settings.DATABASES['default'].get('DISABLE_SERVER_SIDE_CURSORS', False)"
+    env = {**PRODUCTION, "MEDIC_ENCRYPTION_KEYS": KEY}
+    pooled = _settings({**env, "DATABASE_TRANSACTION_POOLING": "1"}, expr)
+    direct = _settings(env, expr)
+    assert pooled.returncode == 0, pooled.stderr
+    assert (pooled.stdout.strip(), direct.stdout.strip()) == ("True", "False")
+
+
 def test_embedded_mode_starts_without_encryption_keys(tmp_path):
     done = _settings(
         {"MEDIC_EMBEDDED": "1", "MEDIC_VAR_DIR": str(tmp_path)},
