@@ -1449,13 +1449,14 @@ def _import_playbooks(
                     continue
                 if not enabled:
                     playbook_disable(name=saved.playbook.name, actor=PLAYBOOK_AUTHOR)
-        except _Unmappable as exc:
+        except (_Unmappable, InvalidInput) as exc:
             summary.playbooks.skipped += 1
-            summary.warn(f"{label}: not imported, {exc}.")
-            continue
-        except InvalidInput as exc:
-            summary.playbooks.skipped += 1
-            summary.warn(f"{label}: not imported, Medic 2 refuses it: {exc.message}")
+            why = exc.message if isinstance(exc, InvalidInput) else f"{exc}."
+            refused = "Medic 2 refuses it: " if isinstance(exc, InvalidInput) else ""
+            summary.warn(f"{label}: not imported, {refused}{why}")
+            if last_import is not None:
+                # Imported by an earlier run: its history still belongs to it.
+                mapping[v1_id] = playbook
             continue
         for note in notes:
             summary.warn(f"{label}: {note}.")
