@@ -541,7 +541,7 @@ def _import_alerts(
             Alert(
                 service=service,
                 # v1's key, so resolving here resolves the PagerDuty incident v1 opened.
-                dedup_key=(row["external_reference_id"] or "")[:300]
+                dedup_key=_incident(row["external_reference_id"])
                 or dedup_key_for(service.heartbeat_name),
                 state=AlertState.OPEN if is_open else AlertState.RESOLVED,
                 reason=(
@@ -559,7 +559,7 @@ def _import_alerts(
                 last_notified_at=opened_at if is_open and cycle > 0 else None,
                 # v1 already notified: the next round is one re-notify delay away.
                 next_notify_at=now + renotify_delay(service) if is_open else None,
-                external_reference_id=(row["external_reference_id"] or "")[:300],
+                external_reference_id=_incident(row["external_reference_id"]),
                 v1_id=row["alert_id"],
             )
         )
@@ -579,6 +579,12 @@ def _import_alerts(
     summary.alerts.created += len(new)
     if orphans:
         summary.warn(f"{orphans} alert(s) of v1 services that were not imported were skipped.")
+
+
+def _incident(value: Any) -> str:
+    """v1's PagerDuty dedup key; NULL, '' and the text 'NULL' all mean no incident was opened."""
+    text = str(value or "").strip()
+    return "" if text.upper() in {"", "NULL", "NONE"} else text[:300]
 
 
 def _follow_v1(

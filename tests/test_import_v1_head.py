@@ -518,3 +518,29 @@ def test_the_repeated_hour_is_read_as_daylight_time_and_the_zone_is_an_option(v1
 
     with pytest.raises(CommandError, match="Unknown time zone 'Mars/Base'"):
         _import("--v1-timezone", "Mars/Base")
+
+
+def test_no_incident_is_null_in_the_v1_api_however_v1_wrote_it(v1, reader):
+    # NULL (muted, or PagerDuty failed), '' and the text 'NULL' all mean "no incident" in v1.
+    ids = [
+        _insert(
+            "alerts",
+            pk="alert_id",
+            alert_name="Medic - Heartbeat failure for nightly-etl",
+            service_id=v1["etl"],
+            active=0,
+            alert_cycle=1,
+            external_reference_id=ref,
+            created_date=_wall(v1["now"] - timedelta(days=1, hours=i)),
+            closed_date=_wall(v1["now"] - timedelta(days=1, hours=i) + timedelta(minutes=5)),
+        )
+        for i, ref in enumerate((None, "", "NULL"))
+    ]
+    _import()
+    rows = {r["alert_id"]: r for r in reader.get("/alerts").json()["results"]}
+    for v1_id in ids:
+        alert = Alert.objects.get(v1_id=v1_id)
+        assert rows[alert.pk]["external_reference_id"] is None
+        assert alert.dedup_key.startswith("medic-nightly-etl")
+    billing = Alert.objects.get(v1_id=v1["alert"])
+    assert rows[billing.pk]["external_reference_id"] == "medic-prod-billing"
