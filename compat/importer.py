@@ -1327,8 +1327,11 @@ def _v2_step(index: int, step: Any, notes: list[str]) -> dict[str, Any]:
             out["success"] = {"status": step["success_codes"]}
     if kind != "wait":
         out["timeout"] = step.get("timeout") or _V1_TIMEOUTS[kind]
-    if kind == "condition" and step.get("on_failure") is not None:
-        out["on_failure"] = str(step["on_failure"]).lower()
+    if kind == "condition":
+        # v1 read both in any case.
+        out["check"] = str(out.get("check") or "").lower()
+        if step.get("on_failure") is not None:
+            out["on_failure"] = str(step["on_failure"]).lower()
     dropped = sorted(set(step) - set(_STEP_KEYS[kind]) - {"name", "type", "timeout"})
     dropped = [k for k in dropped if not (k == "success_codes" and kind == "webhook")]
     if kind == "condition" and not step.get("parameters"):
