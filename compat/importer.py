@@ -1,13 +1,17 @@
 """Import a Medic v1 database into v2 (``manage.py import_v1``, docs/migrating-from-v1.md).
 
 v1 kept everything in one PostgreSQL schema (``medic``): ``services``, ``"heartbeatEvents"`` and
-``alerts``. It is read with psycopg directly, in one read-only REPEATABLE READ transaction, so the
-three tables are one consistent snapshot even while v1 keeps running.
+``alerts`` in every version, and from v1 HEAD's migrations on teams, schedules, targets, webhooks,
+job runs, windows, secrets, API keys, scripts, playbooks and the remediation history. It is read
+with psycopg directly, in one read-only REPEATABLE READ transaction, so all tables are one
+consistent snapshot even while v1 keeps running.
 
 Idempotent by construction, so it can run once for a rehearsal and again just before the cut-over:
 services are matched by heartbeat name regardless of case and only differing fields are written;
 heartbeats and alerts carry their v1 id in the unique ``v1_id`` column and are inserted only when
-missing. A second run over the same data writes nothing.
+missing; the other tables are matched by name or v1 id and written only when v1 changed (a
+playbook by the fingerprint its last imported version carries). A second run over the same data
+writes nothing.
 """
 
 from __future__ import annotations
