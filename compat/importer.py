@@ -1,21 +1,28 @@
 """Import a Medic v1 database into v2 (``manage.py import_v1``, docs/migrating-from-v1.md).
 
 v1 kept everything in one PostgreSQL schema (``medic``): ``services``, ``"heartbeatEvents"`` and
-``alerts``. It is read with psycopg directly, in one read-only REPEATABLE READ transaction, so the
-three tables are one consistent snapshot even while v1 keeps running.
+``alerts`` in every version, and from v1 HEAD's migrations on teams, schedules, targets, webhooks,
+job runs, windows, secrets, API keys, scripts, playbooks and the remediation history. It is read
+with psycopg directly, in one read-only REPEATABLE READ transaction, so all tables are one
+consistent snapshot even while v1 keeps running.
 
 Idempotent by construction, so it can run once for a rehearsal and again just before the cut-over:
 services are matched by heartbeat name regardless of case and only differing fields are written;
 heartbeats and alerts carry their v1 id in the unique ``v1_id`` column and are inserted only when
-missing. A second run over the same data writes nothing.
+missing; the other tables are matched by name or v1 id and written only when v1 changed (a
+playbook by the fingerprint its last imported version carries). A second run over the same data
+writes nothing.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
+import json
 import logging
 import math
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -23,6 +30,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import psycopg
+import yaml
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.conf import settings
@@ -66,10 +74,27 @@ from heartbeats.models import (
 )
 from heartbeats.selectors import nth_recent_heartbeat_at
 from heartbeats.services import MAX_STATUS_LEN
+from medic.apikeys import V1_CREATED_BY, api_key_import_v1, v1_key_candidates
 from medic.crypto import DecryptionError, decrypt
 from medic.errors import InvalidInput
-from medic.models import AuditEvent
+from medic.models import ApiKey, AuditEvent
+from remediation.approvals.models import ApprovalMode, ApprovalRequest, ApprovalState, Channel
+from remediation.approvals.services import approval_history_record
+from remediation.audit.models import AuditEntry
+from remediation.audit.services import audit_record
 from remediation.models import Script
+from remediation.playbooks.models import (
+    HISTORY_KIND,
+    Execution,
+    ExecutionState,
+    Playbook,
+    StepState,
+)
+from remediation.playbooks.services import (
+    execution_history_record,
+    playbook_disable,
+    playbook_save,
+)
 from remediation.secrets.models import Secret
 from remediation.secrets.services import secret_set
 from remediation.services import script_create, script_disable, script_update
@@ -95,14 +120,6 @@ HEAD_FIELDS = ("grace_period_seconds", "max_duration_seconds")
 V1_TIMEZONE = "America/Chicago"
 # v1 tables Medic 2 does not import, and why (reported with their row counts).
 NOT_IMPORTED = {
-    "api_keys": "v1 keys carry no look-up prefix, so a v2 key cannot be matched to a v1 hash "
-    "without trying every hash; create v2 keys (create_api_key) and roll them out",
-    "playbooks": "not mapped to Medic 2 playbooks yet; re-create them (shadow mode first)",
-    "playbook_triggers": "follows playbooks",
-    "playbook_executions": "history v1 never committed; not mapped",
-    "playbook_step_results": "history v1 never committed; not mapped",
-    "approval_requests": "history v1 never committed; not mapped",
-    "remediation_audit_log": "history v1 never committed; not mapped",
     "webhook_deliveries": "v1 never committed them; delivery history has no Medic 2 home",
     "service_snapshots": "v1's undo history for service edits has no Medic 2 home",
 }
@@ -147,6 +164,11 @@ class ImportSummary:
     job_runs: Counts = field(default_factory=Counts)
     maintenance_windows: Counts = field(default_factory=Counts)
     secrets: Counts = field(default_factory=Counts)
+    playbooks: Counts = field(default_factory=Counts)
+    executions: Counts = field(default_factory=Counts)
+    approvals: Counts = field(default_factory=Counts)
+    audit_log: Counts = field(default_factory=Counts)
+    api_keys: Counts = field(default_factory=Counts)
     # v1 table -> rows left in v1 (NOT_IMPORTED says why).
     not_imported: dict[str, int] = field(default_factory=dict)
     # Services whose derived state (last heartbeat, status, deadline) had to change.
@@ -170,6 +192,11 @@ class ImportSummary:
             "job_runs": self.job_runs,
             "maintenance_windows": self.maintenance_windows,
             "secrets": self.secrets,
+            "playbooks": self.playbooks,
+            "executions": self.executions,
+            "approvals": self.approvals,
+            "audit_log": self.audit_log,
+            "api_keys": self.api_keys,
         }
 
     def warn(self, message: str) -> None:
@@ -518,7 +545,7 @@ def _import_alerts(
             Alert(
                 service=service,
                 # v1's key, so resolving here resolves the PagerDuty incident v1 opened.
-                dedup_key=(row["external_reference_id"] or "")[:300]
+                dedup_key=_incident(row["external_reference_id"])
                 or dedup_key_for(service.heartbeat_name),
                 state=AlertState.OPEN if is_open else AlertState.RESOLVED,
                 reason=(
@@ -536,7 +563,7 @@ def _import_alerts(
                 last_notified_at=opened_at if is_open and cycle > 0 else None,
                 # v1 already notified: the next round is one re-notify delay away.
                 next_notify_at=now + renotify_delay(service) if is_open else None,
-                external_reference_id=(row["external_reference_id"] or "")[:300],
+                external_reference_id=_incident(row["external_reference_id"]),
                 v1_id=row["alert_id"],
             )
         )
@@ -556,6 +583,12 @@ def _import_alerts(
     summary.alerts.created += len(new)
     if orphans:
         summary.warn(f"{orphans} alert(s) of v1 services that were not imported were skipped.")
+
+
+def _incident(value: Any) -> str:
+    """v1's PagerDuty dedup key; NULL, '' and the text 'NULL' all mean no incident was opened."""
+    text = str(value or "").strip()
+    return "" if text.upper() in {"", "NULL", "NONE"} else text[:300]
 
 
 def _follow_v1(
@@ -1117,16 +1150,18 @@ def v1_import(
     batch_size: int = 5000,
     v1_timezone: str = V1_TIMEZONE,
     secrets_key: str | None = None,
+    keep_v1_mode: bool = False,
     progress: Callable[[str], None] | None = None,
     now: datetime | None = None,
 ) -> ImportSummary:
-    """Import v1's services, heartbeats, alerts, teams, schedules, job runs, maintenance windows
-    and secrets, and
-    count the rows of the v1 tables that are not imported. ``heartbeat_days`` limits the
+    """Import v1's services, heartbeats, alerts, teams, schedules, targets, scripts, job runs,
+    maintenance windows, secrets, API keys, playbooks and remediation history, and count the
+    rows of the v1 tables that are not imported. ``heartbeat_days`` limits the
     heartbeats copied to that many recent days (default: the retention,
     MEDIC_HEARTBEAT_RETENTION_DAYS; 0 copies all); older ones would only be pruned again.
     ``v1_timezone`` is the zone v1's worker wrote alert times in; ``secrets_key`` is v1's
-    MEDIC_SECRETS_KEY (base64). ``now`` is the import's clock (tests)."""
+    MEDIC_SECRETS_KEY (base64). Playbooks arrive in shadow mode unless ``keep_v1_mode``.
+    ``now`` is the import's clock (tests)."""
     summary = ImportSummary(dry_run=dry_run)
     try:
         zone = ZoneInfo(v1_timezone)
@@ -1169,6 +1204,18 @@ def v1_import(
                 else []
             )
             secrets = _rows(conn, schema, "secrets") if "secrets" in tables else []
+            table_rows = {
+                name: _rows(conn, schema, name) if name in tables else []
+                for name in (
+                    "api_keys",
+                    "playbooks",
+                    "playbook_triggers",
+                    "playbook_executions",
+                    "playbook_step_results",
+                    "approval_requests",
+                    "remediation_audit_log",
+                )
+            }
             summary.not_imported = {t: tables[t] for t in NOT_IMPORTED if tables.get(t)}
             for table, count in summary.not_imported.items():
                 summary.warn(
@@ -1194,6 +1241,25 @@ def v1_import(
                     _import_job_runs(job_runs, mapping, summary)
                     _import_windows(windows, mapping, summary)
                     _import_secrets(secrets, key, summary)
+                    _import_api_keys(table_rows["api_keys"], now, summary)
+                with transaction.atomic():
+                    # After scripts and secrets: a playbook's steps name them.
+                    playbooks = _import_playbooks(
+                        table_rows["playbooks"],
+                        table_rows["playbook_triggers"],
+                        keep_v1_mode,
+                        summary,
+                    )
+                    executions = _import_executions(
+                        table_rows["playbook_executions"],
+                        table_rows["playbook_step_results"],
+                        playbooks,
+                        table_rows["playbooks"],
+                        mapping,
+                        summary,
+                    )
+                    _import_approvals(table_rows["approval_requests"], executions, summary)
+                    _import_audit_log(table_rows["remediation_audit_log"], executions, now, summary)
                 summary.recomputed = _recompute({s.pk for s in mapping.values()}, v1_last, now)
                 if summary.changed:
                     AuditEvent.objects.create(
@@ -1214,3 +1280,466 @@ def v1_import(
     finally:
         conn.close()
     return summary
+
+
+# --- Playbooks --------------------------------------------------------------------------------
+
+# Author of every playbook version the import writes; its reason carries the v1 row's
+# fingerprint, so a re-run knows whether v1 changed since.
+PLAYBOOK_AUTHOR = "import"
+_FINGERPRINT = re.compile(r"\[v1 row ([0-9a-f]{12})\]")
+_V1_SECRET = re.compile(r"\$\{\s*secrets\.([A-Za-z_][A-Za-z0-9_]*)\s*\}")
+# v1 step keys -> Medic 2 step keys (the rest of a v1 step has no Medic 2 equivalent).
+_STEP_KEYS = {
+    "webhook": {"url": "url", "method": "method", "headers": "headers", "body": "body"},
+    "script": {"script": "script", "script_name": "script", "parameters": "args"},
+    "wait": {"duration": "duration"},
+    "condition": {"check": "check", "on_failure": "on_failure"},
+}
+# v1's per-type default timeouts (Medic 2's differ): kept, so a step gets the time it had.
+_V1_TIMEOUTS = {"webhook": "30s", "script": "60s", "condition": "5m"}
+
+
+class _Unmappable(Exception):
+    """A v1 playbook Medic 2 cannot express; the message says why."""
+
+
+def _v2_variables(value: Any) -> Any:
+    """v1's ``${secrets.NAME}`` is Medic 2's ``${SECRET.NAME}``; other variables are kept."""
+    if isinstance(value, str):
+        return _V1_SECRET.sub(r"${SECRET.\1}", value)
+    if isinstance(value, dict):
+        return {_v2_variables(k): _v2_variables(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_v2_variables(v) for v in value]
+    return value
+
+
+def _v2_step(index: int, step: Any, notes: list[str]) -> dict[str, Any]:
+    if not isinstance(step, dict):
+        raise _Unmappable(f"steps[{index}] is not a mapping")
+    kind = str(step.get("type") or "").strip().lower()
+    if kind not in _STEP_KEYS:
+        raise _Unmappable(f"steps[{index}] has type {step.get('type')!r}, not one of v1's four")
+    out: dict[str, Any] = {"name": str(step.get("name") or ""), "type": kind}
+    for v1_key, v2_key in _STEP_KEYS[kind].items():
+        if step.get(v1_key) is not None and v2_key not in out:
+            out[v2_key] = step[v1_key]
+    if kind == "webhook":
+        out["method"] = str(out.get("method") or "POST").upper()
+        if step.get("success_codes") is not None:
+            out["success"] = {"status": step["success_codes"]}
+    if kind != "wait":
+        out["timeout"] = step.get("timeout") or _V1_TIMEOUTS[kind]
+    if kind == "condition":
+        # v1 read both in any case.
+        out["check"] = str(out.get("check") or "").lower()
+        if step.get("on_failure") is not None:
+            out["on_failure"] = str(step["on_failure"]).lower()
+    dropped = sorted(set(step) - set(_STEP_KEYS[kind]) - {"name", "type", "timeout"})
+    dropped = [k for k in dropped if not (k == "success_codes" and kind == "webhook")]
+    if kind == "condition" and not step.get("parameters"):
+        dropped = [k for k in dropped if k != "parameters"]
+    if dropped:
+        notes.append(f"steps[{index}]: {', '.join(dropped)} dropped (no Medic 2 equivalent)")
+    return _v2_variables(out)
+
+
+def _v1_playbook_document(
+    row: dict[str, Any], triggers: list[dict[str, Any]], keep_mode: bool, notes: list[str]
+) -> tuple[dict[str, Any], bool]:
+    """The Medic 2 document for a v1 playbook row and its triggers, and whether it is enabled
+    (a v1 playbook whose triggers are all disabled arrives disabled)."""
+    try:
+        data = yaml.safe_load(row["yaml_content"] or "")
+    except yaml.YAMLError as exc:
+        raise _Unmappable(f"yaml_content is not valid YAML ({exc})") from exc
+    if not isinstance(data, dict):
+        raise _Unmappable("yaml_content is not a YAML mapping")
+    enabled = [t for t in triggers if t.get("enabled", True)]
+    specs = sorted(
+        {(t["service_pattern"], int(t["consecutive_failures"] or 1)) for t in enabled or triggers}
+    )
+    if not specs:
+        raise _Unmappable(
+            "it has no playbook_triggers row, and a Medic 2 playbook starts from a trigger "
+            "(create it in Medic 2 with one)"
+        )
+    if len(specs) > 1:
+        raise _Unmappable(
+            f"it has {len(specs)} different triggers ({', '.join(p for p, _ in specs)}) and a "
+            "Medic 2 playbook has one: create one Medic 2 playbook per trigger"
+        )
+    steps = data.get("steps")
+    if not isinstance(steps, list) or not steps:
+        raise _Unmappable("it has no steps")
+    extra = sorted(set(data) - {"name", "description", "approval", "version", "steps"})
+    if extra:
+        notes.append(f"{', '.join(map(str, extra))} dropped (v1 kept them as metadata only)")
+    document: dict[str, Any] = {
+        "name": row["name"],
+        "description": str(row.get("description") or data.get("description") or "")[:1000],
+        # Nothing imported runs unreviewed, unless asked for: v1 had no shadow mode.
+        "mode": "active" if keep_mode else "shadow",
+        "approval": str(data.get("approval") or "none").strip().lower(),
+        "trigger": {"service_pattern": specs[0][0], "consecutive_failures": specs[0][1]},
+        "steps": [_v2_step(i, step, notes) for i, step in enumerate(steps)],
+    }
+    if not document["description"]:
+        del document["description"]
+    return document, bool(enabled)
+
+
+def _fingerprint(row: dict[str, Any], triggers: list[dict[str, Any]], keep_mode: bool) -> str:
+    blob = json.dumps(
+        {
+            "description": row.get("description"),
+            "yaml": row["yaml_content"],
+            "triggers": sorted(
+                (t["service_pattern"], t["consecutive_failures"], bool(t.get("enabled", True)))
+                for t in triggers
+            ),
+            "keep_mode": keep_mode,
+        },
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def _import_playbooks(
+    rows: list[dict[str, Any]],
+    triggers: list[dict[str, Any]],
+    keep_mode: bool,
+    summary: ImportSummary,
+) -> dict[int, Playbook]:
+    """v1 playbooks (with their playbook_triggers) -> Medic 2 playbooks, through the playbook
+    service layer: validated like ``POST /v2/playbooks``, each write a version by ``import``
+    whose reason names the v1 row and its fingerprint. In shadow mode unless ``keep_mode``. A
+    re-run writes a new version only when the v1 row (or its triggers) changed; a playbook of
+    the same name created in Medic 2 is left alone. Returns v1 playbook id -> playbook."""
+    by_playbook: dict[int, list[dict[str, Any]]] = {}
+    for trigger in triggers:
+        by_playbook.setdefault(trigger["playbook_id"], []).append(trigger)
+    existing = {p.name: p for p in Playbook.objects.all()}
+    mapping: dict[int, Playbook] = {}
+    for row in rows:
+        v1_id = _v1_pk(row)
+        label = f"v1 playbook {v1_id} ({row['name']})"
+        mine = by_playbook.get(v1_id, [])
+        fingerprint = _fingerprint(row, mine, keep_mode)
+        playbook = existing.get(row["name"])
+        last_import = None
+        if playbook is not None:
+            last_import = (
+                playbook.versions.filter(author=PLAYBOOK_AUTHOR).order_by("-version").first()
+            )
+            if last_import is None:
+                summary.playbooks.skipped += 1
+                summary.warn(f"{label}: skipped, a Medic 2 playbook of that name exists.")
+                continue
+            found = _FINGERPRINT.search(last_import.reason)
+            if found and found.group(1) == fingerprint:
+                summary.playbooks.unchanged += 1
+                mapping[v1_id] = playbook
+                continue
+        notes: list[str] = []
+        try:
+            document, enabled = _v1_playbook_document(row, mine, keep_mode, notes)
+            with transaction.atomic():
+                saved = playbook_save(
+                    document=yaml.safe_dump(document, sort_keys=False, allow_unicode=True),
+                    actor=PLAYBOOK_AUTHOR,
+                    reason=f"imported from Medic v1 playbook {v1_id} (v1 version "
+                    f"{row.get('version')}) [v1 row {fingerprint}]",
+                    name=row["name"] if playbook is not None else None,
+                    disabled_scripts=True,
+                )
+                if not saved.changed:
+                    # The same document (only v1's version number moved, say): nothing to write.
+                    summary.playbooks.unchanged += 1
+                    mapping[v1_id] = saved.playbook
+                    continue
+                if not enabled:
+                    playbook_disable(name=saved.playbook.name, actor=PLAYBOOK_AUTHOR)
+        except (_Unmappable, InvalidInput) as exc:
+            summary.playbooks.skipped += 1
+            why = exc.message if isinstance(exc, InvalidInput) else f"{exc}."
+            refused = "Medic 2 refuses it: " if isinstance(exc, InvalidInput) else ""
+            summary.warn(f"{label}: not imported, {refused}{why}")
+            if last_import is not None:
+                # Imported by an earlier run: its history still belongs to it.
+                mapping[v1_id] = playbook
+            continue
+        for note in notes:
+            summary.warn(f"{label}: {note}.")
+        if not enabled:
+            summary.warn(f"{label}: all its v1 triggers are disabled; imported disabled.")
+        summary.playbooks.written(new=saved.created)
+        mapping[v1_id] = saved.playbook
+    return mapping
+
+
+# --- Remediation history ----------------------------------------------------------------------
+
+_EXECUTION_STATE = {
+    "completed": ExecutionState.COMPLETED,
+    "failed": ExecutionState.FAILED,
+    "cancelled": ExecutionState.CANCELLED,
+}
+_STEP_STATE = {
+    "pending": StepState.PENDING,
+    "running": StepState.RUNNING,
+    "completed": StepState.SUCCEEDED,
+    "failed": StepState.FAILED,
+    "skipped": StepState.SKIPPED,
+}
+_APPROVAL_STATE = {
+    "approved": ApprovalState.APPROVED,
+    "rejected": ApprovalState.DECLINED,
+    "expired": ApprovalState.EXPIRED,
+    # Undecided in v1: recorded cancelled, so nobody can decide it in Medic 2.
+    "pending": ApprovalState.CANCELLED,
+}
+
+
+def _import_executions(
+    rows: list[dict[str, Any]],
+    step_rows: list[dict[str, Any]],
+    playbooks: dict[int, Playbook],
+    v1_playbooks: list[dict[str, Any]],
+    services: dict[int, Service],
+    summary: ImportSummary,
+) -> dict[int, Execution]:
+    """v1 playbook_executions (with their step results) -> executions recorded as history: final
+    (one still open in v1 arrives cancelled, saying so), never resumed, scored or counted."""
+    steps_of: dict[int, list[dict[str, Any]]] = {}
+    for step in step_rows:
+        steps_of.setdefault(step["execution_id"], []).append(step)
+    types: dict[int, dict[str, str]] = {}
+    for row in v1_playbooks:
+        try:
+            data = yaml.safe_load(row["yaml_content"] or "") or {}
+            steps = data.get("steps") or [] if isinstance(data, dict) else []
+            types[_v1_pk(row)] = {
+                str(s.get("name")): str(s.get("type") or "") for s in steps if isinstance(s, dict)
+            }
+        except yaml.YAMLError:
+            types[_v1_pk(row)] = {}
+    known = set(
+        Execution.objects.filter(trigger__kind=HISTORY_KIND).values_list("trigger__key", flat=True)
+    )
+    mapping: dict[int, Execution] = {}
+    unmapped = 0
+    for row in rows:
+        v1_id = _v1_pk(row)
+        playbook = playbooks.get(row["playbook_id"])
+        if playbook is None:
+            unmapped += 1
+            summary.executions.skipped += 1
+            continue
+        status = (row.get("status") or "").strip().lower()
+        state = _EXECUTION_STATE.get(status, ExecutionState.CANCELLED)
+        error = (
+            ""
+            if status in _EXECUTION_STATE
+            else f"{status or 'no status'} in Medic v1 when imported; recorded as history, "
+            "not resumed"
+        )
+        service = services.get(row.get("service_id"))
+        started = _aware(row.get("started_at")) or _aware(row.get("created_at")) or timezone.now()
+        steps = [
+            {
+                "name": str(s.get("step_name") or f"step-{s['step_index']}"),
+                "type": types.get(row["playbook_id"], {}).get(str(s.get("step_name")), ""),
+                "state": _STEP_STATE.get((s.get("status") or "").lower(), StepState.PENDING),
+                "started_at": _aware(s.get("started_at")),
+                "finished_at": _aware(s.get("completed_at")),
+                "result": {
+                    k: v
+                    for k, v in (("output", s.get("output")), ("error", s.get("error_message")))
+                    if v
+                },
+            }
+            for s in sorted(steps_of.get(v1_id, []), key=lambda s: s["step_index"])
+        ]
+        key = f"medic-v1:{v1_id}"
+        execution, written = execution_history_record(
+            playbook=playbook,
+            key=key,
+            state=state,
+            service=service,
+            service_name=service.heartbeat_name if service else "",
+            created_at=started,
+            finished_at=_aware(row.get("completed_at")),
+            error=error,
+            steps=steps,
+            source={"source": "medic-v1", "v1_id": v1_id, "v1_status": status},
+        )
+        mapping[v1_id] = execution
+        if not written:
+            summary.executions.unchanged += 1
+        else:
+            summary.executions.written(new=key not in known)
+    if unmapped:
+        summary.warn(
+            f"{unmapped} v1 execution(s) of playbooks that were not imported were skipped."
+        )
+    return mapping
+
+
+def _import_approvals(
+    rows: list[dict[str, Any]],
+    executions: dict[int, Execution],
+    summary: ImportSummary,
+) -> None:
+    """v1 approval_requests -> the approval requests of the executions recorded as history. A
+    request still pending in v1 arrives cancelled: nobody can decide it in Medic 2."""
+    before = set(
+        ApprovalRequest.objects.filter(
+            execution__in=[e.pk for e in executions.values()]
+        ).values_list("execution_id", flat=True)
+    )
+    for row in rows:
+        execution = executions.get(row["execution_id"])
+        status = (row.get("status") or "").strip().lower()
+        state = _APPROVAL_STATE.get(status)
+        if execution is None or state is None:
+            summary.approvals.skipped += 1
+            summary.warn(
+                f"v1 approval request {_v1_pk(row)}: skipped ("
+                + ("its execution was not imported" if execution is None else f"status {status!r}")
+                + ")."
+            )
+            continue
+        requested = _aware(row.get("requested_at")) or execution.created_at
+        decider = (row.get("decided_by") or "").strip()
+        approval = execution.version.spec.get("approval", "none")
+        _, written = approval_history_record(
+            execution=execution,
+            state=state,
+            mode=ApprovalMode.TIMEOUT if approval.startswith("timeout:") else ApprovalMode.REQUIRED,
+            created_at=requested,
+            deadline_at=_aware(row.get("expires_at")) or requested,
+            decided_at=_aware(row.get("decided_at")),
+            decided_by=f"slack:{decider}" if decider else "",
+            channel=Channel.SLACK if decider else Channel.SYSTEM,
+            why="imported from Medic v1"
+            + ("; pending there, not decidable here" if status == "pending" else ""),
+        )
+        if not written:
+            summary.approvals.unchanged += 1
+        else:
+            summary.approvals.written(new=execution.pk not in before)
+
+
+def _import_audit_log(
+    rows: list[dict[str, Any]],
+    executions: dict[int, Execution],
+    now: datetime,
+    summary: ImportSummary,
+) -> None:
+    """v1 remediation_audit_log -> the remediation audit log, each row at its v1 time with its
+    v1 actor, event ``v1.<action_type>`` and ``details.source = "medic-v1"``. Appended once
+    (matched on the v1 id); rows older than MEDIC_AUDIT_RETENTION_DAYS are skipped, since the
+    retention purge would remove them and the next run would append them again."""
+    done = set(
+        AuditEntry.objects.filter(event__startswith="v1.", details__source="medic-v1").values_list(
+            "details__v1_id", flat=True
+        )
+    )
+    days = settings.MEDIC_AUDIT_RETENTION_DAYS
+    cutoff = now - timedelta(days=days) if days > 0 else None
+    old = 0
+    for row in rows:
+        v1_id = _v1_pk(row)
+        if v1_id in done:
+            summary.audit_log.unchanged += 1
+            continue
+        at = _aware(row.get("timestamp")) or _aware(row.get("created_at"))
+        if at is None or (cutoff is not None and at < cutoff):
+            old += 1
+            summary.audit_log.skipped += 1
+            continue
+        execution = executions.get(row.get("execution_id"))
+        details = row.get("details")
+        audit_record(
+            actor=(row.get("actor") or "").strip() or "system",
+            event=f"v1.{row.get('action_type') or 'unknown'}"[:64],
+            object_type="execution",
+            object_id=str(execution.pk) if execution else f"v1:{row.get('execution_id')}",
+            details={
+                "source": "medic-v1",
+                "v1_id": v1_id,
+                "v1_execution_id": row.get("execution_id"),
+                "details": details if isinstance(details, dict | list) else str(details or ""),
+            },
+            playbook=execution.playbook.name if execution else None,
+            service=execution.service_name if execution else None,
+            execution_id=execution.pk if execution else None,
+            at=at,
+        )
+        summary.audit_log.created += 1
+    if old:
+        summary.warn(
+            f"{old} v1 audit row(s) older than MEDIC_AUDIT_RETENTION_DAYS ({days}) were skipped: "
+            "the retention purge would remove them."
+        )
+
+
+# --- API keys ---------------------------------------------------------------------------------
+
+
+def _import_api_keys(rows: list[dict[str, Any]], now: datetime, summary: ImportSummary) -> None:
+    """v1 api_keys -> API keys with v1's Argon2id hash, verbatim, so deployed clients keep their
+    keys. v1 stored no look-up prefix: medic.apikeys finds a v1 key among at most
+    MEDIC_V1_API_KEY_CANDIDATES not-yet-used imported keys once, then by a prefix bound to it
+    (docs/migrating-from-v1.md, "API keys"). So no more than that many wait at once; expired
+    keys are not imported."""
+    limit = max(settings.MEDIC_V1_API_KEY_CANDIDATES, 0)
+    imported = {
+        int(k.removeprefix(V1_CREATED_BY))
+        for k in ApiKey.objects.filter(created_by__startswith=V1_CREATED_BY).values_list(
+            "created_by", flat=True
+        )
+    }
+    waiting = v1_key_candidates()
+    over: list[str] = []
+    for row in rows:
+        v1_id = _v1_pk(row)
+        label = f"v1 API key {v1_id} ({row['name']})"
+        expires = _aware(row.get("expires_at"))
+        if expires is not None and expires <= now and v1_id not in imported:
+            summary.api_keys.skipped += 1
+            summary.warn(f"{label}: not imported, it expired in v1.")
+            continue
+        if v1_id not in imported and waiting >= limit:
+            summary.api_keys.skipped += 1
+            over.append(row["name"])
+            continue
+        try:
+            result = api_key_import_v1(
+                v1_id=v1_id,
+                name=row["name"],
+                key_hash=(row.get("key_hash") or "").strip(),
+                scopes=list(row.get("scopes") or ["read"]),
+                expires_at=expires,
+                created_at=_aware(row.get("created_at")),
+                actor=ACTOR,
+            )
+        except InvalidInput as exc:
+            summary.api_keys.skipped += 1
+            summary.warn(f"{label}: not imported, {exc.fields or exc.message}.")
+            continue
+        if result.created:
+            waiting += 1
+        if not result.changed:
+            summary.api_keys.unchanged += 1
+        else:
+            summary.api_keys.written(new=result.created)
+    if over:
+        summary.warn(
+            f"{len(over)} v1 API key(s) not imported ({', '.join(over)}): at most "
+            f"MEDIC_V1_API_KEY_CANDIDATES ({limit}) imported keys may wait for their first use; "
+            "create Medic 2 keys for these clients, or re-run once imported keys have been used."
+        )

@@ -313,6 +313,15 @@ def service_row(service: Service) -> dict[str, Any]:
         "runbook": service.runbook or None,
         "date_added": _iso(service.date_added),
         "date_modified": _iso(service.date_modified),
+        # v1 HEAD's columns: NULL when unmuted; whole milliseconds; v1's team_id and schedule_id
+        # were read by nothing and have no Medic 2 counterpart (teams are matched by name).
+        "date_muted": _iso(service.date_muted) if service.muted else None,
+        "team_id": None,
+        "schedule_id": None,
+        "max_duration_ms": service.max_duration_seconds * 1000
+        if service.max_duration_seconds
+        else None,
+        "grace_period_seconds": service.grace_period_seconds,
     }
 
 
@@ -767,6 +776,11 @@ SWAGGER: dict[str, Any] = {
                 "runbook": {"type": "string", "x-nullable": True},
                 "date_added": _TIME,
                 "date_modified": _TIME,
+                "date_muted": {**_TIME, "x-nullable": True},
+                "team_id": {"type": "integer", "x-nullable": True},
+                "schedule_id": {"type": "integer", "x-nullable": True},
+                "max_duration_ms": {"type": "integer", "x-nullable": True},
+                "grace_period_seconds": {"type": "integer"},
             },
         },
         "Alert": {

@@ -301,7 +301,7 @@ def api_key_verify(secret: str, *, gate: Callable[[], None] | None = None) -> Ap
     ``gate`` runs before any database or hashing work for a key that is not already trusted
     (the per-address limit on unauthenticated traffic); cached keys skip it.
     """
-    if not secret.startswith(KEY_PREFIX) or len(secret) != _KEY_LEN:
+    if not (secret.startswith(KEY_PREFIX) and len(secret) == _KEY_LEN) and not _v1_shaped(secret):
         if gate is not None:
             gate()
         raise _fail("malformed", "The API key is malformed: Medic keys look like mdk_ + 48 chars.")
@@ -330,16 +330,19 @@ def api_key_verify(secret: str, *, gate: Callable[[], None] | None = None) -> Ap
 
 
 def _verify_slow(secret: str, digest: bytes) -> _Entry:
-    lookup = secret[len(KEY_PREFIX) : len(KEY_PREFIX) + _LOOKUP_LEN]
-    row = ApiKey.objects.filter(prefix=lookup).first()
-    if row is None:
-        raise _fail("unknown", "The API key is not valid.")
-    API_KEY_HASH_VERIFICATIONS.inc()
-    try:
-        _hasher.verify(row.hashed_key, secret)
-    except (VerificationError, InvalidHashError):
-        key_cache.reject(digest)
-        raise _fail("invalid", "The API key is not valid.") from None
+    if len(secret) == V1_KEY_LEN:
+        row = _v1_row(secret, digest)
+    else:
+        lookup = secret[len(KEY_PREFIX) : len(KEY_PREFIX) + _LOOKUP_LEN]
+        row = ApiKey.objects.filter(prefix=lookup).first()
+        if row is None:
+            raise _fail("unknown", "The API key is not valid.")
+        API_KEY_HASH_VERIFICATIONS.inc()
+        try:
+            _hasher.verify(row.hashed_key, secret)
+        except (VerificationError, InvalidHashError):
+            key_cache.reject(digest)
+            raise _fail("invalid", "The API key is not valid.") from None
     if row.revoked_at is not None:
         key_cache.reject(digest, ttl=300.0)  # a revoked key must not cost a hash per request
         raise _fail("revoked", "The API key has been revoked.")
@@ -394,3 +397,137 @@ def _touch(entry: _Entry) -> None:
     if entry.last_used_at is None or now - entry.last_used_at > _LAST_USED_RESOLUTION:
         ApiKey.objects.filter(pk=entry.key_id).update(last_used_at=now)
         entry.last_used_at = now
+
+
+# --- Keys imported from Medic v1 ---------------------------------------------------------------
+#
+# v1 keys are ``mdk_`` + ``secrets.token_urlsafe(32)`` (43 characters), stored as an Argon2id hash
+# and nothing else: no look-up prefix. v1 found a key by verifying every hash. Medic 2 does not:
+#
+# * ``manage.py import_v1`` copies each hash verbatim into a row whose prefix is ``v1-<v1 id>``
+#   (never a Medic 2 look-up, which is 8 letters and digits) and imports at most
+#   MEDIC_V1_API_KEY_CANDIDATES of them;
+# * the first time a v1-shaped key is presented, it is verified against those not-yet-seen rows
+#   only (at most MEDIC_V1_API_KEY_CANDIDATES hashes, after the per-address limit on
+#   unauthenticated traffic), and the row that matches is bound to it: its prefix becomes
+#   ``v1`` + the first 14 hex digits of the key's SHA-256 (the key holds 256 random bits, so this
+#   says nothing usable about it). It then leaves the candidate set;
+# * from then on that key is found by its prefix, exactly like a Medic 2 key: one hash.
+#
+# A wrong v1-shaped key costs at most MEDIC_V1_API_KEY_CANDIDATES hashes once, then is refused
+# from the negative cache; the set shrinks as deployed clients are seen, and is empty once every
+# v1 key has been used (or revoked).
+
+V1_KEY_LEN = len(KEY_PREFIX) + 43
+V1_UNBOUND_PREFIX = "v1-"
+V1_CREATED_BY = "import:v1#"
+_V1_ALPHABET = frozenset(string.ascii_letters + string.digits + "-_")
+
+
+def _v1_shaped(secret: str) -> bool:
+    return (
+        len(secret) == V1_KEY_LEN
+        and secret.startswith(KEY_PREFIX)
+        and _V1_ALPHABET.issuperset(secret[len(KEY_PREFIX) :])
+    )
+
+
+def v1_bound_prefix(secret: str) -> str:
+    return "v1" + hashlib.sha256(secret.encode()).hexdigest()[:14]
+
+
+def _v1_candidates():
+    return ApiKey.objects.filter(
+        prefix__startswith=V1_UNBOUND_PREFIX, created_by__startswith=V1_CREATED_BY
+    ).order_by("pk")
+
+
+def _v1_row(secret: str, digest: bytes) -> ApiKey:
+    """The imported v1 key row for a v1-shaped secret: by its bound prefix (one hash), else
+    among the rows not yet bound (at most MEDIC_V1_API_KEY_CANDIDATES hashes), binding it."""
+    bound = v1_bound_prefix(secret)
+    row = ApiKey.objects.filter(prefix=bound).first()
+    if row is not None:
+        API_KEY_HASH_VERIFICATIONS.inc()
+        try:
+            _hasher.verify(row.hashed_key, secret)
+        except (VerificationError, InvalidHashError):
+            key_cache.reject(digest)
+            raise _fail("invalid", "The API key is not valid.") from None
+        return row
+    limit = max(settings.MEDIC_V1_API_KEY_CANDIDATES, 0)
+    for candidate in _v1_candidates().filter(revoked_at=None)[:limit]:
+        API_KEY_HASH_VERIFICATIONS.inc()
+        try:
+            _hasher.verify(candidate.hashed_key, secret)
+        except (VerificationError, InvalidHashError):
+            continue
+        # Bound once: a concurrent first use of the same key binds the same prefix.
+        ApiKey.objects.filter(pk=candidate.pk, prefix=candidate.prefix).update(prefix=bound)
+        candidate.prefix = bound
+        return candidate
+    key_cache.reject(digest, ttl=300.0)
+    raise _fail("unknown", "The API key is not valid.")
+
+
+@dataclass
+class V1KeyImport:
+    key: ApiKey
+    created: bool
+    changed: bool
+
+
+def api_key_import_v1(
+    *,
+    v1_id: int,
+    name: str,
+    key_hash: str,
+    scopes: list[str],
+    expires_at: datetime | None,
+    created_at: datetime | None,
+    actor: str,
+) -> V1KeyImport:
+    """Create or update the row of one v1 key (see above), matched by its v1 id. The hash is
+    copied verbatim; a changed hash (v1 re-hashes its ``admin`` key at each start) unbinds the
+    row. Unchanged, it writes nothing."""
+    if not key_hash.startswith("$argon2id$"):
+        raise InvalidInput(fields={"key_hash": ["Not an Argon2id PHC string."]})
+    scope_list = normalize_scopes(scopes)
+    name = (name or "").strip()[:100] or f"v1 key {v1_id}"
+    created_by = f"{V1_CREATED_BY}{v1_id}"
+    with transaction.atomic():
+        key = ApiKey.objects.select_for_update().filter(created_by=created_by).first()
+        created = key is None
+        if created:
+            key = ApiKey(
+                prefix=f"{V1_UNBOUND_PREFIX}{v1_id}",
+                created_by=created_by,
+                created_at=created_at or timezone.now(),
+            )
+        wanted = {"name": name, "scopes": scope_list, "expires_at": expires_at}
+        changed = [f for f, v in wanted.items() if getattr(key, f) != v]
+        if key.hashed_key != key_hash:
+            changed += ["hashed_key", "prefix"]
+            key.hashed_key = key_hash
+            key.prefix = f"{V1_UNBOUND_PREFIX}{v1_id}"
+        if not created and not changed:
+            return V1KeyImport(key, False, False)
+        for field_name, value in wanted.items():
+            setattr(key, field_name, value)
+        key.full_clean()
+        key.save()
+        AuditEvent.objects.create(
+            actor=actor,
+            event="api_key.imported",
+            object_type="api_key",
+            object_id=str(key.pk),
+            details={"name": key.name, "scopes": scope_list, "v1_id": v1_id, "changed": changed},
+        )
+    return V1KeyImport(key, created, True)
+
+
+def v1_key_candidates(*, exclude_v1_ids: set[int] | None = None) -> int:
+    """How many imported v1 keys wait for their first use (the candidate set)."""
+    rows = _v1_candidates().filter(revoked_at=None).values_list("created_by", flat=True)
+    skip = {f"{V1_CREATED_BY}{i}" for i in exclude_v1_ids or ()}
+    return sum(1 for r in rows if r not in skip)

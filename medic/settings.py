@@ -286,6 +286,9 @@ MEDIC_RENOTIFY_MINUTES = env_float("MEDIC_RENOTIFY_MINUTES", 0.0)
 MEDIC_V1_ALLOW_ANONYMOUS_HEARTBEATS = env_bool("MEDIC_V1_ALLOW_ANONYMOUS_HEARTBEATS", False)
 # How long a verified API key is trusted before its row is re-read (revocation delay bound).
 MEDIC_API_KEY_RECHECK_SECONDS = env_float("MEDIC_API_KEY_RECHECK_SECONDS", 2.0)
+# Keys imported from Medic v1 carry no look-up prefix: a v1-shaped key not yet seen is tried
+# against at most this many imported v1 hashes (manage.py import_v1 imports no more).
+MEDIC_V1_API_KEY_CANDIDATES = env_int("MEDIC_V1_API_KEY_CANDIDATES", 10)
 
 # --- Notifications ----------------------------------------------------------------------------
 SLACK_BOT_TOKEN = env_str("SLACK_BOT_TOKEN", "")

@@ -16,7 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from medic.enqueue import enqueue_on_commit
-from medic.errors import Conflict, Forbidden, NotFound
+from medic.errors import Conflict, Forbidden, InvalidInput, NotFound
 from remediation.approvals import metrics, tasks
 from remediation.approvals.models import (
     ApprovalMode,
@@ -26,7 +26,7 @@ from remediation.approvals.models import (
     approval_page_url,
 )
 from remediation.playbooks import compliance, engine
-from remediation.playbooks.models import Execution, ExecutionState
+from remediation.playbooks.models import FINAL_STATES, Execution, ExecutionState
 from remediation.playbooks.spec import seconds
 
 logger = logging.getLogger(__name__)
@@ -326,3 +326,48 @@ def approvals_recovered(*, service_id: int, now: datetime | None = None) -> int:
             if execution.state == ExecutionState.PENDING_APPROVAL:
                 engine.execution_cancel(execution_id=execution_id, actor=SYSTEM, reason=RECOVERED)
     return len(ids)
+
+
+def approval_history_record(
+    *,
+    execution: Execution,
+    state: str,
+    mode: str,
+    created_at: datetime,
+    deadline_at: datetime,
+    decided_at: datetime | None,
+    decided_by: str,
+    channel: str,
+    why: str,
+) -> tuple[ApprovalRequest, bool]:
+    """Record (or bring up to date) the approval request of an execution recorded as history
+    (``playbooks.services.execution_history_record``). Never pending: a request nobody decided
+    elsewhere arrives cancelled, so it can never be decided here; nothing is sent to Slack.
+    Returns the request and whether it was written."""
+    if state == ApprovalState.PENDING or state not in ApprovalState.values:
+        raise InvalidInput(fields={"state": ["A decided state: history is never pending."]})
+    if execution.state not in FINAL_STATES:
+        raise InvalidInput(fields={"execution": ["Only a finished execution has history."]})
+    wanted = {
+        "state": state,
+        "mode": mode,
+        "created_at": created_at,
+        "deadline_at": deadline_at,
+        "decided_at": decided_at,
+        "decided_by": decided_by[:150],
+        "channel": channel,
+        "why": why[:500],
+    }
+    with transaction.atomic():
+        request = ApprovalRequest.objects.select_for_update().filter(execution=execution).first()
+        if request is None:
+            request = ApprovalRequest.objects.create(
+                execution=execution, requested_by=execution.requested_by, **wanted
+            )
+            return request, True
+        changed = [f for f, v in wanted.items() if getattr(request, f) != v]
+        for field_name in changed:
+            setattr(request, field_name, wanted[field_name])
+        if changed:
+            request.save(update_fields=changed)
+    return request, bool(changed)

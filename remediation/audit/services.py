@@ -34,12 +34,15 @@ def audit_record(
     playbook: str | None = None,
     service: str | None = None,
     execution_id: int | None = None,
+    at: datetime | None = None,
 ) -> AuditEntry:
     """Append one audit row. Call it inside the transaction of the change it records, so the
     change and its row commit (or roll back) together. Every stored secret's plaintext in
-    ``details`` (strings at any depth, keys included) is replaced by ``••••••`` first."""
+    ``details`` (strings at any depth, keys included) is replaced by ``••••••`` first. ``at``
+    is when it happened when that is not now: history recorded from another system (the v1
+    import), whose ``details`` then say where it comes from."""
     entry = AuditEntry(
-        created_at=timezone.now(),
+        created_at=at or timezone.now(),
         actor=_cut(actor, "actor") or "system",
         event=event,
         object_type=_cut(object_type, "object_type") or "",

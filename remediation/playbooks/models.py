@@ -81,6 +81,11 @@ FINAL_STATES = (
 )
 
 
+# ``Execution.trigger["kind"]`` of history recorded from another system (the Medic v1 import):
+# final, never due, never scored, never counted for demotion.
+HISTORY_KIND = "history.import"
+
+
 class Outcome(models.TextChoices):
     RECOVERED = "recovered", "the service recovered within the verify window"
     NOT_RECOVERED = "not_recovered", "the service did not recover within the verify window"

@@ -16,7 +16,14 @@ from django.db import transaction
 from django.utils import timezone
 
 from remediation.playbooks import compliance, engine, metrics
-from remediation.playbooks.models import Execution, ExecutionState, Mode, Outcome, Playbook
+from remediation.playbooks.models import (
+    HISTORY_KIND,
+    Execution,
+    ExecutionState,
+    Mode,
+    Outcome,
+    Playbook,
+)
 
 
 def _recovered(execution: Execution) -> bool:
@@ -31,9 +38,12 @@ def _recovered(execution: Execution) -> bool:
 
 def outcomes_score(*, now: datetime | None = None, limit: int = 500) -> int:
     now = now or timezone.now()
-    pending = Execution.objects.filter(state=ExecutionState.COMPLETED, outcome="").order_by(
-        "verify_until"
-    )[:limit]
+    # History recorded from another system (the v1 import) is not scored by today's status.
+    pending = (
+        Execution.objects.filter(state=ExecutionState.COMPLETED, outcome="")
+        .exclude(trigger__kind=HISTORY_KIND)
+        .order_by("verify_until")[:limit]
+    )
     scored = 0
     touched: set[int] = set()
     for execution in pending.select_related("playbook"):

@@ -13,8 +13,12 @@ from django.utils import timezone
 from medic.errors import Conflict, InvalidInput
 from remediation.playbooks import compliance, selectors
 from remediation.playbooks.models import (
+    FINAL_STATES,
+    HISTORY_KIND,
     BreakerScope,
     CircuitBreaker,
+    Execution,
+    ExecutionStep,
     Mode,
     Playbook,
     PlaybookVersion,
@@ -23,11 +27,14 @@ from remediation.playbooks.models import (
 from remediation.playbooks.spec import Context, Parsed, from_data, parse_yaml, validate
 
 
-def validation_context() -> Context:
+def validation_context(*, disabled_scripts: bool = False) -> Context:
+    """What the checks know of this installation. ``disabled_scripts`` also lets steps name
+    scripts that are disabled (an import in shadow mode: nothing runs until they are enabled)."""
     from remediation.models import Agent, Script
 
     scripts = {}
-    for script in Script.objects.filter(enabled=True):
+    found = Script.objects.all() if disabled_scripts else Script.objects.filter(enabled=True)
+    for script in found:
         version = script.versions.get(version=script.current_version)
         scripts[script.name] = {
             "run_local": version.run_local,
@@ -56,9 +63,9 @@ def parse(document) -> Parsed:
     return from_data(document)
 
 
-def playbook_validate(*, document) -> tuple[Parsed, dict]:
+def playbook_validate(*, document, disabled_scripts: bool = False) -> tuple[Parsed, dict]:
     parsed = parse(document)
-    return parsed, validate(parsed, validation_context())
+    return parsed, validate(parsed, validation_context(disabled_scripts=disabled_scripts))
 
 
 def diff_text(old: str, new: str, *, name: str, old_version: int | None, new_version: int) -> str:
@@ -81,10 +88,18 @@ class Saved:
 
 
 def playbook_save(
-    *, document, actor: str, reason: str = "", name: str | None = None, create_only: bool = False
+    *,
+    document,
+    actor: str,
+    reason: str = "",
+    name: str | None = None,
+    create_only: bool = False,
+    disabled_scripts: bool = False,
 ) -> Saved:
-    """Create a playbook or write its next version. An unchanged document writes nothing."""
-    parsed, spec = playbook_validate(document=document)
+    """Create a playbook or write its next version. An unchanged document writes nothing.
+    ``disabled_scripts``: see ``validation_context`` (the v1 import, whose scripts arrive
+    disabled)."""
+    parsed, spec = playbook_validate(document=document, disabled_scripts=disabled_scripts)
     if name is not None and spec["name"] != name:
         raise InvalidInput(
             f"The document names '{spec['name']}', not '{name}' (rename by creating a new one).",
@@ -256,3 +271,91 @@ def playbook_restore(*, name: str, version: int, actor: str, reason: str = "") -
         reason=reason or f"restored version {old.version}",
         name=playbook.name,
     )
+
+
+# --- History from another system (the Medic v1 import) ----------------------------------------
+
+
+def execution_history_record(
+    *,
+    playbook: Playbook,
+    key: str,
+    state: str,
+    service,
+    service_name: str,
+    created_at,
+    finished_at,
+    error: str = "",
+    steps: list[dict] | None = None,
+    source: dict | None = None,
+) -> tuple[Execution, bool]:
+    """Record (or bring up to date) a finished execution that ran elsewhere: a read-only row in a
+    final state, against the playbook's current version, never automatic (it counts for no
+    demotion), never due (the engine never looks at it) and never scored. ``key`` identifies it
+    in ``source`` (``trigger``: ``{"kind": "history.import", "key": ..., **source}``), so a second
+    call with the same data writes nothing. ``steps``: ``{"name", "type", "state",
+    "started_at", "finished_at", "result"}`` in order. Returns the execution and whether it
+    was written."""
+    if state not in FINAL_STATES:
+        raise InvalidInput(fields={"state": [f"One of {', '.join(FINAL_STATES)}."]})
+    trigger = {"kind": HISTORY_KIND, "key": key, **(source or {})}
+    steps = steps or []
+    with transaction.atomic():
+        execution = (
+            Execution.objects.select_for_update()
+            .filter(trigger__kind=HISTORY_KIND, trigger__key=key)
+            .first()
+        )
+        wanted = {
+            "state": state,
+            "error": error[:1000],
+            "finished_at": finished_at,
+            "trigger": trigger,
+            "service_name": service_name[:255],
+        }
+        if execution is not None:
+            changed = [f for f, v in wanted.items() if getattr(execution, f) != v]
+            same_steps = [
+                (s.name, s.state, s.started_at, s.finished_at, s.result)
+                for s in execution.steps.all()
+            ] == [
+                (s["name"][:100], s["state"], s["started_at"], s["finished_at"], s["result"])
+                for s in steps
+            ]
+            if not changed and same_steps:
+                return execution, False
+            for field_name in changed:
+                setattr(execution, field_name, wanted[field_name])
+            execution.save(update_fields=changed)
+            execution.steps.all().delete()
+        else:
+            execution = Execution.objects.create(
+                playbook=playbook,
+                version=selectors.version_get(playbook),
+                mode=Mode.ACTIVE,
+                service=service,
+                alert=None,
+                automatic=False,
+                requested_by="history",
+                created_at=created_at,
+                started_at=created_at,
+                due_at=None,
+                **wanted,
+            )
+            execution.events.create(
+                at=created_at, kind="imported", to_state=state, message="recorded as history"
+            )
+        ExecutionStep.objects.bulk_create(
+            ExecutionStep(
+                execution=execution,
+                position=index,
+                name=step["name"][:100],
+                type=step["type"][:16],
+                state=step["state"],
+                started_at=step["started_at"],
+                finished_at=step["finished_at"],
+                result=step["result"],
+            )
+            for index, step in enumerate(steps)
+        )
+    return execution, True

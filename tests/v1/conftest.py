@@ -46,4 +46,11 @@ def service_row(service: Service) -> dict:
         "runbook": service.runbook or None,
         "date_added": iso(service.date_added),
         "date_modified": iso(service.date_modified),
+        "date_muted": iso(service.date_muted) if service.muted else None,
+        "team_id": None,
+        "schedule_id": None,
+        "max_duration_ms": service.max_duration_seconds * 1000
+        if service.max_duration_seconds
+        else None,
+        "grace_period_seconds": service.grace_period_seconds,
     }

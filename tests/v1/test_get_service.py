@@ -40,7 +40,19 @@ def test_rows_have_v1_keys_and_integer_flags(reader):
         "runbook",
         "date_added",
         "date_modified",
+        # v1 HEAD's columns (migrations 001+), in v1's order.
+        "date_muted",
+        "team_id",
+        "schedule_id",
+        "max_duration_ms",
+        "grace_period_seconds",
     ]
+    assert first["date_muted"] is not None and second["date_muted"] is None
+    assert (first["team_id"], first["max_duration_ms"], first["grace_period_seconds"]) == (
+        None,
+        None,
+        0,
+    )
     assert (first["active"], first["muted"], first["down"], first["alert_interval"]) == (1, 1, 0, 5)
     assert isinstance(first["alert_interval"], int) and first["runbook"] == "r"
     assert (second["active"], second["muted"], second["down"]) == (0, 0, 1)

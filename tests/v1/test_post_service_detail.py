@@ -130,6 +130,18 @@ def test_mute_uses_the_default_duration_and_unmute_lifts_it(writer, settings):
     assert not service.muted and service.mute_until is None
 
 
+def test_v1s_observed_24_minute_mute_is_one_setting_away(writer, settings):
+    # v1's worker unmuted after 96 checks of 15 s (its comment says 24 hours); the migration
+    # guide's way to get that back: MEDIC_DEFAULT_MUTE_HOURS=0.4.
+    settings.MEDIC_DEFAULT_MUTE_HOURS = 0.4
+    service = ServiceFactory()
+    started = timezone.now()
+    assert writer.post("/service/billing-worker", {"muted": 1}).json() == UPDATED
+    service.refresh_from_db()
+    expected = started + timedelta(minutes=24)
+    assert expected <= service.mute_until <= expected + timedelta(seconds=30)
+
+
 def test_deactivate_then_heartbeats_are_refused_and_reactivate(writer):
     service = ServiceFactory()
     assert writer.post("/service/billing-worker", {"active": 0}).json() == UPDATED

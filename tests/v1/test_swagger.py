@@ -55,6 +55,11 @@ def test_describes_every_v1_endpoint(reader):
         "runbook",
         "date_added",
         "date_modified",
+        "date_muted",
+        "team_id",
+        "schedule_id",
+        "max_duration_ms",
+        "grace_period_seconds",
     }
 
 

@@ -13,8 +13,8 @@ from compat.importer import V1_TIMEZONE, V1ImportError, v1_import
 class Command(BaseCommand):
     help = (
         "Import services, heartbeats, alerts, teams, schedules, targets, scripts, job runs, "
-        "maintenance windows and secrets from a Medic v1 PostgreSQL database, and report what "
-        "is not imported. "
+        "maintenance windows, secrets, API keys, playbooks and remediation history from a Medic "
+        "v1 PostgreSQL database, and report what is not imported and why. "
         "Idempotent; start with --dry-run."
     )
 
@@ -55,6 +55,12 @@ class Command(BaseCommand):
             "reported, not imported.",
         )
         parser.add_argument(
+            "--keep-v1-mode",
+            action="store_true",
+            help="Import v1's playbooks active, as v1 ran them (default: shadow mode, so nothing "
+            "runs before it is reviewed).",
+        )
+        parser.add_argument(
             "--batch-size", type=int, default=5000, help="Rows per read and insert (default 5000)."
         )
 
@@ -80,6 +86,7 @@ class Command(BaseCommand):
                 batch_size=batch_size,
                 v1_timezone=options["v1_timezone"],
                 secrets_key=secrets_key,
+                keep_v1_mode=options["keep_v1_mode"],
                 progress=self.stderr.write if verbose else None,
             )
         except V1ImportError as exc:
