@@ -359,6 +359,9 @@ MEDIC_AGENT_POLL_RECHECK_SECONDS = env_float(
 # Each agent is monitored as the service ``agent-<name>``: a poll records at most one heartbeat
 # per MEDIC_AGENT_HEARTBEAT_SECONDS; the service goes down after MEDIC_AGENT_OFFLINE_AFTER_MINUTES.
 MEDIC_AGENT_HEARTBEAT_SECONDS = env_int("MEDIC_AGENT_HEARTBEAT_SECONDS", 60)
+# The PRD's promise: an agent stays under 5 MB resident (MB = 10^6 bytes). Agents above it are
+# listed on the Outcomes page and counted in medic_agents_over_memory_threshold.
+MEDIC_AGENT_MEMORY_THRESHOLD_BYTES = env_int("MEDIC_AGENT_MEMORY_THRESHOLD_BYTES", 5_000_000)
 MEDIC_AGENT_OFFLINE_AFTER_MINUTES = env_float("MEDIC_AGENT_OFFLINE_AFTER_MINUTES", 3.0)
 MEDIC_AGENT_SERVICE_TEAM = env_str("MEDIC_AGENT_SERVICE_TEAM", "site-reliability")
 MEDIC_AGENT_SERVICE_PRIORITY = env_str("MEDIC_AGENT_SERVICE_PRIORITY", "p3")
