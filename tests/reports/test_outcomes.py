@@ -1,0 +1,170 @@
+"""GET /v2/reports/outcomes and the per-bucket series over the controlled-clock history of
+test_success_metrics, extended by a flapping service and an agent's memory: every figure of every
+bucket asserted exactly, in JSON and in CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import timedelta
+
+import pytest
+
+from remediation.agents import agent_create, agent_seen
+from remediation.reports import series
+from remediation.reports.selectors import Period
+from tests.reports.test_success_metrics import ENABLED, HOUR, MINUTE, _incident, history  # noqa: F401
+
+pytestmark = pytest.mark.django_db
+DAY = timedelta(days=1)
+E = ENABLED
+
+
+@pytest.fixture
+def outcome_history(history, settings):  # noqa: F811
+    from heartbeats.models import Service
+
+    cron = Service.objects.get(heartbeat_name="cron-x")
+    # The next day cron-x flaps: three alerts twenty minutes apart, each gone in five minutes.
+    for k in range(3):
+        start = E + DAY + HOUR + k * 20 * MINUTE
+        _incident(cron, start, start + 5 * MINUTE)
+    settings.MEDIC_AGENT_HEARTBEAT_SECONDS = 60
+    big = agent_create(name="edge-1", actor="t").agent
+    small = agent_create(name="edge-2", actor="t").agent
+    agent_create(name="edge-3", actor="t")  # never reports
+    for at, rss in [(E - 12 * HOUR, 6_000_000), (E + HOUR, 4_000_000), (E + DAY, 7_000_000)]:
+        agent_seen(agent_id=big.pk, memory_rss_bytes=rss, agent_version="0.2.0", now=at)
+    agent_seen(agent_id=small.pk, memory_rss_bytes=3_100_000, now=E + DAY + HOUR)
+    return Period(E - DAY, E + 2 * DAY)
+
+
+def _stats(count, mean, p50, p90, p99):
+    return {"count": count, "mean": mean, "p50": p50, "p90": p90, "p99": p99}
+
+
+def _one(seconds):
+    return _stats(1, seconds, seconds, seconds, seconds)
+
+
+def test_daily_series_figures(outcome_history):
+    report = series.outcome_series(outcome_history)
+    assert report["bucket"] == "day"
+    b0, b1, b2 = report["buckets"]
+    assert [(b["start"], b["end"]) for b in (b0, b1, b2)] == [
+        (E - DAY, E),
+        (E, E + DAY),
+        (E + DAY, E + 2 * DAY),
+    ]
+    # Before playbooks: worker-a on its own in 40 minutes, worker-b by a person in an hour.
+    assert b0 == {
+        "start": E - DAY,
+        "end": E,
+        "alerts": 2,
+        "mttr": {
+            "all": _stats(2, 3000.0, 3000.0, 3480.0, 3588.0),
+            "own": _one(2400.0),
+            "playbook": None,
+            "approved": None,
+            "human": _one(3600.0),
+        },
+        "alert_share": 1.0,
+        "false_positive_rate": 0.0,
+        "agents_over_memory_threshold": 1,
+    }
+    # The day the playbooks came: the same figures as the whole-day report.
+    assert b1["alerts"] == 7
+    assert b1["mttr"]["all"] == _stats(6, 1250.0, 900.0, 2700.0, 3510.0)
+    assert b1["mttr"]["own"] == _stats(3, 700.0, 180.0, 1476.0, 1767.6)
+    assert b1["mttr"]["playbook"] == _one(600.0)
+    assert b1["mttr"]["approved"] == _one(1200.0)
+    assert b1["mttr"]["human"] == _one(3600.0)
+    assert (b1["alert_share"], b1["false_positive_rate"]) == (0.4286, 0.2857)
+    assert b1["agents_over_memory_threshold"] == 0
+    # The flapping day.
+    assert b2["alerts"] == 3
+    assert b2["mttr"]["all"] == b2["mttr"]["own"] == _stats(3, 300.0, 300.0, 300.0, 300.0)
+    assert (b2["alert_share"], b2["false_positive_rate"]) == (0.0, 1.0)
+    assert b2["agents_over_memory_threshold"] == 1
+
+
+def test_weekly_buckets_start_on_monday_and_are_clipped(outcome_history):
+    period = Period(E - 12 * DAY, E + 20 * DAY)  # 32 days: weeks
+    report = series.outcome_series(period)
+    assert report["bucket"] == "week"
+    starts = [(b["start"], b["end"]) for b in report["buckets"]]
+    assert starts == [
+        (E - 12 * DAY, E - 7 * DAY),
+        (E - 7 * DAY, E),
+        (E, E + 7 * DAY),
+        (E + 7 * DAY, E + 14 * DAY),
+        (E + 14 * DAY, E + 20 * DAY),
+    ]
+    assert [b["alerts"] for b in report["buckets"]] == [0, 2, 10, 0, 0]
+    assert [b["agents_over_memory_threshold"] for b in report["buckets"]] == [0, 1, 1, 0, 0]
+    assert report["buckets"][2]["mttr"]["all"]["count"] == 9
+    assert report["buckets"][0]["mttr"]["all"] is None
+    assert report["buckets"][0]["alert_share"] is None
+
+
+def test_flapping_and_agents_over_the_threshold(outcome_history):
+    from remediation.reports import selectors
+
+    accuracy = selectors.accuracy(outcome_history)
+    assert accuracy["alerts"] == 12
+    assert (accuracy["repeat_alerts"], accuracy["repeat_share"]) == (2, 0.1667)
+    assert accuracy["flapping_services"] == ["cron-x"]
+    assert accuracy["resolved_within_interval_unaided"] == 5
+    agents = selectors.agents()
+    assert agents["threshold_bytes"] == 5_000_000
+    assert (agents["agents"], agents["reporting"], agents["max_rss_bytes"]) == (3, 2, 7_000_000)
+    assert [
+        (a["name"], a["memory_rss_bytes"], a["agent_version"]) for a in agents["over_threshold"]
+    ] == [("edge-1", 7_000_000, "0.2.0")]
+    assert agents["target"] == {"met": False}
+
+
+def test_outcomes_api_json_csv_and_bad_input(outcome_history, reader, outsider):
+    query = {"from": (E - DAY).isoformat(), "to": (E + 2 * DAY).isoformat()}
+    assert outsider.get("/v2/reports/outcomes", query).status_code == 401
+    body = reader.get("/v2/reports/outcomes", query).json()
+    assert body["since"] == "2027-02-28T00:00:00Z" and body["until"] == "2027-03-03T00:00:00Z"
+    assert body["accuracy"]["flapping_services"] == ["cron-x"]
+    assert body["agents"]["over_threshold"][0]["name"] == "edge-1"
+    assert [b["alerts"] for b in body["series"]["buckets"]] == [2, 7, 3]
+    # The first name answers the same figures (without the series), with since/until.
+    old = reader.get(
+        "/v2/reports/success-metrics", {"since": query["from"], "until": query["to"]}
+    ).json()
+    assert old["mttr"] == body["mttr"] and old["agents"] == body["agents"]
+    assert "series" not in old
+
+    response = reader.get("/v2/reports/outcomes", {**query, "format": "csv"})
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    assert "medic-outcomes-20270228-20270303.csv" in response["Content-Disposition"]
+    rows = list(csv.reader(io.StringIO(response.content.decode())))
+    assert rows[0] == ["start", "end", "figure", "value"]
+    cells = {(r[0], r[2]): r[3] for r in rows[1:]}
+    whole = "2027-02-28T00:00:00+00:00"
+    assert cells[(whole, "mttr.overall.p90")] == str(body["mttr"]["overall"]["p90"])
+    assert cells[(whole, "accuracy.repeat_alerts")] == "2"
+    assert cells[(whole, "accuracy.flapping_services.0")] == "cron-x"
+    assert cells[(whole, "coverage.target.met")] == "false"
+    assert cells[(whole, "agents.over_threshold.0.memory_rss_bytes")] == "7000000"
+    assert cells[("2027-03-01T00:00:00+00:00", "mttr.own.p99")] == "1767.6"
+    assert cells[("2027-03-02T00:00:00+00:00", "false_positive_rate")] == "1.0"
+    assert cells[("2027-02-28T00:00:00+00:00", "mttr.playbook")] == ""
+    assert cells[("2027-02-28T00:00:00+00:00", "agents_over_memory_threshold")] == "1"
+    by_accept = reader.get("/v2/reports/outcomes", query, HTTP_ACCEPT="text/csv")
+    assert by_accept.content == response.content
+
+    bad = reader.get("/v2/reports/outcomes", {"from": "soon", "since": "x", "format": "xml"})
+    assert bad.status_code == 400
+    assert set(bad.json()["error"]["fields"]) == {"from", "since", "format"}
+    backwards = reader.get("/v2/reports/outcomes", {"from": query["to"], "to": query["from"]})
+    assert backwards.json()["error"]["fields"] == {"to": ["Must be later than from."]}
+    too_long = reader.get(
+        "/v2/reports/outcomes", {"from": "2026-01-01T00:00:00Z", "to": "2027-03-01T00:00:00Z"}
+    )
+    assert too_long.json()["error"]["fields"] == {"from": ["The period is at most 366 days."]}
