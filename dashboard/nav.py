@@ -35,7 +35,7 @@ NAV: list[NavItem] = [
     NavItem("Playbooks", "dashboard:playbooks", Role.VIEWER, ("/ui/playbooks",)),
     NavItem("Executions", "dashboard:executions", Role.VIEWER, ("/ui/executions",)),
     NavItem("Approvals", "dashboard:approvals", Role.VIEWER, ("/ui/approvals",)),
-    NavItem("Reports", "dashboard:reports", Role.VIEWER, ("/ui/reports",)),
+    NavItem("Outcomes", "dashboard:reports", Role.VIEWER, ("/ui/reports",)),
     NavItem("API keys", "dashboard:apikeys", Role.ADMIN, ("/ui/api-keys",)),
 ]
 

@@ -334,3 +334,9 @@ def bound(form, name: str):
 def is_web_url(value: str) -> bool:
     """Only http(s) links become links (a runbook could hold ``javascript:...``)."""
     return urlsplit(value or "").scheme in ("http", "https")
+
+
+@register.filter
+def megabytes(value: int | None) -> str:
+    """Bytes in decimal megabytes (10^6, the unit of the agent memory threshold)."""
+    return "—" if value is None else f"{value / 1_000_000:.1f} MB"
