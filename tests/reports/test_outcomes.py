@@ -168,3 +168,45 @@ def test_outcomes_api_json_csv_and_bad_input(outcome_history, reader, outsider):
         "/v2/reports/outcomes", {"from": "2026-01-01T00:00:00Z", "to": "2027-03-01T00:00:00Z"}
     )
     assert too_long.json()["error"]["fields"] == {"from": ["The period is at most 366 days."]}
+
+
+def test_gauges_for_every_figure_with_bounded_labels(reader, settings):
+    from django.utils import timezone
+
+    from tests.factories import ServiceFactory
+
+    now = timezone.now()
+    flappy = ServiceFactory(heartbeat_name="queue-1", alert_interval=5)
+    for k in range(3):
+        start = now - 5 * HOUR + k * 10 * MINUTE
+        _incident(flappy, start, start + 2 * MINUTE)
+    _incident(flappy, now - 2 * HOUR, now - 2 * HOUR + 20 * MINUTE, how="manual")
+    big = agent_create(name="edge-1", actor="t").agent
+    agent_seen(agent_id=big.pk, memory_rss_bytes=5_000_001, now=now)
+    small = agent_create(name="edge-2", actor="t").agent
+    agent_seen(agent_id=small.pk, memory_rss_bytes=5_000_000, now=now)
+    text = reader.get("/metrics").content.decode()
+    for line in [
+        'medic_success_mttr_seconds{ending="own",stat="p99"} 120.0',
+        'medic_success_mttr_seconds{ending="human",stat="mean"} 1200.0',
+        "medic_success_alerts 4.0",
+        "medic_success_false_positive_ratio 0.75",
+        "medic_success_repeat_alert_ratio 0.5",
+        "medic_success_flapping_services 1.0",
+        "medic_success_maintenance_alert_ratio 0.0",
+        "medic_success_service_coverage_ratio 0.0",
+        "medic_agents_over_memory_threshold 1.0",  # at the threshold is not over it
+        "medic_agents_reporting_memory 2.0",
+        "medic_agent_memory_max_bytes 5.000001e+06",
+        "medic_agent_memory_threshold_bytes 5e+06",
+    ]:
+        assert line in text, line
+    names = {
+        line.split("{")[0].split(" ")[0]
+        for line in text.splitlines()
+        if line.startswith(("medic_success_", "medic_agent_memory", "medic_agents_"))
+    }
+    # No label names a service, team or agent.
+    for line in text.splitlines():
+        if line.startswith(tuple(names)) and "{" in line:
+            assert "service" not in line and "team" not in line and "edge-" not in line
