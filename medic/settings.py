@@ -270,7 +270,7 @@ MEDIC_HEARTBEAT_RETENTION_DAYS = env_int("MEDIC_HEARTBEAT_RETENTION_DAYS", 30)
 # Domain events (the outbox between heartbeats, alerting and remediation) older than this are
 # deleted by the hourly medic.events.prune task.
 MEDIC_EVENT_RETENTION_DAYS = env_int("MEDIC_EVENT_RETENTION_DAYS", 30)
-# The rolling window of the medic_success_* gauges (docs/success-metrics.md); keep it within
+# The rolling window of the medic_success_* gauges (docs/outcomes.md); keep it within
 # MEDIC_EVENT_RETENTION_DAYS (alerts resolved by a person are recognised from their events).
 MEDIC_SUCCESS_METRICS_WINDOW_DAYS = env_int("MEDIC_SUCCESS_METRICS_WINDOW_DAYS", 7)
 MEDIC_DEFAULT_MUTE_HOURS = env_float("MEDIC_DEFAULT_MUTE_HOURS", 24.0)

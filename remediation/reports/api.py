@@ -1,4 +1,5 @@
-"""``GET /v2/reports/success-metrics``: the PRD's success metrics over a period (read scope)."""
+"""``GET /v2/reports/outcomes`` (and its first name ``/v2/reports/success-metrics``): the PRD's
+success metrics over a period (read scope), docs/outcomes.md."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The PRD's success metrics, read from what Medic already stores (docs/success-metrics.md).
+"""The PRD's success metrics, read from what Medic already stores (docs/outcomes.md).
 
 Each resolved alert is classified once, in the database, by how it ended:
 

@@ -1,4 +1,4 @@
-"""The success-metrics page: the same figures as the API, for every viewer, with the filters."""
+"""The Outcomes page: the same figures as the API, for every viewer, with the filters."""
 
 from __future__ import annotations
 
