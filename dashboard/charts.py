@@ -11,7 +11,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
 WIDTH, HEIGHT = 640, 220
-LEFT, RIGHT, TOP, BOTTOM = 64, 12, 12, 28
+LEFT, RIGHT, TOP, BOTTOM = 90, 14, 14, 34
 
 
 @dataclass(frozen=True)
@@ -21,17 +21,35 @@ class Line:
     values: Sequence[float | None]
 
 
-def _nice_max(value: float) -> float:
-    """The smallest 1, 2, 2.5 or 5 times 10^n at or above value (an axis that reads well)."""
-    if value <= 0:
-        return 1.0
-    magnitude = 10 ** (len(str(int(value))) - 1) if value >= 1 else 1
-    while magnitude > value:
-        magnitude /= 10
-    for step in (1, 2, 2.5, 5, 10):
-        if step * magnitude >= value:
-            return step * magnitude
-    return 10 * magnitude
+# Axis tops whose thirds read well: counts (1, 2, 3; 2, 4, 6; 5, 10, 15; ...) and durations in
+# seconds (1, 2, 3 min; ...; 30, 60, 90 min; 1, 2, 3 h; ...).
+COUNT_TOPS = tuple(m * 10**n for n in range(10) for m in (3, 6, 15, 30) if m * 10**n < 10**10)
+DURATION_TOPS = (
+    3,
+    6,
+    15,
+    30,
+    60,
+    180,
+    360,
+    900,
+    1800,
+    2700,
+    5400,
+    10800,
+    21600,
+    43200,
+    86400,
+    172800,
+    259200,
+    604800,
+    1814400,
+)
+
+
+def nice_top(value: float, tops: Sequence[float] = COUNT_TOPS) -> float:
+    """The smallest of ``tops`` at or above value (the largest when value is above them all)."""
+    return next((top for top in sorted(tops) if top >= value), max(tops))
 
 
 def line_chart(
@@ -43,11 +61,12 @@ def line_chart(
     lines: Sequence[Line],
     fmt: Callable[[float], str],
     y_max: float | None = None,
+    tops: Sequence[float] = COUNT_TOPS,
 ) -> SafeString:
-    """One <svg>: a y axis from 0 with three grid lines, the bucket labels below (at most seven
+    """One <svg>: a y axis from 0 with three grid lines, the bucket labels below (at most five
     shown), a polyline per series broken where a bucket has no value, and a dot per value."""
     values = [v for line in lines for v in line.values if v is not None]
-    top = y_max if y_max is not None else _nice_max(max(values, default=0))
+    top = y_max if y_max is not None else nice_top(max(values, default=0), tops)
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     n = max(len(labels), 1)
 
@@ -73,14 +92,14 @@ def line_chart(
                 fmt(v),
             )
         )
-    every = max(1, -(-n // 7))
+    every = max(1, -(-n // 5))
     for i, label in enumerate(labels):
-        if i % every == 0 or i == n - 1:
+        if i % every == 0:
             parts.append(
                 format_html(
                     '<text class="chart-axis" x="{}" y="{}" text-anchor="middle">{}</text>',
                     f"{x(i):.1f}",
-                    HEIGHT - 8,
+                    HEIGHT - 10,
                     label,
                 )
             )
@@ -118,6 +137,7 @@ def line_chart(
     )
     return format_html(
         '<figure class="chart" data-testid="chart-{id}">'
+        '<h3 class="chart-title" aria-hidden="true">{title}</h3>'
         '<svg class="chart-svg" viewBox="0 0 {w} {h}" role="img" '
         'aria-labelledby="{id}-title {id}-desc" preserveAspectRatio="xMidYMid meet">'
         '<title id="{id}-title">{title}</title><desc id="{id}-desc">{desc}</desc>{body}</svg>'

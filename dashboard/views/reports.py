@@ -8,9 +8,8 @@ from datetime import timedelta
 from django.utils import timezone
 
 from dashboard import selectors
-from dashboard.charts import Line, line_chart
+from dashboard.charts import DURATION_TOPS, Line, line_chart
 from dashboard.forms import ReportFilterForm
-from dashboard.templatetags.dashboard import seconds
 from dashboard.views.base import Page
 from remediation.reports import selectors as reports
 from remediation.reports import series
@@ -41,7 +40,12 @@ def _charts(report: dict) -> list:
         ]
 
     def duration(value: float) -> str:
-        return seconds(round(value)) if value else "0"
+        """Short enough for an axis: 45 s, 12 min, 1.5 h."""
+        if value < 120:
+            return f"{value:.0f} s"
+        if value < 7200:
+            return f"{value / 60:.0f} min"
+        return f"{value / 3600:.1f} h".replace(".0 h", " h")
 
     mttr = [
         line_chart(
@@ -52,6 +56,7 @@ def _charts(report: dict) -> list:
             labels=labels,
             lines=mttr_lines(stat),
             fmt=duration,
+            tops=DURATION_TOPS,
         )
         for stat, name in (("p50", "Median"), ("p90", "p90"))
     ]
