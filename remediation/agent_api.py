@@ -44,8 +44,8 @@ from medic.errors import (
     to_medic_error,
 )
 from medic.ids import parse_id
-from medic.metrics import AUTH_FAILURES
 from medic.models import ApiKeyScope
+from medic.refusals import refused
 from remediation import agents, jobs, selectors, wakeup
 from remediation.metrics import LONG_POLLS
 from remediation.models import SkipReason
@@ -198,7 +198,7 @@ def agent_endpoint(*methods: str):
 async def _agent(request, run):
     key = await run(authenticate, request)
     if ApiKeyScope.AGENT.value not in key.scopes:
-        AUTH_FAILURES.labels(reason="insufficient_scope").inc()
+        await run(refused, "insufficient_scope")
         raise Forbidden(
             "Only agent keys (scope 'agent') may use /v2/agent/*.", code="insufficient_scope"
         )

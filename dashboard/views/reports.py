@@ -26,6 +26,17 @@ def _count(value: float) -> str:
     return f"{value:.0f}" if value == int(value) else f"{value:.1f}"
 
 
+# The refusal reasons (medic_auth_failures_total, and rate_limited) as the PRD names them.
+REFUSAL_GROUPS = (
+    ("no key", ("missing", "malformed")),
+    ("bad key or password", ("unknown", "invalid", "expired", "login_failed")),
+    ("revoked key", ("revoked",)),
+    ("scope", ("insufficient_scope",)),
+    ("rate limit", ("rate_limited",)),
+    ("lock-out", ("login_locked",)),
+)
+
+
 def _charts(report: dict) -> list:
     buckets = report["series"]["buckets"]
     weekly = report["series"]["bucket"] == "week"
@@ -107,6 +118,31 @@ def _charts(report: dict) -> list:
             ],
             fmt=_count,
         ),
+        *_refusal_chart(buckets, labels, per),
+    ]
+
+
+def _refusal_chart(buckets: list[dict], labels: list[str], per: str) -> list:
+    if any(b["refused_by_reason"] is None for b in buckets):
+        return []  # no tally without Redis: the page says so
+    lines = [
+        Line(
+            name,
+            f"series-{i + 1}",
+            [sum(b["refused_by_reason"].get(r, 0) for r in reasons) for b in buckets],
+        )
+        for i, (name, reasons) in enumerate(REFUSAL_GROUPS)
+    ]
+    return [
+        line_chart(
+            chart_id="refused",
+            title=f"Refused requests per {per}, by reason",
+            desc="Requests refused for their credentials, scope or rate, tallied by every "
+            f"process per UTC day; a {per} counts its whole days.",
+            labels=labels,
+            lines=lines,
+            fmt=_count,
+        )
     ]
 
 

@@ -16,7 +16,7 @@ of the (already filtered) group are fetched and the same linear interpolation is
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import connection
@@ -46,6 +46,7 @@ from heartbeats.maintenance import window_covering
 from heartbeats.models import Service
 from medic.events.models import DomainEvent, EventKind
 from medic.metrics import AUTH_FAILURES, RATE_LIMITED
+from medic.refusals import refused_by_day
 from remediation.models import Agent
 from remediation.playbooks.models import (
     Execution,
@@ -361,16 +362,40 @@ def _counter_values(counter, label: str) -> dict[str, float]:
     return dict(sorted(values.items()))
 
 
-def security() -> dict:
-    """Refusals counted by this process since it started (the counters /metrics serves)."""
+def refusal_days(period: Period) -> dict | None:
+    """{UTC day: {reason: count}} of the days the period touches (whole days), from the tally
+    every process keeps in Redis; None without it."""
+    last = (period.until - timedelta(microseconds=1)).astimezone(UTC).date()
+    return refused_by_day(period.since.astimezone(UTC).date(), last)
+
+
+def security(period: Period | None = None) -> dict:
+    """Refusals counted by this process since it started (the counters /metrics serves) and,
+    for a period, the tally of every process over the days it touches."""
     refused = _counter_values(AUTH_FAILURES, "reason")
     limited = _counter_values(RATE_LIMITED, "class")
-    return {
+    out = {
         "scope": "this process since it started",
         "refused_by_reason": refused,
         "rate_limited_by_class": limited,
         "refused_total": int(sum(refused.values())),
     }
+    if period is not None:
+        days = refusal_days(period)
+        totals: dict[str, int] = {}
+        for counts in (days or {}).values():
+            for reason, n in counts.items():
+                totals[reason] = totals.get(reason, 0) + n
+        out["period"] = (
+            None
+            if days is None
+            else {
+                "scope": "every process, whole UTC days of the period",
+                "refused_by_reason": dict(sorted(totals.items())),
+                "refused_total": sum(totals.values()),
+            }
+        )
+    return out
 
 
 def agents() -> dict:
@@ -407,6 +432,6 @@ def success_metrics(period: Period) -> dict:
         "mttr": mttr(period),
         "coverage": coverage(period),
         "accuracy": accuracy(period),
-        "security": security(),
+        "security": security(period),
         "agents": agents(),
     }

@@ -28,6 +28,7 @@ from remediation.reports.selectors import (
     _interpolate,
     _ratio,
     incidents,
+    refusal_days,
     success_metrics,
 )
 
@@ -98,6 +99,22 @@ def _agents_over(period: Period, bucket_list: list[Bucket], size: str) -> list[i
     return counts
 
 
+def _refusals(period: Period, bucket_list: list[Bucket]) -> list[dict | None]:
+    """Per bucket, the refusals tallied on the UTC days it touches (None without the tally)."""
+    days = refusal_days(period)
+    if days is None:
+        return [None] * len(bucket_list)
+    out: list[dict] = [{} for _ in bucket_list]
+    for day, counts in days.items():
+        start = datetime.combine(day, time(), tzinfo=UTC)
+        i = _index(bucket_list, max(start, period.since))
+        if i is None:
+            continue
+        for reason, n in counts.items():
+            out[i][reason] = out[i].get(reason, 0) + n
+    return [dict(sorted(row.items())) for row in out]
+
+
 def outcome_series(period: Period) -> dict:
     size = bucket_size(period)
     bucket_list = buckets(period)
@@ -123,6 +140,7 @@ def outcome_series(period: Period) -> dict:
             coverage_of[service_id] = _covered(Service.objects.get(pk=service_id), patterns)
         covered[i] += coverage_of[service_id]
     over = _agents_over(period, bucket_list, size)
+    refused = _refusals(period, bucket_list)
     return {
         "bucket": size,
         "buckets": [
@@ -134,6 +152,7 @@ def outcome_series(period: Period) -> dict:
                 "alert_share": _ratio(covered[i], opened[i]),
                 "false_positive_rate": _ratio(quick[i], opened[i]),
                 "agents_over_memory_threshold": over[i],
+                "refused_by_reason": refused[i],
             }
             for i, bucket in enumerate(bucket_list)
         ],

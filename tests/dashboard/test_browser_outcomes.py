@@ -5,6 +5,8 @@ tests/screenshots/."""
 
 from __future__ import annotations
 
+import urllib.error
+import urllib.request
 from datetime import timedelta
 
 import pytest
@@ -63,6 +65,9 @@ def _history():
 def test_viewer_reads_the_outcomes_and_their_charts(web, browser):  # noqa: F811
     _user("vera", "viewer")
     _history()
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(web + "/v2/services")
+    assert refused.value.code == 401
     context = browser.new_context(base_url=web, viewport=DESKTOP, device_scale_factor=1)
     page = context.new_page()
     violations = []
@@ -82,6 +87,7 @@ def test_viewer_reads_the_outcomes_and_their_charts(web, browser):  # noqa: F811
         "Likely false positives per day",
         "Alerts opened per day",
         "Agents over the memory threshold per day",
+        "Refused requests per day, by reason",
     ):
         chart = page.get_by_role("img", name=name)
         expect(chart).to_be_visible()
@@ -90,6 +96,8 @@ def test_viewer_reads_the_outcomes_and_their_charts(web, browser):  # noqa: F811
     # Six days of api-1 (covered) and db-1 alerts, plus db-1's three flaps.
     expect(page.get_by_test_id("coverage")).to_contain_text("6 of 15 alerts, 1 of 2 services")
     expect(page.get_by_test_id("accuracy")).to_contain_text("flapping: db-1")
+    # The web server tallied the request without a key above.
+    expect(page.get_by_test_id("security")).to_contain_text("refused in the period's days")
     agents = page.get_by_test_id("agents-memory")
     expect(agents).to_contain_text("2 of 2 agents report their memory")
     expect(agents.locator("tbody tr")).to_have_count(0)  # edge-1 is at 4.0 MB today

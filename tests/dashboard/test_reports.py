@@ -57,13 +57,15 @@ def test_outcomes_page_draws_a_chart_per_metric_and_lists_agents_over_memory(vie
     response = viewer.get("/ui/reports/", {"days": "7"})
     html = response.content.decode()
     assert "<script>" not in html and "style=" not in html
-    for chart in ("mttr-p50", "mttr-p90", "coverage", "accuracy", "alerts", "agents"):
+    for chart in ("mttr-p50", "mttr-p90", "coverage", "accuracy", "alerts", "agents", "refused"):
         assert f'data-testid="chart-{chart}"' in html
         assert f'aria-labelledby="{chart}-title {chart}-desc"' in html
     assert '<title id="mttr-p50-title">Median time to resolve per day' in html
     # Seven or eight daily buckets (the period need not start at midnight); a dot per value.
-    # one alert resolved by hand: one dot in the p50 chart and one in the p90 chart
-    assert html.count('<circle class="chart-dot series-4"') == 2
+    # One alert resolved by hand: one dot in each of the p50 and p90 charts.
+    for chart in ("mttr-p50", "mttr-p90"):
+        figure = html.split(f'data-testid="chart-{chart}"')[1].split("</figure>")[0]
+        assert figure.count('<circle class="chart-dot series-4"') == 1
     assert "<title>" in html and "by a person, no playbook: 20 min</title>" in html
     text = _text(response)
     assert "2 of 2 agents report their memory" in text

@@ -10,6 +10,7 @@ from datetime import timedelta
 
 import pytest
 
+from medic import refusals
 from remediation.agents import agent_create, agent_seen
 from remediation.reports import series
 from remediation.reports.selectors import Period
@@ -36,6 +37,15 @@ def outcome_history(history, settings):  # noqa: F811
     for at, rss in [(E - 12 * HOUR, 6_000_000), (E + HOUR, 4_000_000), (E + DAY, 7_000_000)]:
         agent_seen(agent_id=big.pk, memory_rss_bytes=rss, agent_version="0.2.0", now=at)
     agent_seen(agent_id=small.pk, memory_rss_bytes=3_100_000, now=E + DAY + HOUR)
+    # Refusals, tallied per UTC day by every process (Redis, like the rate limits).
+    client = refusals._redis()
+    client.delete(*(refusals.KEY.format(day=(E + k * DAY).date()) for k in range(-14, 22)))
+    refusals.refused("missing", now=E - 12 * HOUR)
+    refusals.refused("invalid", now=E + HOUR)
+    refusals.refused("invalid", now=E + 23 * HOUR)
+    refusals.refused("login_locked", now=E + 2 * HOUR)
+    refusals.rate_limited("ingest", now=E + DAY)
+    refusals.refused("revoked", now=E + 10 * DAY)
     return Period(E - DAY, E + 2 * DAY)
 
 
@@ -71,6 +81,7 @@ def test_daily_series_figures(outcome_history):
         "alert_share": 1.0,
         "false_positive_rate": 0.0,
         "agents_over_memory_threshold": 1,
+        "refused_by_reason": {"missing": 1},
     }
     # The day the playbooks came: the same figures as the whole-day report.
     assert b1["alerts"] == 7
@@ -81,11 +92,13 @@ def test_daily_series_figures(outcome_history):
     assert b1["mttr"]["human"] == _one(3600.0)
     assert (b1["alert_share"], b1["false_positive_rate"]) == (0.4286, 0.2857)
     assert b1["agents_over_memory_threshold"] == 0
+    assert b1["refused_by_reason"] == {"invalid": 2, "login_locked": 1}
     # The flapping day.
     assert b2["alerts"] == 3
     assert b2["mttr"]["all"] == b2["mttr"]["own"] == _stats(3, 300.0, 300.0, 300.0, 300.0)
     assert (b2["alert_share"], b2["false_positive_rate"]) == (0.0, 1.0)
     assert b2["agents_over_memory_threshold"] == 1
+    assert b2["refused_by_reason"] == {"rate_limited": 1}
 
 
 def test_weekly_buckets_start_on_monday_and_are_clipped(outcome_history):
@@ -105,6 +118,13 @@ def test_weekly_buckets_start_on_monday_and_are_clipped(outcome_history):
     assert report["buckets"][2]["mttr"]["all"]["count"] == 9
     assert report["buckets"][0]["mttr"]["all"] is None
     assert report["buckets"][0]["alert_share"] is None
+    assert [b["refused_by_reason"] for b in report["buckets"]] == [
+        {},
+        {"missing": 1},
+        {"invalid": 2, "login_locked": 1, "rate_limited": 1},
+        {"revoked": 1},
+        {},
+    ]
 
 
 def test_flapping_and_agents_over_the_threshold(outcome_history):
@@ -131,6 +151,11 @@ def test_outcomes_api_json_csv_and_bad_input(outcome_history, reader, outsider):
     assert body["since"] == "2027-02-28T00:00:00Z" and body["until"] == "2027-03-03T00:00:00Z"
     assert body["accuracy"]["flapping_services"] == ["cron-x"]
     assert body["agents"]["over_threshold"][0]["name"] == "edge-1"
+    assert body["security"]["period"] == {
+        "scope": "every process, whole UTC days of the period",
+        "refused_by_reason": {"invalid": 2, "login_locked": 1, "missing": 1, "rate_limited": 1},
+        "refused_total": 5,
+    }
     assert [b["alerts"] for b in body["series"]["buckets"]] == [2, 7, 3]
     # The first name answers the same figures (without the series), with since/until.
     old = reader.get(
@@ -156,6 +181,8 @@ def test_outcomes_api_json_csv_and_bad_input(outcome_history, reader, outsider):
     assert cells[("2027-03-02T00:00:00+00:00", "false_positive_rate")] == "1.0"
     assert cells[("2027-02-28T00:00:00+00:00", "mttr.playbook")] == ""
     assert cells[("2027-02-28T00:00:00+00:00", "agents_over_memory_threshold")] == "1"
+    assert cells[("2027-03-01T00:00:00+00:00", "refused_by_reason.invalid")] == "2"
+    assert cells[(whole, "security.period.refused_total")] == "5"
     by_accept = reader.get("/v2/reports/outcomes", query, HTTP_ACCEPT="text/csv")
     assert by_accept.content == response.content
 
@@ -210,3 +237,17 @@ def test_gauges_for_every_figure_with_bounded_labels(reader, settings):
     for line in text.splitlines():
         if line.startswith(tuple(names)) and "{" in line:
             assert "service" not in line and "team" not in line and "edge-" not in line
+
+
+def test_refusals_without_redis_or_with_it_down(settings, outsider):
+    before = refusals.AUTH_FAILURES.labels(reason="missing")._value.get()
+    settings.MEDIC_RATE_LIMIT_REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
+    refusals.refused("missing", now=E)
+    # The refusal itself stands and is counted; only the tally is lost.
+    assert outsider.get("/v2/services").status_code == 401
+    assert refusals.AUTH_FAILURES.labels(reason="missing")._value.get() == before + 2
+    assert refusals.refused_by_day(E.date(), E.date()) is None
+    settings.MEDIC_RATE_LIMIT_REDIS_URL = ""  # the embedded mode
+    report = series.outcomes(Period(E, E + 2 * DAY))
+    assert report["security"]["period"] is None
+    assert [b["refused_by_reason"] for b in report["series"]["buckets"]] == [None, None]
