@@ -251,3 +251,25 @@ def test_refusals_without_redis_or_with_it_down(settings, outsider):
     report = series.outcomes(Period(E, E + 2 * DAY))
     assert report["security"]["period"] is None
     assert [b["refused_by_reason"] for b in report["series"]["buckets"]] == [None, None]
+
+
+def test_the_text_report_has_flapping_refusals_and_agents(outcome_history):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    args = [
+        "--since",
+        outcome_history.since.isoformat(),
+        "--until",
+        outcome_history.until.isoformat(),
+    ]
+    call_command("success_report", *args, stdout=out)
+    text = out.getvalue()
+    assert "repeats (within an hour of the service's previous alert): 2; flapping: cron-x" in text
+    assert "Security (every process, whole UTC days of the period)" in text
+    assert "  requests refused: 5\n    invalid: 2\n" in text
+    assert (
+        "  2 of 3 agents report; over 5 MB: 1 (target: NOT met)\n    edge-1 0.2.0: 7.0 MB" in text
+    )
