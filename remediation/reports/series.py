@@ -132,12 +132,12 @@ def outcome_series(period: Period) -> dict:
     patterns = _active_patterns()
     opened = [0] * len(bucket_list)
     covered = [0] * len(bucket_list)
-    coverage_of: dict[int, bool] = {}
-    for opened_at, service_id in incidents(period).values_list("opened_at", "service_id"):
+    rows = list(incidents(period).values_list("opened_at", "service_id"))
+    services = Service.objects.in_bulk({service_id for _, service_id in rows})
+    coverage_of = {pk: _covered(service, patterns) for pk, service in services.items()}
+    for opened_at, service_id in rows:
         i = _index(bucket_list, opened_at)
         opened[i] += 1
-        if service_id not in coverage_of:
-            coverage_of[service_id] = _covered(Service.objects.get(pk=service_id), patterns)
         covered[i] += coverage_of[service_id]
     over = _agents_over(period, bucket_list, size)
     refused = _refusals(period, bucket_list)
