@@ -273,3 +273,31 @@ def test_the_text_report_has_flapping_refusals_and_agents(outcome_history):
     assert (
         "  2 of 3 agents report; over 5 MB: 1 (target: NOT met)\n    edge-1 0.2.0: 7.0 MB" in text
     )
+
+
+def test_csv_cells_a_spreadsheet_would_run_are_quoted_as_text():
+    from datetime import UTC, datetime
+
+    from remediation.reports import csvout
+
+    at = datetime(2027, 3, 1, tzinfo=UTC)
+    report = {
+        "since": at,
+        "until": at + DAY,
+        "coverage": {"top_uncovered": [{"service": "=HYPERLINK(1)", "alerts": 2}]},
+        "accuracy": {"false_positive_rate": -0.5, "met": None, "ok": True},
+        "series": {"buckets": []},
+    }
+    rows = list(csv.reader(io.StringIO(csvout.render(report))))
+    assert rows[1:] == [
+        [
+            at.isoformat(),
+            (at + DAY).isoformat(),
+            "coverage.top_uncovered.0.service",
+            "'=HYPERLINK(1)",
+        ],
+        [at.isoformat(), (at + DAY).isoformat(), "coverage.top_uncovered.0.alerts", "2"],
+        [at.isoformat(), (at + DAY).isoformat(), "accuracy.false_positive_rate", "-0.5"],
+        [at.isoformat(), (at + DAY).isoformat(), "accuracy.met", ""],
+        [at.isoformat(), (at + DAY).isoformat(), "accuracy.ok", "true"],
+    ]
