@@ -35,8 +35,13 @@ NAV: list[NavItem] = [
     NavItem("Playbooks", "dashboard:playbooks", Role.VIEWER, ("/ui/playbooks",)),
     NavItem("Executions", "dashboard:executions", Role.VIEWER, ("/ui/executions",)),
     NavItem("Approvals", "dashboard:approvals", Role.VIEWER, ("/ui/approvals",)),
+    NavItem("Scripts", "dashboard:scripts", Role.VIEWER, ("/ui/scripts",)),
+    NavItem("Agents", "dashboard:agents", Role.VIEWER, ("/ui/agents",)),
+    NavItem("Jobs", "dashboard:jobs", Role.VIEWER, ("/ui/jobs",)),
+    NavItem("Audit log", "dashboard:audit", Role.VIEWER, ("/ui/audit",)),
     NavItem("Outcomes", "dashboard:reports", Role.VIEWER, ("/ui/reports",)),
     NavItem("API keys", "dashboard:apikeys", Role.ADMIN, ("/ui/api-keys",)),
+    NavItem("Slack users", "dashboard:slack_links", Role.ADMIN, ("/ui/slack-users",)),
 ]
 
 

@@ -7,9 +7,12 @@ per kind of fact), so the query count does not grow with the number of rows.
 
 from __future__ import annotations
 
+from bisect import bisect_left
+
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 from django.db.models.fields.json import KT
 
+from heartbeats.models import Service
 from remediation.playbooks.models import (
     BreakerScope,
     CircuitBreaker,
@@ -19,9 +22,10 @@ from remediation.playbooks.models import (
     Playbook,
     PlaybookVersion,
 )
+from remediation.playbooks.triggers import literal_prefix, name_matches
 
 
-def playbook_rows(*, pattern: str = "", mode: str = "") -> QuerySet[Playbook]:
+def playbook_rows(*, pattern: str = "", mode: str = "", team: str = "") -> QuerySet[Playbook]:
     current = PlaybookVersion.objects.filter(
         playbook=OuterRef("pk"), version=OuterRef("current_version")
     )
@@ -35,7 +39,44 @@ def playbook_rows(*, pattern: str = "", mode: str = "") -> QuerySet[Playbook]:
         qs = qs.filter(current_pattern__icontains=pattern)
     if mode:
         qs = qs.filter(current_mode=mode)
+    if team:
+        qs = qs.filter(pk__in=_covering(team))
     return qs
+
+
+def _covering(team: str) -> list[int]:
+    """Playbooks whose trigger names at least one of the team's services, by the trigger
+    consumer's own glob matching (a glob has no SQL twin to keep in step with it). Each
+    pattern's literal prefix narrows the sorted names first, so a page of 1,000 playbooks does
+    not try every pattern on every name."""
+    names = sorted(
+        {
+            name
+            for pair in Service.objects.filter(team=team).values_list(
+                "heartbeat_name", "service_name"
+            )
+            for name in pair
+        }
+    )
+    if not names:
+        return []
+    current = PlaybookVersion.objects.filter(
+        playbook=OuterRef("pk"), version=OuterRef("current_version")
+    ).annotate(p=KT("spec__trigger__service_pattern"))
+    rows = Playbook.objects.annotate(pattern=Subquery(current.values("p")[:1])).values_list(
+        "pk", "pattern"
+    )
+    return [pk for pk, pattern in rows if pattern and _names_match(pattern, names)]
+
+
+def _names_match(pattern: str, names: list[str]) -> bool:
+    prefix = literal_prefix(pattern)
+    for name in names[bisect_left(names, prefix) :]:
+        if not name.startswith(prefix):
+            return False
+        if name_matches(pattern, name):
+            return True
+    return False
 
 
 def playbook_facts(playbooks: list[Playbook]) -> None:
@@ -114,3 +155,37 @@ def approvals_count() -> int:
 
 def playbook_breaker(name: str) -> CircuitBreaker | None:
     return CircuitBreaker.objects.filter(scope=BreakerScope.PLAYBOOK, key=name).first()
+
+
+def approval_executions(execution: Execution, limit: int = 10) -> list[Execution]:
+    """Earlier executions of the same playbook (any service), newest first, with outcomes."""
+    return list(
+        Execution.objects.filter(playbook_id=execution.playbook_id)
+        .exclude(pk=execution.pk)
+        .select_related("version")
+        .defer("trigger")
+        .order_by("-created_at", "-id")[:limit]
+    )
+
+
+def service_executions(execution: Execution, limit: int = 10) -> list[Execution]:
+    """The service's recent remediation runs (any playbook), newest first."""
+    if execution.service_id is None:
+        return []
+    return list(
+        Execution.objects.filter(service_id=execution.service_id)
+        .exclude(pk=execution.pk)
+        .select_related("playbook", "version")
+        .defer("trigger")
+        .order_by("-created_at", "-id")[:limit]
+    )
+
+
+def previous_version(execution: Execution) -> PlaybookVersion | None:
+    return (
+        PlaybookVersion.objects.filter(
+            playbook_id=execution.playbook_id, version__lt=execution.version.version
+        )
+        .order_by("-version")
+        .first()
+    )

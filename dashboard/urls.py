@@ -7,7 +7,19 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from dashboard.selectors import has_maintenance
-from dashboard.views import alerts, apikeys, auth, playbooks, reports, routing, services
+from dashboard.views import (
+    alerts,
+    apikeys,
+    approvals,
+    audit,
+    auth,
+    playbooks,
+    reports,
+    routing,
+    scripts,
+    services,
+    slack_links,
+)
 
 app_name = "dashboard"
 
@@ -47,8 +59,15 @@ ui = [
     path("playbooks", playbooks.PlaybookList.as_view(), name="playbooks"),
     path("playbooks/new", playbooks.PlaybookEdit.as_view(), name="playbook_new"),
     path("playbooks/validate", playbooks.PlaybookValidate.as_view(), name="playbook_validate"),
+    path("playbooks/document", playbooks.PlaybookDocument.as_view(), name="playbook_document"),
+    path("playbooks/preview", playbooks.PlaybookPreviewPage.as_view(), name="playbook_preview"),
     path("playbooks/<str:name>", playbooks.PlaybookDetail.as_view(), name="playbook"),
     path("playbooks/<str:name>/edit", playbooks.PlaybookEdit.as_view(), name="playbook_edit"),
+    path(
+        "playbooks/<str:name>/preview",
+        playbooks.PlaybookPreviewCurrent.as_view(),
+        name="playbook_preview_current",
+    ),
     path(
         "playbooks/<str:name>/mode",
         playbooks.PlaybookAction.as_view(action="mode"),
@@ -80,7 +99,21 @@ ui = [
         "executions/<int:pk>/cancel", playbooks.ExecutionCancel.as_view(), name="execution_cancel"
     ),
     path("approvals", playbooks.ApprovalInbox.as_view(), name="approvals"),
+    path("approvals/<int:pk>", approvals.ApprovalDetail.as_view(), name="approval"),
+    path("scripts", scripts.ScriptList.as_view(), name="scripts"),
+    path("scripts/new", scripts.ScriptEdit.as_view(), name="script_new"),
+    path("scripts/<str:name>", scripts.ScriptDetail.as_view(), name="script"),
+    path("scripts/<str:name>/edit", scripts.ScriptEdit.as_view(), name="script_edit"),
+    path("scripts/<str:name>/disable", scripts.ScriptDisable.as_view(), name="script_disable"),
+    path("agents", scripts.AgentList.as_view(), name="agents"),
+    path("agents/<str:name>", scripts.AgentDetail.as_view(), name="agent"),
+    path("jobs", scripts.JobList.as_view(), name="jobs"),
+    path("jobs/<str:job_id>", scripts.JobDetail.as_view(), name="job"),
+    path("audit", audit.AuditLog.as_view(), name="audit"),
+    path("audit/export", audit.AuditExport.as_view(), name="audit_export"),
     path("reports/", reports.SuccessReport.as_view(), name="reports"),
+    path("slack-users", slack_links.SlackLinkList.as_view(), name="slack_links"),
+    path("slack-users/<int:pk>", slack_links.SlackLinkEdit.as_view(), name="slack_link"),
     path("api-keys", apikeys.ApiKeyList.as_view(), name="apikeys"),
     path("api-keys/new", apikeys.ApiKeyCreate.as_view(), name="apikey_new"),
     path("api-keys/<int:pk>/rotate", apikeys.ApiKeyRotate.as_view(), name="apikey_rotate"),

@@ -66,6 +66,7 @@ v2 = [
     path("playbooks", playbooks_api.PlaybookList.as_view()),
     path("playbooks/schema", playbooks_api.PlaybookSchema.as_view()),
     path("playbooks/validate", playbooks_api.PlaybookValidate.as_view()),
+    path("playbooks/preview", playbooks_api.PlaybookPreview.as_view()),
     path("playbooks/<str:name>", playbooks_api.PlaybookDetail.as_view()),
     path("playbooks/<str:name>/versions", playbooks_api.PlaybookVersions.as_view()),
     path("playbooks/<str:name>/diff", playbooks_api.PlaybookDiff.as_view()),

@@ -189,10 +189,7 @@ class AgentOut(serializers.ModelSerializer):
 
     def get_status(self, obj: Agent) -> str:
         """new (never registered), online, offline (its service is down) or disabled."""
-        if not obj.enabled:
-            return "disabled"
-        status_ = obj.service.status if obj.service_id else None
-        return {"up": "online", "down": "offline"}.get(status_ or "", "new")
+        return selectors.agent_status(obj)
 
 
 class AgentIssuedOut(AgentOut):

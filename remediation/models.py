@@ -208,6 +208,9 @@ class Job(models.Model):
                 name="job_agent_queued_idx",
                 condition=Q(state="queued"),
             ),
+            # Job history (the portal's list, GET /v2/jobs) is newest first: its first page is
+            # an index walk, not a sort of every job.
+            models.Index(fields=["-created_at", "-id"], name="job_created_idx"),
             # The expiry task only looks at unfinished jobs.
             models.Index(
                 fields=["created_at"],

@@ -292,7 +292,7 @@ def _target_agents(version: ScriptVersion, target: RunTarget) -> list[Agent]:
         agent = selectors.agent_get(target.agent)
         if not agent.enabled:
             raise Conflict(f"Agent '{agent.name}' is disabled.", code="agent_disabled")
-        missing = required - set(agent.all_labels)
+        missing = selectors.labels_missing(agent, required)
         if missing:
             raise InvalidInput(
                 f"Agent '{agent.name}' lacks the labels this script requires.",
@@ -304,7 +304,7 @@ def _target_agents(version: ScriptVersion, target: RunTarget) -> list[Agent]:
     agents = [
         a
         for a in Agent.objects.filter(enabled=True).order_by("name")
-        if wanted | required <= set(a.all_labels)
+        if not selectors.labels_missing(a, wanted | required)
     ]
     if not agents:
         raise InvalidInput(

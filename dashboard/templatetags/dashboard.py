@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode, urlsplit
 from zoneinfo import ZoneInfo
@@ -340,3 +341,39 @@ def is_web_url(value: str) -> bool:
 def megabytes(value: int | None) -> str:
     """Bytes in decimal megabytes (10^6, the unit of the agent memory threshold)."""
     return "—" if value is None else f"{value / 1_000_000:.1f} MB"
+
+
+@register.filter
+def pretty_json(value) -> str:
+    """A JSON-like value as indented JSON (escaped by the template like any text)."""
+    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False, default=str)
+
+
+JOB_STATE_BADGE = {"succeeded": "good", "failed": "bad", "timed_out": "bad", "skipped": "bad"}
+
+
+@register.simple_tag
+def job_state(state: str):
+    """A job's state as a badge: green when it succeeded, red when it did not."""
+    return format_html(
+        '<span class="badge {}">{}</span>', JOB_STATE_BADGE.get(state, "neutral"), state
+    )
+
+
+@register.filter
+def short_id(value) -> str:
+    """The first 8 characters of a UUID: enough to tell jobs apart on a page."""
+    return str(value)[:8]
+
+
+AGENT_STATUS_BADGE = {"online": "good", "offline": "bad"}
+
+
+@register.simple_tag
+def agent_status(status: str):
+    """An agent's status (remediation.selectors.agent_status) as a badge."""
+    return format_html(
+        '<span class="badge {}" data-testid="agent-status">{}</span>',
+        AGENT_STATUS_BADGE.get(status, "neutral"),
+        status,
+    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
+from datetime import timedelta
 
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
@@ -10,11 +10,7 @@ from django.utils import timezone
 from alerting.models import Alert
 from dashboard import selectors
 from dashboard.forms import AlertFilterForm
-from dashboard.views.base import Page, paginate
-
-
-def _day_start(day) -> datetime:
-    return timezone.make_aware(datetime.combine(day, time()), timezone.get_current_timezone())
+from dashboard.views.base import Page, day_start, paginate
 
 
 class AlertList(Page):
@@ -29,10 +25,10 @@ class AlertList(Page):
             data = form.cleaned_data
             filters = {k: data[k] for k in ("service", "team", "priority", "state") if data[k]}
             if data["opened_from"]:
-                filters["opened_from"] = _day_start(data["opened_from"])
+                filters["opened_from"] = day_start(data["opened_from"])
             if data["opened_to"]:
                 # "to" is inclusive: everything opened on that day.
-                filters["opened_to"] = _day_start(data["opened_to"] + timedelta(days=1))
+                filters["opened_to"] = day_start(data["opened_to"] + timedelta(days=1))
         context.update(
             form=form,
             page=paginate(self.request, selectors.alert_list(**filters)),

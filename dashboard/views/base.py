@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime, time, timedelta
+
+from django import forms
 from django.contrib import messages
 from django.core.paginator import Page as PaginatorPage
 from django.core.paginator import Paginator
 from django.shortcuts import redirect
+from django.utils import timezone
 from django.views.generic import TemplateView
 
 from dashboard.forms import apply_error
@@ -19,6 +23,30 @@ PAGE_SIZE = 50
 def actor(request) -> str:
     """How a dashboard user appears in audit rows and "muted by": ``user:alice``."""
     return actor_label(request.user)
+
+
+def day_start(day) -> datetime:
+    return timezone.make_aware(datetime.combine(day, time()), timezone.get_current_timezone())
+
+
+class CreatedDays(forms.Form):
+    """The "created on these days" filter of list pages: both days included."""
+
+    created_from = forms.DateField(
+        required=False, label="From", widget=forms.DateInput(attrs={"type": "date"})
+    )
+    created_to = forms.DateField(
+        required=False, label="to (inclusive)", widget=forms.DateInput(attrs={"type": "date"})
+    )
+
+    def created_range(self) -> dict:
+        """``created_from`` (inclusive) and ``created_to`` (exclusive) for a selector."""
+        data, out = self.cleaned_data, {}
+        if data.get("created_from"):
+            out["created_from"] = day_start(data["created_from"])
+        if data.get("created_to"):
+            out["created_to"] = day_start(data["created_to"] + timedelta(days=1))
+        return out
 
 
 def paginate(request, queryset, per_page: int = PAGE_SIZE) -> PaginatorPage:

@@ -8,23 +8,27 @@ refuses is refused here with the same problems at the same lines.
 
 from __future__ import annotations
 
-from datetime import timedelta
+import json
 
 from django import forms
 from django.contrib import messages
 from django.http import JsonResponse
 from django.shortcuts import redirect
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 from django.utils import timezone
 from django.views import View
+from django.views.generic import TemplateView
 
 from dashboard import remediation_selectors as rsel
 from dashboard.permissions import RoleRequiredMixin
-from dashboard.views.alerts import _day_start
-from dashboard.views.base import Page, actor, paginate
+from dashboard.roles import Role
+from dashboard.selectors import team_names
+from dashboard.views.base import CreatedDays, Page, actor, paginate
 from heartbeats.models import Service
+from heartbeats.services import service_get
 from medic.errors import MedicError
 from remediation.playbooks import engine, selectors, services
+from remediation.playbooks.examples import NEW_PLAYBOOK
 from remediation.playbooks.models import (
     ACTIVE_STATES,
     OPEN_STATES,
@@ -32,31 +36,8 @@ from remediation.playbooks.models import (
     ExecutionState,
     Mode,
 )
-from remediation.playbooks.spec import PlaybookInvalid
-
-NEW_PLAYBOOK = """\
-name: restart-worker
-mode: shadow
-trigger:
-  service_pattern: "worker-*"
-  consecutive_failures: 3
-approval: none
-steps:
-  - name: restart-service
-    type: webhook
-    url: "https://internal-api/restart"
-    method: POST
-    body:
-      service: "${SERVICE_NAME}"
-  - name: wait-for-recovery
-    type: wait
-    duration: 30s
-  - name: verify-heartbeat
-    type: condition
-    check: heartbeat_received
-    timeout: 60s
-    on_failure: escalate
-"""
+from remediation.playbooks.preview import playbook_preview
+from remediation.playbooks.spec import PlaybookInvalid, to_yaml
 
 
 def problems_of(exc: MedicError) -> list[dict]:
@@ -74,12 +55,16 @@ def problems_of(exc: MedicError) -> list[dict]:
     return out or [{"path": "$", "message": exc.message, "line": None, "column": None}]
 
 
+def preview_services() -> list[str]:
+    """Names offered by the preview's service field (any other name can be typed)."""
+    return list(
+        Service.objects.order_by("heartbeat_name").values_list("heartbeat_name", flat=True)[:500]
+    )
+
+
 def approval_url(execution_id: int) -> str:
-    """The approval page when the portal has one, else the execution's own page."""
-    try:
-        return reverse("dashboard:approval", args=[execution_id])
-    except NoReverseMatch:
-        return reverse("dashboard:execution", args=[execution_id])
+    """The execution's approval page (dashboard.views.approvals)."""
+    return reverse("dashboard:approval", args=[execution_id])
 
 
 # --- Playbooks --------------------------------------------------------------------------------
@@ -87,6 +72,9 @@ def approval_url(execution_id: int) -> str:
 
 class PlaybookFilterForm(forms.Form):
     pattern = forms.CharField(required=False, max_length=255, label="Service pattern")
+    team = forms.CharField(
+        required=False, max_length=100, help_text="Playbooks that cover a service of this team."
+    )
     mode = forms.ChoiceField(
         required=False, choices=[("", "any mode"), *[(m, m) for m in Mode.values]]
     )
@@ -104,7 +92,13 @@ class PlaybookList(Page):
             filters = {k: v for k, v in form.cleaned_data.items() if v}
         page = paginate(self.request, rsel.playbook_rows(**filters))
         rsel.playbook_facts(list(page.object_list))
-        context.update(form=form, page=page, filtered=bool(filters), now=timezone.now())
+        context.update(
+            form=form,
+            page=page,
+            filtered=bool(filters),
+            teams=team_names(),
+            now=timezone.now(),
+        )
         return context
 
 
@@ -127,6 +121,7 @@ class PlaybookDetail(Page):
             versions=versions,
             breaker=breaker,
             executions=rsel.execution_rows(playbook=playbook.name)[:10],
+            preview_services=preview_services(),
             services=Service.objects.order_by("heartbeat_name").values_list("pk", "heartbeat_name")[
                 :500
             ],
@@ -216,6 +211,7 @@ class PlaybookEdit(Page):
         )
         context.update(
             playbook=playbook,
+            preview_services=preview_services(),
             title=f"Edit {name}" if name else "New playbook",
             problems=context.get("problems", []),
         )
@@ -240,6 +236,106 @@ class PlaybookEdit(Page):
         return redirect("dashboard:playbook", saved.playbook.name)
 
 
+class PlaybookDocument(RoleRequiredMixin, View):
+    """The form builder's two directions, both through the API's parser and validation:
+    POST ``source`` (YAML) to get the document as data for the form, or POST ``document``
+    (JSON, the form's state: every field, shown or not) to get it back as YAML. Either way
+    the problems are those of the YAML text, at its lines."""
+
+    http_method_names = ["post"]
+    needs_write_to_read = True
+
+    def post(self, request):
+        if "document" in request.POST:
+            try:
+                data = json.loads(request.POST["document"])
+            except ValueError:
+                data = None
+            if not isinstance(data, dict):
+                return JsonResponse(
+                    {
+                        "error": {
+                            "code": "invalid_input",
+                            "message": "Send the document as a JSON object.",
+                            "fields": {},
+                        }
+                    },
+                    status=400,
+                )
+            source = to_yaml(data)
+        else:
+            source = request.POST.get("source", "").replace("\r\n", "\n")
+            try:
+                data = services.parse(source).data
+            except MedicError as exc:
+                return JsonResponse(
+                    {
+                        "source": source,
+                        "document": None,
+                        "valid": False,
+                        "problems": problems_of(exc),
+                    }
+                )
+        try:
+            services.playbook_validate(document=source)
+        except MedicError as exc:
+            problems = problems_of(exc)
+        else:
+            problems = []
+        return JsonResponse(
+            {
+                "source": source,
+                "document": data if isinstance(data, dict) else None,
+                "valid": not problems,
+                "problems": problems,
+            }
+        )
+
+
+class PlaybookPreviewPage(RoleRequiredMixin, TemplateView):
+    """A draft (POST, from the editor) or a playbook's current version (GET) against a real
+    service. Viewers may ask: it reads only. The pages' script asks for the fragment; without
+    it, a page."""
+
+    http_method_names = ["post"]
+    write_role = Role.VIEWER  # a POST only because a draft is too long for a query string
+
+    def post(self, request):
+        source = request.POST.get("source", "").replace("\r\n", "\n")
+        return self.preview(request, source, request.POST.get("service", ""))
+
+    def preview(self, request, source: str, ref: str):
+        ref = ref.strip()
+        context = {"title": "Preview", "service_ref": ref, "problems": [], "preview": None}
+        try:
+            if not ref:
+                raise MedicError("Choose a service to preview against.", code="invalid_input")
+            _, spec = services.playbook_validate(document=source)
+            context["preview"] = playbook_preview(spec=spec, service=service_get(ref))
+        except MedicError as exc:
+            context["problems"] = problems_of(exc)
+        fragment = request.headers.get("X-Preview") == "fragment"
+        template = (
+            "dashboard/playbooks/_preview.html" if fragment else "dashboard/playbooks/preview.html"
+        )
+        return self.response_class(
+            request=request,
+            template=[template],
+            context={**self.get_context_data(), **context},
+            # Asking with no service yet is the form, not an error.
+            status=422 if context["problems"] and ref and not fragment else 200,
+        )
+
+
+class PlaybookPreviewCurrent(PlaybookPreviewPage):
+    http_method_names = ["get"]
+
+    def get(self, request, name: str):
+        playbook = selectors.playbook_get(name)
+        source = selectors.version_get(playbook).source
+        return self.preview(request, source, request.GET.get("service", ""))
+
+
 class PlaybookValidate(RoleRequiredMixin, View):
     """POST a document, get its problems: the API's validation, for the editor as you type."""
 
@@ -257,16 +353,10 @@ class PlaybookValidate(RoleRequiredMixin, View):
 # --- Executions -------------------------------------------------------------------------------
 
 
-class ExecutionFilterForm(forms.Form):
+class ExecutionFilterForm(CreatedDays):
     playbook = forms.CharField(required=False, max_length=100)
     service = forms.CharField(required=False, max_length=255)
     state = forms.ChoiceField(required=False, choices=[("", "any state"), *ExecutionState.choices])
-    created_from = forms.DateField(
-        required=False, label="From", widget=forms.DateInput(attrs={"type": "date"})
-    )
-    created_to = forms.DateField(
-        required=False, label="to (inclusive)", widget=forms.DateInput(attrs={"type": "date"})
-    )
 
 
 class ExecutionList(Page):
@@ -280,10 +370,7 @@ class ExecutionList(Page):
         if form.is_valid():
             data = form.cleaned_data
             filters = {k: data[k] for k in ("playbook", "service", "state") if data[k]}
-            if data["created_from"]:
-                filters["created_from"] = _day_start(data["created_from"])
-            if data["created_to"]:
-                filters["created_to"] = _day_start(data["created_to"] + timedelta(days=1))
+            filters.update(form.created_range())
         context.update(
             form=form,
             page=paginate(self.request, rsel.execution_rows(**filters)),

@@ -76,13 +76,15 @@ FILTER_PARAMS = [
 ]
 
 
-def _filters(request, allowed: set[str]) -> selectors.AuditFilter:
-    params = request.query_params
+def audit_filter_parse(params, allowed: set[str]) -> selectors.AuditFilter:
+    """The audit filter from query parameters (a QueryDict or any mapping of str to str), as
+    ``GET /v2/audit`` and the portal's audit page read them. Parameters outside the filters and
+    ``allowed`` are refused, like invalid values, with ``InvalidFilter`` naming each one."""
     fields = AuditFilterIn().fields
     errors: dict[str, list[str]] = {}
     for name in sorted(set(params) - allowed - set(fields)):
         errors[name] = ["Unknown filter."]
-    values = {k: v for k, v in params.items() if k in fields}
+    values = {k: params[k] for k in params if k in fields}
     for name in ("since", "until"):
         # An unencoded "+01:00" offset arrives as " 01:00".
         if name in values:
@@ -105,7 +107,7 @@ def _filters(request, allowed: set[str]) -> selectors.AuditFilter:
     )
 
 
-def _row(entry: AuditEntry, mask: Callable[[Any], Any]) -> dict[str, Any]:
+def audit_row(entry: AuditEntry, mask: Callable[[Any], Any]) -> dict[str, Any]:
     return {
         "id": entry.pk,
         "created_at": entry.created_at.isoformat(),
@@ -121,7 +123,7 @@ def _row(entry: AuditEntry, mask: Callable[[Any], Any]) -> dict[str, Any]:
 
 
 class AuditEntryOut(serializers.Serializer):
-    """The shape of ``_row`` (documentation of the response)."""
+    """The shape of ``audit_row`` (documentation of the response)."""
 
     id = serializers.IntegerField()
     created_at = serializers.DateTimeField()
@@ -151,11 +153,11 @@ class AuditList(APIView):
         responses=AuditEntryOut(many=True),
     )
     def get(self, request):
-        filters = _filters(request, {"limit", "cursor"})
+        filters = audit_filter_parse(request.query_params, {"limit", "cursor"})
         paginator = AuditPage()
         page = paginator.paginate_queryset(selectors.audit_list(filters), request, view=self)
         mask = secrets_masker()
-        return paginator.get_paginated_response([_row(entry, mask) for entry in page])
+        return paginator.get_paginated_response([audit_row(entry, mask) for entry in page])
 
 
 class _FormatIsOurs(DefaultContentNegotiation):
@@ -183,14 +185,14 @@ def _chunks(lines: Iterable[str]) -> Iterator[str]:
 
 def _json_lines(rows: Iterable[AuditEntry], mask) -> Iterator[str]:
     for entry in rows:
-        yield json.dumps(_row(entry, mask), cls=DjangoJSONEncoder, ensure_ascii=False) + "\n"
+        yield json.dumps(audit_row(entry, mask), cls=DjangoJSONEncoder, ensure_ascii=False) + "\n"
 
 
 def _csv_lines(rows: Iterable[AuditEntry], mask) -> Iterator[str]:
     writer = csv.writer(_Echo())
     yield writer.writerow(CSV_COLUMNS)
     for entry in rows:
-        row = _row(entry, mask)
+        row = audit_row(entry, mask)
         row["details"] = json.dumps(row["details"], cls=DjangoJSONEncoder, ensure_ascii=False)
         yield writer.writerow(["" if row[c] is None else row[c] for c in CSV_COLUMNS])
 
@@ -223,15 +225,20 @@ class AuditExport(APIView):
         fmt = request.query_params.get("format", "json")
         if fmt not in EXPORT_FORMATS:
             raise InvalidFilter(fields={"format": [f"One of {', '.join(EXPORT_FORMATS)}."]})
-        filters = _filters(request, {"format"})
-        rows = selectors.audit_export_rows(filters)
-        mask = secrets_masker()
-        stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
-        if fmt == "csv":
-            body, content_type, ext = _csv_lines(rows, mask), "text/csv; charset=utf-8", "csv"
-        else:
-            body, content_type, ext = _json_lines(rows, mask), "application/x-ndjson", "jsonl"
-        response = StreamingHttpResponse(_chunks(body), content_type=content_type)
-        response["Content-Disposition"] = f'attachment; filename="medic-audit-{stamp}.{ext}"'
-        response["Cache-Control"] = "no-store"
-        return response
+        return audit_export_response(audit_filter_parse(request.query_params, {"format"}), fmt)
+
+
+def audit_export_response(filters: selectors.AuditFilter, fmt: str) -> StreamingHttpResponse:
+    """Every entry matching ``filters``, oldest first, streamed as JSON Lines (``json``) or CSV:
+    the body of ``GET /v2/audit/export`` and of the portal's Export links."""
+    rows = selectors.audit_export_rows(filters)
+    mask = secrets_masker()
+    stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
+    if fmt == "csv":
+        body, content_type, ext = _csv_lines(rows, mask), "text/csv; charset=utf-8", "csv"
+    else:
+        body, content_type, ext = _json_lines(rows, mask), "application/x-ndjson", "jsonl"
+    response = StreamingHttpResponse(_chunks(body), content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="medic-audit-{stamp}.{ext}"'
+    response["Cache-Control"] = "no-store"
+    return response

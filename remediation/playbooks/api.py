@@ -13,6 +13,7 @@ from rest_framework.parsers import BaseParser, JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from heartbeats.services import service_get
 from medic.errors import InvalidInput, MedicError
 from medic.models import actor_label
 from medic.pagination import CursorPage, NumberedPage
@@ -28,6 +29,7 @@ from remediation.playbooks.models import (
     RemediationSwitch,
     TriggerRecord,
 )
+from remediation.playbooks.preview import playbook_preview
 from remediation.playbooks.spec import SCHEMA
 from remediation.playbooks.switch import remediation_stopped
 
@@ -340,6 +342,62 @@ class PlaybookValidate(APIView):
     def post(self, request):
         _, spec = services.playbook_validate(document=_document(request))
         return Response({"valid": True, "spec": spec})
+
+
+class PreviewStepOut(serializers.Serializer):
+    name = serializers.CharField()
+    type = serializers.CharField()
+    would = serializers.JSONField(
+        allow_null=True, help_text="What the step would do, variables resolved, secrets masked."
+    )
+    error = serializers.CharField(help_text="Why the step cannot be resolved ('' when it can).")
+
+
+class PreviewTriggerOut(serializers.Serializer):
+    event_id = serializers.IntegerField()
+    kind = serializers.CharField()
+    at = serializers.DateTimeField()
+    alert_id = serializers.IntegerField(allow_null=True)
+    exit_code = serializers.IntegerField(allow_null=True)
+    fires = serializers.BooleanField()
+    why_not = serializers.CharField()
+
+
+class PreviewOut(serializers.Serializer):
+    service = serializers.CharField()
+    since = serializers.DateTimeField()
+    fired = serializers.IntegerField()
+    steps = PreviewStepOut(many=True)
+    triggers = PreviewTriggerOut(many=True)
+
+
+class PlaybookPreview(APIView):
+    """Read-only: it runs nothing and saves nothing, so a read key may ask."""
+
+    parser_classes = [YamlParser, JSONParser]
+    required_scope = "read"
+
+    @extend_schema(
+        operation_id="playbooks_preview",
+        parameters=[
+            OpenApiParameter(
+                "service", str, required=True, description="Service id or heartbeat name."
+            )
+        ],
+        request=_DOCUMENT,
+        responses={200: PreviewOut},
+        description="A document (saved or not) against a real service: each step as the engine "
+        "would send it (variables resolved, secrets masked) and, for each of the service's "
+        "trigger events of the last 7 days, whether this trigger would have fired and why not. "
+        "An invalid document answers 422 like validate; an unknown service 404.",
+    )
+    def post(self, request):
+        ref = request.query_params.get("service", "").strip()
+        if not ref:
+            raise InvalidInput("Name the service: ?service=<id or heartbeat name>.")
+        _, spec = services.playbook_validate(document=_document(request))
+        result = playbook_preview(spec=spec, service=service_get(ref))
+        return Response(PreviewOut(result).data)
 
 
 class PlaybookDetail(APIView):

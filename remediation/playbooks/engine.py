@@ -89,17 +89,6 @@ def _enqueue(execution: Execution) -> None:
 
 
 def _scope(execution: Execution) -> Scope:
-    service = execution.service
-    trigger = execution.trigger or {}
-    builtins = {
-        "SERVICE_NAME": service.service_name if service else execution.service_name,
-        "HEARTBEAT_NAME": service.heartbeat_name if service else execution.service_name,
-        "TEAM": service.team if service else "",
-        "PRIORITY": service.priority if service else "",
-        "ALERT_ID": str(execution.alert_id or ""),
-        "EXECUTION_ID": str(execution.pk),
-        "PLAYBOOK": execution.playbook.name,
-    }
     done = {
         s.name: {
             "status": s.result.get("status", s.state),
@@ -111,7 +100,38 @@ def _scope(execution: Execution) -> Scope:
         for s in execution.steps.all()
         if s.state not in (StepState.PENDING,)
     }
-    return Scope(builtins=builtins, trigger=trigger, steps=done)
+    return scope_for(
+        service=execution.service,
+        service_name=execution.service_name,
+        playbook=execution.playbook.name,
+        execution_id=str(execution.pk),
+        alert_id=execution.alert_id,
+        trigger=execution.trigger or {},
+        steps=done,
+    )
+
+
+def scope_for(
+    *,
+    service,
+    service_name: str,
+    playbook: str,
+    execution_id: str,
+    alert_id: int | None,
+    trigger: dict,
+    steps: dict | None = None,
+) -> Scope:
+    """The variables a step sees; the portal's preview resolves a draft with this too."""
+    builtins = {
+        "SERVICE_NAME": service.service_name if service else service_name,
+        "HEARTBEAT_NAME": service.heartbeat_name if service else service_name,
+        "TEAM": service.team if service else "",
+        "PRIORITY": service.priority if service else "",
+        "ALERT_ID": str(alert_id or ""),
+        "EXECUTION_ID": execution_id,
+        "PLAYBOOK": playbook,
+    }
+    return Scope(builtins=builtins, trigger=trigger, steps=steps or {})
 
 
 def story(execution: Execution) -> str:

@@ -336,9 +336,28 @@ def parse_yaml(source: str) -> Parsed:
     return Parsed(data=data, source=source, lines=lines)
 
 
+class _Dumper(yaml.SafeDumper):
+    """Block style with list items indented under their key, as people write playbooks."""
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False):
+        return super().increase_indent(flow, False)
+
+
+def to_yaml(data: Any) -> str:
+    """A document as YAML text, keys in their order (the portal's form builder writes with it)."""
+    return yaml.dump(
+        data,
+        Dumper=_Dumper,
+        sort_keys=False,
+        allow_unicode=True,
+        default_flow_style=False,
+        width=100,
+    )
+
+
 def from_data(data: Any) -> Parsed:
     """A document that arrived as JSON: no lines, and a YAML rendering kept as its source."""
-    source = yaml.safe_dump(data, sort_keys=False, allow_unicode=True) if data else ""
+    source = to_yaml(data) if data else ""
     return Parsed(data=data, source=source, lines={})
 
 

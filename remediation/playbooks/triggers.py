@@ -78,9 +78,20 @@ def register() -> None:
 
 def service_matches(pattern: str, service) -> bool:
     """Whether a trigger's service_pattern names ``service`` (heartbeat or display name)."""
-    return fnmatch.fnmatchcase(service.heartbeat_name, pattern) or fnmatch.fnmatchcase(
-        service.service_name, pattern
+    return name_matches(pattern, service.heartbeat_name) or name_matches(
+        pattern, service.service_name
     )
+
+
+def name_matches(pattern: str, name: str) -> bool:
+    """A glob (``*``, ``?``, ``[...]``), case-sensitive."""
+    return fnmatch.fnmatchcase(name, pattern)
+
+
+def literal_prefix(pattern: str) -> str:
+    """What every name ``pattern`` matches starts with: a necessary condition, for narrowing a
+    sorted list of names before ``name_matches`` decides."""
+    return re.split(r"[*?\[]", pattern, maxsplit=1)[0]
 
 
 def signature_matches(trigger: dict, payload: dict, alert_details: dict) -> bool:
@@ -97,6 +108,30 @@ def signature_matches(trigger: dict, payload: dict, alert_details: dict) -> bool
     return True
 
 
+def trigger_misses(
+    trigger: dict, service, failures: int, payload: dict, alert_details: dict
+) -> str:
+    """'' when a (normalised) trigger fires for this failure of ``service``, else why not. The
+    consumer and the portal's preview ("would it have fired?") both ask this one function."""
+    if not service_matches(trigger["service_pattern"], service):
+        return f"{service.heartbeat_name} does not match {trigger['service_pattern']}"
+    needed = trigger.get("consecutive_failures", 1)
+    if failures < needed:
+        return f"{failures} consecutive failure(s), the trigger needs {needed}"
+    if not signature_matches(trigger, payload, alert_details):
+        return "the failure signature (exit code / output) does not match"
+    return ""
+
+
+def trigger_failures(kind: str, payload: dict, current: int = 0) -> int:
+    """The consecutive failures an event stands for (the service's ``current`` count when it
+    is higher; an opened alert is at least one)."""
+    failures = max(int(payload.get("consecutive_failures") or 0), current)
+    if kind == "alert.opened" and not failures:
+        failures = 1
+    return failures
+
+
 def trigger_service(
     *, service, kind: str, event_id: int | None, payload: dict, now: datetime | None = None
 ) -> list[Execution]:
@@ -106,18 +141,12 @@ def trigger_service(
     alert = Alert.objects.filter(service=service, state=AlertState.OPEN).first()
     if alert is None:
         return []  # the alert.opened event that follows is the trigger
-    failures = max(int(payload.get("consecutive_failures") or 0), service.consecutive_failures)
-    if kind == "alert.opened" and not failures:
-        failures = 1
+    failures = trigger_failures(kind, payload, service.consecutive_failures)
     started = []
     for playbook in Playbook.objects.filter(enabled=True).order_by("name"):
         version = playbook.versions.get(version=playbook.current_version)
         spec = version.spec["trigger"]
-        if not service_matches(spec["service_pattern"], service):
-            continue
-        if failures < spec["consecutive_failures"]:
-            continue
-        if not signature_matches(spec, payload, alert.details or {}):
+        if trigger_misses(spec, service, failures, payload, alert.details or {}):
             continue
         trigger = {
             "kind": kind,

@@ -1,5 +1,6 @@
 /* Medic remediation pages: the YAML editor (line numbers, validation as you type) and the
-   execution page's live refresh. Both pages work without this file. */
+   execution page's live refresh. Both pages work without this file; builder.js adds the
+   form view of the same document. */
 (function () {
   "use strict";
 
@@ -36,6 +37,7 @@
     }
 
     function jump(line) {
+      form.dispatchEvent(new CustomEvent("medic:jump"));  // the form builder shows the YAML
       var lines = source.value.split("\n");
       var start = 0;
       for (var i = 0; i < line - 1 && i < lines.length; i++) start += lines[i].length + 1;
@@ -103,6 +105,7 @@
       }
       escaped = false;
     });
+    form.medicShow = show;  // the form builder reports the same problems the same way
     box.querySelectorAll("li[data-line]").forEach(function (item) {
       var line = parseInt(item.getAttribute("data-line"), 10);
       if (line) bad[line] = true;

@@ -14,8 +14,11 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from heartbeats.maintenance import window_create
 from heartbeats.models import MaintenanceWindow, Service
 from medic.models import ApiKey
+from remediation.agents import agent_create
+from remediation.models import Script
 from remediation.playbooks import engine
 from remediation.playbooks import services as playbook_services
+from remediation.services import RunTarget, script_create, script_run
 from tests.dashboard.conftest import logged_in, make_user
 from tests.playbooks.conftest import playbook_yaml
 
@@ -64,6 +67,9 @@ PAGES = {
     "/ui/playbooks": (VIEWER, OPERATOR),
     "/ui/playbooks/new": (OPERATOR, OPERATOR),
     "/ui/playbooks/validate": (None, OPERATOR),
+    "/ui/playbooks/document": (None, OPERATOR),
+    "/ui/playbooks/preview": (None, VIEWER),
+    "/ui/playbooks/{playbook}/preview": (VIEWER, VIEWER),
     "/ui/playbooks/{playbook}": (VIEWER, OPERATOR),
     "/ui/playbooks/{playbook}/edit": (OPERATOR, OPERATOR),
     "/ui/playbooks/{playbook}/mode": (None, OPERATOR),
@@ -75,6 +81,20 @@ PAGES = {
     "/ui/executions/{execution}/live": (VIEWER, OPERATOR),
     "/ui/executions/{execution}/cancel": (None, OPERATOR),
     "/ui/approvals": (VIEWER, OPERATOR),
+    "/ui/scripts": (VIEWER, OPERATOR),
+    "/ui/scripts/new": (OPERATOR, OPERATOR),
+    "/ui/scripts/{script}": (VIEWER, OPERATOR),
+    "/ui/scripts/{script}/edit": (OPERATOR, OPERATOR),
+    "/ui/scripts/{script}/disable": (None, OPERATOR),
+    "/ui/agents": (VIEWER, OPERATOR),
+    "/ui/agents/{agent}": (VIEWER, OPERATOR),
+    "/ui/jobs": (VIEWER, OPERATOR),
+    "/ui/jobs/{job}": (VIEWER, OPERATOR),
+    "/ui/audit": (VIEWER, OPERATOR),
+    "/ui/audit/export": (VIEWER, OPERATOR),
+    "/ui/approvals/{execution}": (VIEWER, OPERATOR),
+    "/ui/slack-users": (ADMIN, ADMIN),
+    "/ui/slack-users/{user}": (ADMIN, ADMIN),
 }
 PUBLIC = {"/ui/login", "/ui/logout"}
 PERSONAS = [None, "norole", VIEWER, OPERATOR, ADMIN, "superuser"]
@@ -105,6 +125,12 @@ def world(world):
         automatic=False,
         actor="tests",
     )
+    world["script"] = script_create(
+        name="greet", actor="tests", command=["/bin/echo", "hi"], run_local=True
+    ).script
+    world["agent"] = agent_create(name="web-1", labels=["role:web"], actor="tests").agent
+    [world["job"]] = script_run(name="greet", target=RunTarget(local=True), args={}, actor="tests")
+    world["user"] = make_user("sam")
     return world
 
 
@@ -149,11 +175,16 @@ _IDS = (
     "window",
     "playbook",
     "execution",
+    "script",
+    "agent",
+    "job",
+    "user",
 )
+_BY_NAME = {"playbook", "script", "agent"}
 
 
 def _path(template: str, world) -> str:
-    return template.format(**{k: world[k].name if k == "playbook" else world[k].pk for k in _IDS})
+    return template.format(**{k: world[k].name if k in _BY_NAME else world[k].pk for k in _IDS})
 
 
 @pytest.mark.parametrize("persona", PERSONAS)
@@ -189,6 +220,7 @@ def test_forged_post_below_the_role_changes_nothing(template, persona, world):
         Service.objects.count(),
         ApiKey.objects.filter(revoked_at=None).count(),
         MaintenanceWindow.objects.count(),
+        list(Script.objects.values_list("name", "current_version", "enabled")),
     )
     response = _client(persona).post(
         path, {"reason": "forged", "duration": "1h", "name": "x", "scopes": ["admin"]}
@@ -202,6 +234,7 @@ def test_forged_post_below_the_role_changes_nothing(template, persona, world):
         Service.objects.count(),
         ApiKey.objects.filter(revoked_at=None).count(),
         MaintenanceWindow.objects.count(),
+        list(Script.objects.values_list("name", "current_version", "enabled")),
     ) == before
     world["service"].refresh_from_db()
     assert not world["service"].muted

@@ -53,6 +53,16 @@ def test_list_shows_mode_trigger_version_last_run_and_circuit(viewer, shadow, wo
     assert "New playbook" not in body  # viewers get no edit entry points
 
 
+def test_list_filters_by_team_of_the_services_a_trigger_covers(viewer, shadow, worker):
+    services.playbook_save(document=playbook_yaml("fix-db", URL, pattern="db-*"), actor="t")
+    service_create(heartbeat_name="db-main", alert_interval=5, team="storage")
+    body = viewer.get("/ui/playbooks?team=payments").content.decode()
+    assert "restart-worker" in body and "fix-db" not in body  # worker-1 is payments'
+    body = viewer.get("/ui/playbooks?team=storage&mode=active").content.decode()
+    assert "fix-db" in body and "restart-worker" not in body
+    assert "No playbook matches" in viewer.get("/ui/playbooks?team=nobody").content.decode()
+
+
 def test_list_filters_by_pattern_and_mode(viewer, shadow):
     services.playbook_save(document=playbook_yaml("fix-db", URL, pattern="db-*"), actor="t")
     assert "fix-db" not in viewer.get("/ui/playbooks?pattern=worker").content.decode()
@@ -245,3 +255,15 @@ def test_browser_line_endings_are_stored_as_lf_and_the_mode_switch_still_finds_i
     assert "\r" not in Playbook.objects.get(name="crlf").versions.get().source
     operator.post("/ui/playbooks/crlf/mode", {"mode": "active"})
     assert Playbook.objects.get(name="crlf").versions.get(version=2).mode == "active"
+
+
+def test_team_filter_narrowing_agrees_with_the_trigger_matching():
+    from dashboard.remediation_selectors import _names_match
+    from remediation.playbooks.triggers import name_matches
+
+    names = sorted(["worker-1", "worker-2", "Worker-3", "db-main", "db", "w[x]", "a?b", "zeta"])
+    patterns = ["worker-*", "*", "*-1", "db", "db*", "w?rker-2", "[Ww]orker-3", "w[!o]*", "nope*"]
+    patterns += ["w[[]x]", "a[?]b", "", "z*a", "[a-c]*", "*main"]
+    for pattern in patterns:
+        expected = any(name_matches(pattern, n) for n in names)
+        assert _names_match(pattern, names) is expected, pattern

@@ -5,31 +5,7 @@ from __future__ import annotations
 
 import textwrap
 
-PRD_EXAMPLE = textwrap.dedent(
-    """\
-    name: restart-worker
-    description: Restart the worker service and verify recovery
-    trigger:
-      service_pattern: "worker-*"
-      consecutive_failures: 3
-    approval: none
-    steps:
-      - name: restart-service
-        type: webhook
-        url: "https://internal-api/restart"
-        method: POST
-        body:
-          service: "${SERVICE_NAME}"
-      - name: wait-for-recovery
-        type: wait
-        duration: 30s
-      - name: verify-heartbeat
-        type: condition
-        check: heartbeat_received
-        timeout: 60s
-        on_failure: escalate
-    """
-)
+from remediation.playbooks.examples import PRD_EXAMPLE  # noqa: F401 (one definition, re-exported)
 
 
 def playbook_yaml(

@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("remediation", "0002_periodic_tasks"),
+        ("remediation", "0003_job_created_index"),
     ]
 
     operations = [
