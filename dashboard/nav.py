@@ -39,7 +39,7 @@ NAV: list[NavItem] = [
     NavItem("Agents", "dashboard:agents", Role.VIEWER, ("/ui/agents",)),
     NavItem("Jobs", "dashboard:jobs", Role.VIEWER, ("/ui/jobs",)),
     NavItem("Audit log", "dashboard:audit", Role.VIEWER, ("/ui/audit",)),
-    NavItem("Reports", "dashboard:reports", Role.VIEWER, ("/ui/reports",)),
+    NavItem("Outcomes", "dashboard:reports", Role.VIEWER, ("/ui/reports",)),
     NavItem("API keys", "dashboard:apikeys", Role.ADMIN, ("/ui/api-keys",)),
     NavItem("Slack users", "dashboard:slack_links", Role.ADMIN, ("/ui/slack-users",)),
 ]

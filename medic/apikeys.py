@@ -26,8 +26,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from medic.errors import InvalidInput, NotAuthenticated, NotFound
-from medic.metrics import API_KEY_HASH_VERIFICATIONS, AUTH_FAILURES
+from medic.metrics import API_KEY_HASH_VERIFICATIONS
 from medic.models import ApiKey, ApiKeyScope, AuditEvent
+from medic.refusals import refused
 
 KEY_PREFIX = "mdk_"
 _LOOKUP_LEN = 8
@@ -291,7 +292,7 @@ def _digest(secret: str) -> bytes:
 
 
 def _fail(reason: str, message: str) -> NotAuthenticated:
-    AUTH_FAILURES.labels(reason=reason).inc()
+    refused(reason)
     return NotAuthenticated(message, code=f"api_key_{reason}" if reason != "missing" else None)
 
 

@@ -18,8 +18,8 @@ from rest_framework.permissions import BasePermission
 from medic import ratelimit
 from medic.apikeys import api_key_verify
 from medic.errors import Forbidden, NotAuthenticated
-from medic.metrics import AUTH_FAILURES
 from medic.models import ApiKey
+from medic.refusals import refused
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -57,10 +57,10 @@ def authenticate(request: HttpRequest) -> ApiKey:
         if not secret:
             ratelimit.check_address(address)
         if secret is None:
-            AUTH_FAILURES.labels(reason="missing").inc()
+            refused("missing")
             raise NotAuthenticated()
         if not secret:
-            AUTH_FAILURES.labels(reason="malformed").inc()
+            refused("malformed")
             raise NotAuthenticated(
                 "Use 'Authorization: Bearer mdk_...' or 'X-API-Key: mdk_...'.",
                 code="api_key_malformed",
@@ -78,7 +78,7 @@ def refuse_anonymous(request: HttpRequest) -> NotAuthenticated:
     """The error for a request that presented no key where one is needed (counted, charged)."""
     address = ratelimit.client_address(request)
     ratelimit.check_address(address)
-    AUTH_FAILURES.labels(reason="missing").inc()
+    refused("missing")
     ratelimit.record_failure(address)
     return NotAuthenticated()
 
@@ -92,7 +92,7 @@ def scope_for(method: str, required_scope: str | None = None) -> str:
 def require_scope(key: ApiKey, scope: str) -> None:
     if "admin" in key.scopes or scope in key.scopes:
         return
-    AUTH_FAILURES.labels(reason="insufficient_scope").inc()
+    refused("insufficient_scope")
     raise Forbidden(
         f"This API key has scopes [{', '.join(key.scopes)}]; this action needs '{scope}'.",
         code="insufficient_scope",

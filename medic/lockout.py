@@ -22,7 +22,7 @@ from django.contrib.auth.backends import ModelBackend
 from django.core.exceptions import PermissionDenied
 
 from medic import ratelimit
-from medic.metrics import AUTH_FAILURES
+from medic.refusals import refused
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ def record_failure(request, username: str) -> None:
     for key, limit in _limits(request, username):
         ratelimit.failures_record(key, limit, _window())
     address = ratelimit.client_address(request)
-    AUTH_FAILURES.labels(reason="login_failed").inc()
+    refused("login_failed")
     logger.warning(
         "sign-in failed for username %r from %s at %s",
         username,
@@ -70,7 +70,7 @@ def record_success(request, username: str) -> None:
 
 def log_refusal(request, username: str, wait: int) -> None:
     address = ratelimit.client_address(request)
-    AUTH_FAILURES.labels(reason="login_locked").inc()
+    refused("login_locked")
     logger.warning(
         "sign-in refused for username %r from %s: too many failed attempts "
         "(locked for %d more seconds)",

@@ -50,8 +50,9 @@ from typing import Protocol
 
 from django.conf import settings
 
+from medic import refusals
 from medic.errors import Throttled
-from medic.metrics import RATE_LIMIT_BACKEND_ERRORS, RATE_LIMITED
+from medic.metrics import RATE_LIMIT_BACKEND_ERRORS
 
 logger = logging.getLogger(__name__)
 WINDOW = 60
@@ -266,7 +267,7 @@ def _decision(limit: int, found: Window, at: float) -> Decision:
 
 
 def _refuse(kind: str, decision: Decision, retry_after: int) -> Throttled:
-    RATE_LIMITED.labels(**{"class": kind}).inc()
+    refusals.rate_limited(kind)
     return Throttled(
         f"Rate limit of {decision.limit} {kind} requests per minute exceeded; retry in "
         f"{retry_after} s.",

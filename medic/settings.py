@@ -277,7 +277,7 @@ MEDIC_HEARTBEAT_RETENTION_DAYS = env_int("MEDIC_HEARTBEAT_RETENTION_DAYS", 30)
 # Domain events (the outbox between heartbeats, alerting and remediation) older than this are
 # deleted by the hourly medic.events.prune task.
 MEDIC_EVENT_RETENTION_DAYS = env_int("MEDIC_EVENT_RETENTION_DAYS", 30)
-# The rolling window of the medic_success_* gauges (docs/success-metrics.md); keep it within
+# The rolling window of the medic_success_* gauges (docs/outcomes.md); keep it within
 # MEDIC_EVENT_RETENTION_DAYS (alerts resolved by a person are recognised from their events).
 MEDIC_SUCCESS_METRICS_WINDOW_DAYS = env_int("MEDIC_SUCCESS_METRICS_WINDOW_DAYS", 7)
 MEDIC_DEFAULT_MUTE_HOURS = env_float("MEDIC_DEFAULT_MUTE_HOURS", 24.0)
@@ -369,6 +369,9 @@ MEDIC_AGENT_POLL_RECHECK_SECONDS = env_float(
 # Each agent is monitored as the service ``agent-<name>``: a poll records at most one heartbeat
 # per MEDIC_AGENT_HEARTBEAT_SECONDS; the service goes down after MEDIC_AGENT_OFFLINE_AFTER_MINUTES.
 MEDIC_AGENT_HEARTBEAT_SECONDS = env_int("MEDIC_AGENT_HEARTBEAT_SECONDS", 60)
+# The PRD's promise: an agent stays under 5 MB resident (MB = 10^6 bytes). Agents above it are
+# listed on the Outcomes page and counted in medic_agents_over_memory_threshold.
+MEDIC_AGENT_MEMORY_THRESHOLD_BYTES = env_int("MEDIC_AGENT_MEMORY_THRESHOLD_BYTES", 5_000_000)
 MEDIC_AGENT_OFFLINE_AFTER_MINUTES = env_float("MEDIC_AGENT_OFFLINE_AFTER_MINUTES", 3.0)
 MEDIC_AGENT_SERVICE_TEAM = env_str("MEDIC_AGENT_SERVICE_TEAM", "site-reliability")
 MEDIC_AGENT_SERVICE_PRIORITY = env_str("MEDIC_AGENT_SERVICE_PRIORITY", "p3")

@@ -89,7 +89,8 @@ v2 = [
     path("secrets/<str:name>", secrets_api.SecretDetail.as_view()),
     path("audit", audit_api.AuditList.as_view()),
     path("audit/export", audit_api.AuditExport.as_view()),
-    # success metrics (docs/success-metrics.md)
+    # outcomes (docs/outcomes.md); success-metrics is its first name, kept for its clients
+    path("reports/outcomes", reports_api.Outcomes.as_view()),
     path("reports/success-metrics", reports_api.SuccessMetrics.as_view()),
     path("agent/register", agent_api.register_view),
     path("agent/jobs", agent_api.jobs_view),

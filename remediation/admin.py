@@ -30,7 +30,14 @@ class ScriptVersionAdmin(ReadOnlyAdmin):
 
 @admin.register(Agent)
 class AgentAdmin(ReadOnlyAdmin):
-    list_display = ("name", "enabled", "hostname", "agent_version", "last_seen_at")
+    list_display = (
+        "name",
+        "enabled",
+        "hostname",
+        "agent_version",
+        "memory_rss_bytes",
+        "last_seen_at",
+    )
     search_fields = ("name", "hostname")
 
 

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import functools
 import json
+import re
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -43,8 +44,8 @@ from medic.errors import (
     to_medic_error,
 )
 from medic.ids import parse_id
-from medic.metrics import AUTH_FAILURES
 from medic.models import ApiKeyScope
+from medic.refusals import refused
 from remediation import agents, jobs, selectors, wakeup
 from remediation.metrics import LONG_POLLS
 from remediation.models import SkipReason
@@ -197,7 +198,7 @@ def agent_endpoint(*methods: str):
 async def _agent(request, run):
     key = await run(authenticate, request)
     if ApiKeyScope.AGENT.value not in key.scopes:
-        AUTH_FAILURES.labels(reason="insufficient_scope").inc()
+        await run(refused, "insufficient_scope")
         raise Forbidden(
             "Only agent keys (scope 'agent') may use /v2/agent/*.", code="insufficient_scope"
         )
@@ -238,6 +239,29 @@ def _wait_seconds(request) -> int:
         raise InvalidInput(fields={"wait": ["A whole number of seconds (0 or more)."]})
     # Clamped rather than refused: an agent configured for longer waits still works.
     return min(int(raw), settings.MEDIC_AGENT_POLL_MAX_WAIT_SECONDS)
+
+
+# 1 TiB: more than any agent could hold, small enough for a bigint and a gauge.
+MAX_RSS_BYTES = 1 << 40
+_VERSION = re.compile(r"^[0-9A-Za-z.+_-]{1,32}$")
+
+
+def _poll_report(request) -> tuple[int | None, str | None]:
+    """The resident memory (``rss_bytes``) and version (``version``) a poll reports. Both are
+    optional (older agents send neither; agents without /proc send no memory); a value that is
+    there must be well formed."""
+    errors = {}
+    rss = request.GET.get("rss_bytes")
+    if rss is not None:
+        rss = parse_id(rss)
+        if rss is None or rss > MAX_RSS_BYTES:
+            errors["rss_bytes"] = [f"A whole number of bytes from 0 to {MAX_RSS_BYTES}."]
+    version = request.GET.get("version")
+    if version is not None and not _VERSION.match(version):
+        errors["version"] = ["1 to 32 letters, digits and . + _ -."]
+    if errors:
+        raise InvalidInput(fields=errors)
+    return rss, version
 
 
 async def _claim(run, agent_id: int) -> dict | None:
@@ -286,7 +310,8 @@ async def agent_jobs(request):
     run = _runner(request)
     agent = await _agent(request, run)
     wait = _wait_seconds(request)
-    await run(agents.agent_seen, agent_id=agent.pk)
+    rss, version = _poll_report(request)
+    await run(agents.agent_seen, agent_id=agent.pk, memory_rss_bytes=rss, agent_version=version)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
     if not isinstance(request, ASGIRequest):
@@ -376,7 +401,18 @@ class JobsDoc(_AgentDoc):
                 int,
                 description="Seconds to hold the request open when no job is queued "
                 "(clamped to MEDIC_AGENT_POLL_MAX_WAIT_SECONDS).",
-            )
+            ),
+            OpenApiParameter(
+                "rss_bytes",
+                int,
+                description="The agent's resident memory in bytes (VmRSS), optional; stored "
+                "at most once per MEDIC_AGENT_HEARTBEAT_SECONDS.",
+            ),
+            OpenApiParameter(
+                "version",
+                str,
+                description="The agent's version (1 to 32 of A-Z a-z 0-9 . + _ -), optional.",
+            ),
         ],
         responses={200: JobOut, 204: OpenApiResponse(description="No job within the wait.")},
         description="Long poll for the next job of the calling agent.",

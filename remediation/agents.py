@@ -10,11 +10,12 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import F, Q, Value
+from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from heartbeats.models import Service
@@ -23,7 +24,7 @@ from medic.apikeys import api_key_create, api_key_revoke
 from medic.errors import Conflict, InvalidInput, MedicError, NotFound
 from medic.ids import looks_like_id
 from remediation.audit.services import audit_record
-from remediation.models import Agent
+from remediation.models import Agent, AgentMemoryDay
 
 logger = logging.getLogger(__name__)
 AGENT_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
@@ -192,18 +193,49 @@ def agent_register(
     return agent
 
 
-def agent_seen(*, agent_id: int) -> None:
+def agent_seen(
+    *,
+    agent_id: int,
+    memory_rss_bytes: int | None = None,
+    agent_version: str | None = None,
+    now=None,
+) -> None:
     """A poll arrived. At most once per MEDIC_AGENT_HEARTBEAT_SECONDS (whichever process wins
     the compare-and-set) it moves ``last_seen_at`` and records a heartbeat of the agent's
-    service; every other poll costs one indexed UPDATE that matches nothing."""
-    now = timezone.now()
+    service; every other poll costs one indexed UPDATE that matches nothing. The resident memory
+    and version the poll reports (newer agents; older ones send neither) are stored the same
+    way, at most once per interval, with the day's highest memory kept for the history."""
+    now = now or timezone.now()
     cutoff = now - timedelta(seconds=settings.MEDIC_AGENT_HEARTBEAT_SECONDS)
     won = Agent.objects.filter(
         Q(last_seen_at__lt=cutoff) | Q(last_seen_at__isnull=True), pk=agent_id
     ).update(last_seen_at=now)
+    if memory_rss_bytes is not None:
+        _memory_report(agent_id, memory_rss_bytes, agent_version, now, cutoff)
     if won:
         agent = Agent.objects.select_related("service").get(pk=agent_id)
         _heartbeat(agent, "polling")
+
+
+def _memory_report(agent_id: int, rss: int, version: str | None, now, cutoff) -> None:
+    changes = {"memory_rss_bytes": rss, "memory_reported_at": now}
+    if version:
+        changes["agent_version"] = version[:32]
+    won = Agent.objects.filter(
+        Q(memory_reported_at__lt=cutoff) | Q(memory_reported_at__isnull=True), pk=agent_id
+    ).update(**changes)
+    if not won:
+        return
+    day = now.astimezone(UTC).date()
+    days = AgentMemoryDay.objects.filter(agent_id=agent_id, day=day)
+    if days.update(max_rss_bytes=Greatest(F("max_rss_bytes"), Value(rss))):
+        return
+    try:
+        with transaction.atomic():
+            AgentMemoryDay.objects.create(agent_id=agent_id, day=day, max_rss_bytes=rss)
+    except IntegrityError:
+        # Another process made the day's row first.
+        days.update(max_rss_bytes=Greatest(F("max_rss_bytes"), Value(rss)))
 
 
 def _heartbeat(agent: Agent, message: str) -> None:

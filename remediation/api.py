@@ -181,6 +181,8 @@ class AgentOut(serializers.ModelSerializer):
             "api_key_id",
             "registered_at",
             "last_seen_at",
+            "memory_rss_bytes",
+            "memory_reported_at",
             "created_at",
             "created_by",
         ]

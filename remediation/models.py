@@ -106,6 +106,10 @@ class Agent(models.Model):
     registered_at = models.DateTimeField(null=True, blank=True)
     # Moved by polls at most once per MEDIC_AGENT_HEARTBEAT_SECONDS (with a heartbeat).
     last_seen_at = models.DateTimeField(null=True, blank=True)
+    # Resident memory the agent reported with its polls (VmRSS; agents on systems without
+    # /proc and older agents send none), stored at most once per MEDIC_AGENT_HEARTBEAT_SECONDS.
+    memory_rss_bytes = models.BigIntegerField(null=True, blank=True)
+    memory_reported_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     created_by = models.CharField(max_length=150, blank=True, default="")
 
@@ -118,6 +122,24 @@ class Agent(models.Model):
     @property
     def all_labels(self) -> list[str]:
         return sorted(set(self.labels) | set(self.reported_labels))
+
+
+class AgentMemoryDay(models.Model):
+    """The highest resident memory an agent reported on one UTC day: the history behind "agents
+    over the memory threshold" over time. One row per agent and day."""
+
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="memory_days")
+    day = models.DateField()
+    max_rss_bytes = models.BigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["agent", "day"], name="agent_memory_day_unique")
+        ]
+        indexes = [models.Index(fields=["day"], name="agent_memory_day_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.agent_id} {self.day}: {self.max_rss_bytes}"
 
 
 class JobTarget(models.TextChoices):

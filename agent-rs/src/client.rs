@@ -172,8 +172,9 @@ impl Client {
 
     /// Long-polls for a job. `Ok(None)` when the server had nothing within `wait_seconds`.
     /// The job comes back raw so that a malformed one can still be answered by its id.
+    /// Each poll carries the agent's version and, where measured, its resident memory.
     pub fn poll(&self, wait_seconds: u64) -> Result<Option<Value>> {
-        let path = format!("/v2/agent/jobs?wait={wait_seconds}");
+        let path = poll_path(wait_seconds, crate::memory::resident_bytes());
         let timeout = Duration::from_secs(wait_seconds) + POLL_SLACK;
         let (status, v) = self.request("GET", &path, None, timeout)?;
         if status == 204 {
@@ -240,6 +241,19 @@ impl Client {
         self.request("POST", &path, Some(&body), timeout)
             .map(|_| ())
     }
+}
+
+/// `/v2/agent/jobs?wait=N&version=V[&rss_bytes=B]`: without a memory figure (no `/proc`) the
+/// parameter is left out rather than sent as 0.
+pub fn poll_path(wait_seconds: u64, rss_bytes: Option<u64>) -> String {
+    let mut path = format!(
+        "/v2/agent/jobs?wait={wait_seconds}&version={}",
+        encode_segment(VERSION)
+    );
+    if let Some(bytes) = rss_bytes {
+        path.push_str(&format!("&rss_bytes={bytes}"));
+    }
+    path
 }
 
 fn to_value<T: Serialize>(v: &T) -> Result<Value> {
@@ -364,6 +378,18 @@ pub fn hostname() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn polls_carry_the_version_and_the_memory_when_measured() {
+        assert_eq!(
+            poll_path(30, Some(3_084_288)),
+            format!("/v2/agent/jobs?wait=30&version={VERSION}&rss_bytes=3084288")
+        );
+        assert_eq!(
+            poll_path(5, None),
+            format!("/v2/agent/jobs?wait=5&version={VERSION}")
+        );
+    }
 
     #[test]
     fn path_segments_are_encoded() {

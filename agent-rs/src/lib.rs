@@ -9,6 +9,7 @@ pub mod error;
 pub mod exec;
 pub mod http;
 pub mod log;
+pub mod memory;
 pub mod metrics;
 pub mod registry;
 pub mod shutdown;

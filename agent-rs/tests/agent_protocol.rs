@@ -146,7 +146,12 @@ fn registers_with_host_facts_and_registered_scripts() {
     );
     // The server's poll_wait_seconds (1) wins over the configured default (7).
     let polls = srv.server.matching("GET", "/v2/agent/jobs");
-    assert_eq!(polls[0].path, "/v2/agent/jobs?wait=1");
+    // Each poll reports the agent's version and resident memory (VmRSS, in bytes).
+    let (wait, report) = polls[0].path.split_once('&').unwrap();
+    assert_eq!(wait, "/v2/agent/jobs?wait=1");
+    let version = format!("version={}&rss_bytes=", env!("CARGO_PKG_VERSION"));
+    let rss: u64 = report.strip_prefix(&version).unwrap().parse().unwrap();
+    assert!(rss > 0 && rss.is_multiple_of(1024), "{report}");
     assert_eq!(polls[0].header("Authorization"), Some("Bearer test-key"));
 }
 

@@ -8,6 +8,7 @@ from urllib.parse import urlencode, urlsplit
 from zoneinfo import ZoneInfo
 
 from django import template
+from django.conf import settings
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
@@ -335,6 +336,27 @@ def bound(form, name: str):
 def is_web_url(value: str) -> bool:
     """Only http(s) links become links (a runbook could hold ``javascript:...``)."""
     return urlsplit(value or "").scheme in ("http", "https")
+
+
+@register.filter
+def megabytes(value: int | None) -> str:
+    """Bytes in decimal megabytes (10^6, the unit of the agent memory threshold)."""
+    return "—" if value is None else f"{value / 1_000_000:.1f} MB"
+
+
+@register.simple_tag
+def agent_memory(agent):
+    """The resident memory an agent last reported, flagged when over the threshold
+    (MEDIC_AGENT_MEMORY_THRESHOLD_BYTES); a dash when it never reported any."""
+    rss = agent.memory_rss_bytes
+    threshold = settings.MEDIC_AGENT_MEMORY_THRESHOLD_BYTES
+    if rss is None or rss <= threshold:
+        return megabytes(rss)
+    return format_html(
+        '{} <span class="badge bad" data-testid="over-memory">over {}</span>',
+        megabytes(rss),
+        f"{threshold / 1_000_000:g} MB",
+    )
 
 
 @register.filter

@@ -1,4 +1,4 @@
-"""The PRD's success metrics, read from what Medic already stores (docs/success-metrics.md).
+"""The PRD's success metrics, read from what Medic already stores (docs/outcomes.md).
 
 Each resolved alert is classified once, in the database, by how it ended:
 
@@ -16,8 +16,9 @@ of the (already filtered) group are fetched and the same linear interpolation is
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
+from django.conf import settings
 from django.db import connection
 from django.db.models import (
     Aggregate,
@@ -45,6 +46,8 @@ from heartbeats.maintenance import window_covering
 from heartbeats.models import Service
 from medic.events.models import DomainEvent, EventKind
 from medic.metrics import AUTH_FAILURES, RATE_LIMITED
+from medic.refusals import refused_by_day
+from remediation.models import Agent
 from remediation.playbooks.models import (
     Execution,
     ExecutionEvent,
@@ -68,6 +71,10 @@ MTTR_TARGET_REDUCTION = 0.30
 FALSE_POSITIVE_TARGET = 0.05
 COVERAGE_TARGET = 0.50
 TOP_UNCOVERED = 10
+# Flapping: an alert opening within FLAP_WINDOW of the service's previous one is a repeat; a
+# service with FLAP_REPEATS repeats in the period (three alerts in a row) is flapping.
+FLAP_WINDOW = timedelta(hours=1)
+FLAP_REPEATS = 2
 
 
 @dataclass(frozen=True)
@@ -315,16 +322,35 @@ def accuracy(period: Period) -> dict:
     )
     total = incidents(period).count()
     rate = _ratio(quick, total)
+    repeats, flapping = _repeats(period)
     return {
         "alerts": total,
         "resolved_within_interval_unaided": quick,
         "suppressed_by_maintenance": maintenance,
+        "suppressed_by_maintenance_share": _ratio(maintenance, total),
+        "repeat_alerts": repeats,
+        "repeat_share": _ratio(repeats, total),
+        "flapping_services": flapping,
         "false_positive_rate": rate,
         "target": {
             "rate": FALSE_POSITIVE_TARGET,
             "met": None if rate is None else rate < FALSE_POSITIVE_TARGET,
         },
     }
+
+
+def _repeats(period: Period) -> tuple[int, list[str]]:
+    """Alerts that opened within FLAP_WINDOW of the previous alert of the same service (both in
+    the period), and the services with at least FLAP_REPEATS such repeats: flapping."""
+    repeats, per_service = 0, {}
+    previous: tuple[str, datetime] | None = None
+    rows = incidents(period).order_by("service__heartbeat_name", "opened_at", "id")
+    for name, opened_at in rows.values_list("service__heartbeat_name", "opened_at"):
+        if previous and previous[0] == name and opened_at - previous[1] <= FLAP_WINDOW:
+            repeats += 1
+            per_service[name] = per_service.get(name, 0) + 1
+        previous = (name, opened_at)
+    return repeats, sorted(name for name, n in per_service.items() if n >= FLAP_REPEATS)
 
 
 def _counter_values(counter, label: str) -> dict[str, float]:
@@ -336,15 +362,65 @@ def _counter_values(counter, label: str) -> dict[str, float]:
     return dict(sorted(values.items()))
 
 
-def security() -> dict:
-    """Refusals counted by this process since it started (the counters /metrics serves)."""
+def refusal_days(period: Period) -> dict | None:
+    """{UTC day: {reason: count}} of the days the period touches (whole days), from the tally
+    every process keeps in Redis; None without it."""
+    last = (period.until - timedelta(microseconds=1)).astimezone(UTC).date()
+    return refused_by_day(period.since.astimezone(UTC).date(), last)
+
+
+def security(period: Period | None = None) -> dict:
+    """Refusals counted by this process since it started (the counters /metrics serves) and,
+    for a period, the tally of every process over the days it touches."""
     refused = _counter_values(AUTH_FAILURES, "reason")
     limited = _counter_values(RATE_LIMITED, "class")
-    return {
+    out = {
         "scope": "this process since it started",
         "refused_by_reason": refused,
         "rate_limited_by_class": limited,
         "refused_total": int(sum(refused.values())),
+    }
+    if period is not None:
+        days = refusal_days(period)
+        totals: dict[str, int] = {}
+        for counts in (days or {}).values():
+            for reason, n in counts.items():
+                totals[reason] = totals.get(reason, 0) + n
+        out["period"] = (
+            None
+            if days is None
+            else {
+                "scope": "every process, whole UTC days of the period",
+                "refused_by_reason": dict(sorted(totals.items())),
+                "refused_total": sum(totals.values()),
+            }
+        )
+    return out
+
+
+def agents() -> dict:
+    """The memory agents last reported (now, not over the period) against the threshold."""
+    threshold = settings.MEDIC_AGENT_MEMORY_THRESHOLD_BYTES
+    reporting = Agent.objects.filter(memory_rss_bytes__isnull=False).order_by(
+        "-memory_rss_bytes", "name"
+    )
+    rows = [
+        {
+            "name": agent.name,
+            "agent_version": agent.agent_version,
+            "memory_rss_bytes": agent.memory_rss_bytes,
+            "memory_reported_at": agent.memory_reported_at,
+        }
+        for agent in reporting
+    ]
+    over = [row for row in rows if row["memory_rss_bytes"] > threshold]
+    return {
+        "threshold_bytes": threshold,
+        "agents": Agent.objects.count(),
+        "reporting": len(rows),
+        "max_rss_bytes": rows[0]["memory_rss_bytes"] if rows else None,
+        "over_threshold": over,
+        "target": {"met": None if not rows else not over},
     }
 
 
@@ -356,5 +432,6 @@ def success_metrics(period: Period) -> dict:
         "mttr": mttr(period),
         "coverage": coverage(period),
         "accuracy": accuracy(period),
-        "security": security(),
+        "security": security(period),
+        "agents": agents(),
     }

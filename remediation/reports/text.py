@@ -86,8 +86,27 @@ def render(report: dict) -> str:
         f"{_verdict(acc['target']['met'])})"
     )
     lines.append(f"  opened during maintenance (held back): {acc['suppressed_by_maintenance']}")
-    lines += ["", f"Security ({sec['scope']})"]
-    lines.append(f"  requests refused: {sec['refused_total']}")
-    for reason, count in sec["refused_by_reason"].items():
+    lines.append(
+        f"  repeats (within an hour of the service's previous alert): {acc['repeat_alerts']}; "
+        f"flapping: {', '.join(acc['flapping_services']) or 'none'}"
+    )
+    tally = sec.get("period")
+    scope = tally["scope"] if tally else sec["scope"]
+    counts = tally or {k: sec[k] for k in ("refused_total", "refused_by_reason")}
+    lines += ["", f"Security ({scope})"]
+    lines.append(f"  requests refused: {counts['refused_total']}")
+    for reason, count in counts["refused_by_reason"].items():
         lines.append(f"    {reason}: {count:.0f}")
+    ag = report["agents"]
+    lines += ["", "Agent memory"]
+    lines.append(
+        f"  {ag['reporting']} of {ag['agents']} agents report; over "
+        f"{ag['threshold_bytes'] / 1e6:g} MB: {len(ag['over_threshold'])} "
+        f"(target: {_verdict(ag['target']['met'])})"
+    )
+    for row in ag["over_threshold"]:
+        lines.append(
+            f"    {row['name']} {row['agent_version'] or '-'}: "
+            f"{row['memory_rss_bytes'] / 1e6:.1f} MB"
+        )
     return "\n".join(lines) + "\n"

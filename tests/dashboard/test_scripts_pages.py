@@ -269,6 +269,28 @@ def test_agents_list_status_labels_version_and_hashes(viewer, web1):
     assert "1 not matching" in body  # cleanup is not registered on the server
 
 
+def test_agents_show_their_reported_memory_and_flag_it_over_the_threshold(viewer, web1):
+    from remediation.agents import agent_seen
+
+    small = agent_create(name="db-1", actor="tests").agent
+    agent_seen(agent_id=small.pk, memory_rss_bytes=3_084_288)
+    agent_seen(agent_id=web1.pk, memory_rss_bytes=5_600_000)
+    agent_create(name="old-1", actor="tests")  # an agent that does not report memory
+    body = viewer.get("/ui/agents").content.decode()
+    rows = {
+        name: body.split(f'data-agent="{name}"')[1].split("</tr>")[0]
+        for name in ("web-1", "db-1", "old-1")
+    }
+    assert (
+        'data-testid="memory">5.6 MB <span class="badge bad" data-testid="over-memory">over 5 MB'
+        in rows["web-1"]
+    )
+    assert 'data-testid="memory">3.1 MB</td>' in rows["db-1"]
+    assert 'data-testid="memory">—</td>' in rows["old-1"]
+    detail = viewer.get("/ui/agents/web-1").content.decode()
+    assert "Resident memory" in detail and "5.6 MB" in detail and "over 5 MB" in detail
+
+
 def test_agent_status_is_the_apis(viewer, web1, admin_key_client):
     web1.service.status = "down"
     web1.service.save(update_fields=["status"])

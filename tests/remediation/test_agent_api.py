@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 import pytest
 from django.utils import timezone
@@ -282,3 +282,57 @@ def test_agent_states_are_in_the_metrics(web1, db1, reader):
     assert 'medic_agents{state="online"} 1.0' in text
     assert 'medic_agents{state="new"} 1.0' in text
     assert "medic_script_jobs_queued_total" in text
+
+
+def test_polls_report_memory_and_version_validated_and_bounded(web1, reader):
+    agent, client = web1
+    register(client)
+    # An older agent sends neither: it keeps working and nothing is recorded.
+    assert client.get("/v2/agent/jobs?wait=0").status_code == 204
+    agent.refresh_from_db()
+    assert (agent.memory_rss_bytes, agent.memory_reported_at) == (None, None)
+    assert agent.agent_version == "0.1.0"
+    response = client.get("/v2/agent/jobs?wait=0&version=0.2.0%2Bdeb&rss_bytes=3084288")
+    assert response.status_code == 204
+    agent.refresh_from_db()
+    assert agent.memory_rss_bytes == 3084288 and agent.memory_reported_at is not None
+    assert agent.agent_version == "0.2.0+deb"
+    listed = reader.get("/v2/agents/web-1").json()
+    assert listed["memory_rss_bytes"] == 3084288 and listed["agent_version"] == "0.2.0+deb"
+    # Within the interval a second report is not written (one UPDATE matching nothing).
+    client.get("/v2/agent/jobs?wait=0&rss_bytes=9999999")
+    agent.refresh_from_db()
+    assert agent.memory_rss_bytes == 3084288
+    for query, field in [
+        ("rss_bytes=-1", "rss_bytes"),
+        ("rss_bytes=lots", "rss_bytes"),
+        ("rss_bytes=1099511627777", "rss_bytes"),
+        ("rss_bytes=" + "9" * 40, "rss_bytes"),
+        ("version=" + "v" * 33, "version"),
+        ("version=1.0%20beta", "version"),
+        ("version=", "version"),
+    ]:
+        bad = client.get(f"/v2/agent/jobs?wait=0&{query}")
+        assert bad.status_code == 422, query
+        assert list(bad.json()["error"]["fields"]) == [field], query
+    assert client.get("/v2/agent/jobs?wait=0&rss_bytes=1099511627776").status_code == 204
+
+
+def test_the_day_keeps_the_highest_memory_reported(web1, settings):
+    from datetime import datetime
+
+    from remediation.agents import agent_seen
+    from remediation.models import AgentMemoryDay
+
+    agent, client = web1
+    register(client)
+    settings.MEDIC_AGENT_HEARTBEAT_SECONDS = 60
+    t = datetime(2026, 3, 1, 22, 0, tzinfo=UTC)
+    for minutes, rss in [(0, 3_000_000), (2, 6_000_000), (2, 9_000_000), (4, 4_000_000)]:
+        agent_seen(agent_id=agent.pk, memory_rss_bytes=rss, now=t + timedelta(minutes=minutes))
+    agent_seen(agent_id=agent.pk, memory_rss_bytes=2_000_000, now=t + timedelta(hours=3))
+    days = dict(AgentMemoryDay.objects.values_list("day", "max_rss_bytes"))
+    # The third report came within the interval of the second: not stored.
+    assert days == {t.date(): 6_000_000, (t + timedelta(hours=3)).date(): 2_000_000}
+    agent.refresh_from_db()
+    assert agent.memory_rss_bytes == 2_000_000

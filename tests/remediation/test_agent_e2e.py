@@ -119,6 +119,16 @@ def test_the_real_agent_runs_registered_scripts_and_reports_refusals(
         assert registered.reported_labels == ["role:e2e"]
         assert {s["name"] for s in registered.scripts} == {"greet", "rotate_logs"}
         assert registered.service.heartbeat_name == "agent-e2e-host"
+        # Its polls report its resident memory (VmRSS) and version; the gateway stores them.
+        _wait(
+            lambda: Agent.objects.filter(name="e2e-host", memory_rss_bytes__gt=0).exists(),
+            20,
+            "the agent to report its memory",
+            agent,
+        )
+        polled = Agent.objects.get(name="e2e-host")
+        assert polled.memory_rss_bytes % 1024 == 0 and polled.memory_reported_at is not None
+        assert polled.memory_rss_bytes < 64 * 1024 * 1024
 
         def run(script: str, args: dict) -> str:
             response = writer.post(

@@ -5,7 +5,7 @@ open, and a baseline period before the first playbook. Every figure is asserted 
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from io import StringIO
 
 import pytest
@@ -26,6 +26,8 @@ pytestmark = pytest.mark.django_db
 
 HOUR = timedelta(hours=1)
 MINUTE = timedelta(minutes=1)
+SECOND = timedelta(seconds=1)
+ENABLED = datetime(2027, 3, 1, tzinfo=UTC)
 WAIT_PLAYBOOK = """\
 name: {name}
 trigger:
@@ -65,7 +67,10 @@ def history():
     for name in ("restart-worker", "fix-mail"):
         pattern = "worker-*" if name == "restart-worker" else "mail-*"
         services.playbook_save(document=WAIT_PLAYBOOK.format(name=name, pattern=pattern), actor="t")
-    enabled = PlaybookVersion.objects.order_by("created_at").first().created_at
+    # A controlled clock: the first playbook was saved at 00:00 UTC on a Monday.
+    for i, version in enumerate(PlaybookVersion.objects.order_by("created_at")):
+        PlaybookVersion.objects.filter(pk=version.pk).update(created_at=ENABLED + i * SECOND)
+    enabled = ENABLED
     day = timedelta(days=1)
     a = ServiceFactory(heartbeat_name="worker-a", team="ops", priority="p2", alert_interval=5)
     b = ServiceFactory(heartbeat_name="worker-b", team="ops", priority="p1", alert_interval=5)
@@ -174,6 +179,10 @@ def test_coverage_accuracy_and_a_team_filter(history):
         "alerts": 7,
         "resolved_within_interval_unaided": 2,
         "suppressed_by_maintenance": 1,
+        "suppressed_by_maintenance_share": 0.1429,
+        "repeat_alerts": 0,
+        "repeat_share": 0.0,
+        "flapping_services": [],
         "false_positive_rate": 0.2857,
         "target": {"rate": 0.05, "met": False},
     }

@@ -1,4 +1,4 @@
-"""Print the PRD's success metrics for a period (docs/success-metrics.md)."""
+"""Print the PRD's success metrics for a period (docs/outcomes.md)."""
 
 from __future__ import annotations
 
