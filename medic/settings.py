@@ -326,8 +326,9 @@ MEDIC_RATE_LIMIT_ANONYMOUS = env_int("MEDIC_RATE_LIMIT_ANONYMOUS", 100)
 MEDIC_RATE_LIMIT_REDIS_URL = env_str("MEDIC_RATE_LIMIT_REDIS_URL", REDIS_URL)
 MEDIC_RATE_LIMIT_FILE = env_str("MEDIC_RATE_LIMIT_FILE", str(VAR_DIR / "ratelimit.sqlite3"))
 # Sign-in lockout (portal and Django admin): failed sign-ins counted per username and per client
-# address in a sliding window of MEDIC_LOGIN_FAILURE_WINDOW_MINUTES; at a limit, sign-in is
-# refused (429) until the oldest failure leaves the window. 0 disables a limit.
+# address (medic.ratelimit, GCRA); at a limit, sign-in is refused (429) for
+# MEDIC_LOGIN_FAILURE_WINDOW_MINUTES, and each failure weighs that long after the one before it.
+# 0 disables a limit.
 MEDIC_LOGIN_MAX_FAILURES_PER_USER = env_int("MEDIC_LOGIN_MAX_FAILURES_PER_USER", 5)
 MEDIC_LOGIN_MAX_FAILURES_PER_ADDRESS = env_int("MEDIC_LOGIN_MAX_FAILURES_PER_ADDRESS", 20)
 MEDIC_LOGIN_FAILURE_WINDOW_MINUTES = env_int("MEDIC_LOGIN_FAILURE_WINDOW_MINUTES", 15)
