@@ -325,6 +325,10 @@ MEDIC_RATE_LIMIT_UNAUTHENTICATED = env_int("MEDIC_RATE_LIMIT_UNAUTHENTICATED", 3
 MEDIC_RATE_LIMIT_ANONYMOUS = env_int("MEDIC_RATE_LIMIT_ANONYMOUS", 100)
 MEDIC_RATE_LIMIT_REDIS_URL = env_str("MEDIC_RATE_LIMIT_REDIS_URL", REDIS_URL)
 MEDIC_RATE_LIMIT_FILE = env_str("MEDIC_RATE_LIMIT_FILE", str(VAR_DIR / "ratelimit.sqlite3"))
+# The embedded mode's web front (medic/front.py, `make run`): threads per web process that run
+# complete requests, and how long a request body may take to arrive (then 408).
+MEDIC_FRONT_THREADS = env_int("MEDIC_FRONT_THREADS", 4)
+MEDIC_FRONT_BODY_SECONDS = env_float("MEDIC_FRONT_BODY_SECONDS", 30.0)
 # Sign-in lockout (portal and Django admin): failed sign-ins counted per username and per client
 # address (medic.ratelimit, GCRA); at a limit, sign-in is refused (429) for
 # MEDIC_LOGIN_FAILURE_WINDOW_MINUTES, and each failure weighs that long after the one before it.
