@@ -423,7 +423,8 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["medic.auth.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["medic.auth.ScopePermission"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # DRF's JSON parser; fields refuse values of another JSON type (medic/strict.py).
+    "DEFAULT_PARSER_CLASSES": ["medic.strict.JSONBodyParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "medic.pagination.CursorPage",
     "PAGE_SIZE": 50,

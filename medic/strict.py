@@ -4,20 +4,35 @@
 DRF coerces by default (an IntegerField takes ``"5"``, a CharField takes ``0`` and stores
 ``"0"``), so the API accepted bodies its own schema calls invalid, and a client that sent the
 wrong type got a stored value it did not mean. Installed once (``MedicConfig.ready``), for every
-DRF serializer: a field whose data came from a JSON body refuses a value of another JSON type,
-with the field's usual message. Query strings and forms stay as they are (every value there is a
-string), and v1 (compat/) parses its bodies itself, as v1 did.
+DRF serializer: a field of a serializer given the parsed JSON body (``request.data``, as
+``JSONBodyParser`` parsed it) refuses a value of another JSON type, with the field's usual
+message. Query strings and forms stay as they are (every value there is a string), and v1
+(compat/) parses its bodies itself, as v1 did.
 """
 
 from __future__ import annotations
 
-from django.http import QueryDict
+from contextvars import ContextVar
+
 from rest_framework import fields
+from rest_framework.parsers import JSONParser
+
+# The body the current request's JSON parser produced (one request per thread or task).
+_json_body: ContextVar[object] = ContextVar("medic_json_body", default=None)
+
+
+class JSONBodyParser(JSONParser):
+    """DRF's JSON parser, remembering what it parsed so that fields can tell a JSON body."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        data = super().parse(stream, media_type, parser_context)
+        _json_body.set(data)
+        return data
 
 
 def _from_json(field) -> bool:
     data = getattr(field.root, "initial_data", None)
-    return data is not None and not isinstance(data, QueryDict)
+    return data is not None and data is _json_body.get()
 
 
 def _integral(value) -> bool:
