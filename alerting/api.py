@@ -87,7 +87,7 @@ class AlertList(APIView):
             qs = qs.filter(state=params["state"])
         if params.get("service"):
             qs = qs.filter(service=service_get(params["service"]))
-        if params.get("priority"):
+        if params.get("priority") is not None:  # "" too: a blank filter is not "any"
             if params["priority"].lower() not in Priority.values:
                 raise one_of("priority", Priority.values)
             qs = qs.filter(priority=params["priority"].lower())
