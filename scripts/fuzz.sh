@@ -20,6 +20,7 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
+trap "exit 143" TERM INT  # so that the EXIT trap stops the servers
 throwaway_pg "$WORK" -c fsync=off -c synchronous_commit=off
 throwaway_redis "$WORK"
 export SECRET_KEY="fuzz-$("$PY" -c 'import secrets; print(secrets.token_urlsafe(40))')"
@@ -43,7 +44,7 @@ done
 
 echo "==> schemathesis on 127.0.0.1:$PORT"
 status=0
-"$ROOT/.venv/bin/st" run "$WORK/schema.json" --url "http://127.0.0.1:$PORT" \
+"$ROOT/.venv/bin/st" --config-file scripts/schemathesis.toml run "$WORK/schema.json" --url "http://127.0.0.1:$PORT" \
   -H "Authorization: Bearer $KEY" --checks all -n "${FUZZ_EXAMPLES:-10}" -w 2 \
   --phases examples,coverage,fuzzing --seed 1234 --suppress-health-check all \
   --continue-on-failure --no-color \
