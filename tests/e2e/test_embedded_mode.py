@@ -279,3 +279,35 @@ def test_slow_clients_do_not_starve_the_health_probe(embedded):
     assert answer.startswith(b"HTTP/1.1 408") and b'"request_timeout"' in answer, answer
     for sock in slow:
         sock.close()
+
+
+def test_make_run_is_quiet_when_idle_and_stops_promptly_on_ctrl_c(tmp_path):
+    # `make run` as a newcomer runs it: no Celery warning about root, no log lines for sweeps
+    # that found nothing, and Ctrl-C (SIGINT to the terminal's process group) returns within
+    # seconds, not after the workers' 30 s graceful timeout.
+    port = free_port()
+    env = _embedded_env(tmp_path / "var", port)
+    proc = Proc(["bash", "scripts/run.sh"], env, tmp_path / "run.log")
+    try:
+        deadline = time.monotonic() + 120
+        while "celery@" not in proc.output() or not _healthy(port):
+            assert proc.popen.poll() is None and time.monotonic() < deadline, proc.output()
+            time.sleep(0.5)
+        time.sleep(12)  # two sweep periods (5 s) with nothing to do
+        os.killpg(proc.popen.pid, 2)
+        proc.popen.wait(15)
+    finally:
+        proc.stop()
+    out = proc.output()
+    assert "superuser privileges" not in out and "SecurityWarning" not in out, out
+    assert not re.search(r"heartbeats\.sweep.*INFO|INFO.*sweep", out), out
+    assert "==> stopping Medic" in out
+
+
+def _healthy(port: int) -> bool:
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+        conn.request("GET", "/health/live")
+        return conn.getresponse().status == 200
+    except OSError:
+        return False
