@@ -11,7 +11,8 @@
 #     from a file:// source in a throwaway apt configuration, install, purge
 #   - the YUM repository's metadata lists both RPMs
 #   - the Homebrew formula's sha256 is the release tarball's, and the tarball holds what the
-#     formula and the spec build from
+#     formula and the spec build from; the formula builds with packaging/crates-io.lock,
+#     which check-crates-io-lock.py checks against Cargo.lock and Debian's recorded checksums
 #
 #   packaging/check-packages.sh
 set -euo pipefail
@@ -213,10 +214,17 @@ if command -v ruby >/dev/null; then
   ok "formula: ruby -c (syntax only; Homebrew and macOS are not available here)"
 fi
 tar -tzf "$tarball" >"$work/tarball.list"
-for f in Cargo.toml Cargo.lock src/main.rs packaging/rpm/medic-agent.spec \
-  packaging/medic-agent.toml packaging/scripts.toml; do
+for f in Cargo.toml Cargo.lock packaging/crates-io.lock src/main.rs \
+  packaging/rpm/medic-agent.spec packaging/medic-agent.toml packaging/scripts.toml; do
   grep -qx "medic-agent-$version/$f" "$work/tarball.list" || fail "tarball lacks $f"
 done
 ! grep -q '/packaging/homebrew/' "$work/tarball.list" || fail "tarball holds the formula"
-ok "tarball: sources, Cargo.lock, spec, default configuration (no formula)"
+ok "tarball: sources, both lock files, spec, default configuration (no formula)"
+grep -q 'mv "packaging/crates-io.lock", "Cargo.lock"' target/dist/medic-agent.rb ||
+  fail "formula does not build with the public-registry lock file"
+grep -q 'std_cargo_args' target/dist/medic-agent.rb || fail "formula: cargo install without --locked"
+
+echo "check: public-registry lock file"
+python3 packaging/check-crates-io-lock.py || fail "packaging/crates-io.lock"
+ok "crates-io.lock: checked against Cargo.lock and Debian's recorded checksums"
 echo "package checks passed"

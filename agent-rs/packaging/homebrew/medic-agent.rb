@@ -12,11 +12,11 @@ class MedicAgent < Formula
   depends_on "rust" => :build
 
   def install
-    # The tarball's Cargo.lock pins Debian's crate sources (placeholder checksums, no macOS-only
-    # crates such as security-framework), so cargo resolves Cargo.toml's version ranges against
-    # the public registry here instead: std_cargo_args would pass --locked.
-    rm "Cargo.lock"
-    system "cargo", "install", "--root", prefix, "--path", "."
+    # Cargo.lock pins Debian's packaged crate sources (the build tested on Linux);
+    # packaging/crates-io.lock pins the same versions on the public registry, with its checksums
+    # and the macOS-only crates (security-framework). std_cargo_args passes --locked.
+    mv "packaging/crates-io.lock", "Cargo.lock"
+    system "cargo", "install", *std_cargo_args
 
     config = buildpath/"packaging/medic-agent.toml"
     inreplace config do |s|
