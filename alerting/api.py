@@ -81,7 +81,7 @@ class AlertList(APIView):
     def get(self, request):
         qs = Alert.objects.select_related("service")
         params = request.query_params
-        if params.get("state"):
+        if params.get("state") is not None:  # "" too: a blank filter is not "any"
             if params["state"] not in AlertState.values:
                 raise one_of("state", AlertState.values)
             qs = qs.filter(state=params["state"])
