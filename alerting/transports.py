@@ -650,6 +650,15 @@ class PagerDutyTransport:
                 },
             }
             body["links"] = [{"href": alert_link(alert), "text": "Medic alert"}]
+            approval = (alert.details or {}).get("approval") or {}
+            if isinstance(approval, dict) and str(approval.get("url", "")).startswith("http"):
+                # A remediation waits on a decision: its page in the portal, first.
+                text = (
+                    "Approve or decline in Medic"
+                    if approval.get("state") == "pending"
+                    else ("Approval in Medic")
+                )
+                body["links"].insert(0, {"href": approval["url"], "text": text})
             if service.runbook.startswith(("http://", "https://")):
                 body["links"].append({"href": service.runbook, "text": "Runbook"})
         return body

@@ -37,6 +37,7 @@ NAV: list[NavItem] = [
     NavItem("Approvals", "dashboard:approvals", Role.VIEWER, ("/ui/approvals",)),
     NavItem("Reports", "dashboard:reports", Role.VIEWER, ("/ui/reports",)),
     NavItem("API keys", "dashboard:apikeys", Role.ADMIN, ("/ui/api-keys",)),
+    NavItem("Slack users", "dashboard:slack_links", Role.ADMIN, ("/ui/slack-users",)),
 ]
 
 

@@ -114,3 +114,37 @@ def approvals_count() -> int:
 
 def playbook_breaker(name: str) -> CircuitBreaker | None:
     return CircuitBreaker.objects.filter(scope=BreakerScope.PLAYBOOK, key=name).first()
+
+
+def approval_executions(execution: Execution, limit: int = 10) -> list[Execution]:
+    """Earlier executions of the same playbook (any service), newest first, with outcomes."""
+    return list(
+        Execution.objects.filter(playbook_id=execution.playbook_id)
+        .exclude(pk=execution.pk)
+        .select_related("version")
+        .defer("trigger")
+        .order_by("-created_at", "-id")[:limit]
+    )
+
+
+def service_executions(execution: Execution, limit: int = 10) -> list[Execution]:
+    """The service's recent remediation runs (any playbook), newest first."""
+    if execution.service_id is None:
+        return []
+    return list(
+        Execution.objects.filter(service_id=execution.service_id)
+        .exclude(pk=execution.pk)
+        .select_related("playbook", "version")
+        .defer("trigger")
+        .order_by("-created_at", "-id")[:limit]
+    )
+
+
+def previous_version(execution: Execution) -> PlaybookVersion | None:
+    return (
+        PlaybookVersion.objects.filter(
+            playbook_id=execution.playbook_id, version__lt=execution.version.version
+        )
+        .order_by("-version")
+        .first()
+    )

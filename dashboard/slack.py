@@ -5,9 +5,10 @@ request is verified here: the HMAC signature with SLACK_SIGNING_SECRET, a timest
 minutes, and a signature never seen before in that window (a replay). Anything else answers 401,
 decides nothing and is counted in ``medic_slack_requests_refused_total``.
 
-A Slack user acts as the Medic user with the same e-mail address, verified by Slack
-(``users.info``: ``is_email_confirmed``), and must be an operator or an admin; anyone else gets
-an ephemeral "not allowed" and nothing changes.
+A Slack user acts as the Medic user an admin linked to it in the portal (Slack users page), or
+else the Medic user with the same e-mail address, verified by Slack (``users.info``:
+``is_email_confirmed``), and must be an operator or an admin; anyone else gets an ephemeral
+"not allowed" and nothing changes.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import SignatureVerifier
 
 from dashboard.roles import Role, role_of
+from dashboard.slack_links import linked_user
 from medic.errors import MedicError
 from remediation.approvals import slack
 from remediation.approvals.services import approval_decide
@@ -51,7 +53,11 @@ def _refuse(why: str, message: str) -> JsonResponse:
 
 
 def _medic_user(client, slack_user_id: str):
-    """The active Medic user whose e-mail Slack has verified for this Slack user, or None."""
+    """The Medic user an admin linked to this Slack user (dashboard.slack_links), else the
+    active Medic user whose e-mail Slack has verified for this Slack user, else None."""
+    linked = linked_user(slack_user_id)
+    if linked is not None:
+        return linked
     try:
         info = client.users_info(user=slack_user_id)
     except SlackApiError as exc:
@@ -71,8 +77,8 @@ def _click(body: dict, respond, client, *, approve: bool) -> None:
     if role is None or role < Role.OPERATOR:
         NOT_ALLOWED.inc()
         respond(
-            text="Not allowed: only Medic operators and admins (matched by your verified "
-            "Slack e-mail) can approve or decline.",
+            text="Not allowed: only Medic operators and admins (linked to your Slack user in "
+            "Medic, or matched by your verified Slack e-mail) can approve or decline.",
             response_type="ephemeral",
             replace_original=False,
         )

@@ -7,7 +7,17 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from dashboard.selectors import has_maintenance
-from dashboard.views import alerts, apikeys, auth, playbooks, reports, routing, services
+from dashboard.views import (
+    alerts,
+    apikeys,
+    approvals,
+    auth,
+    playbooks,
+    reports,
+    routing,
+    services,
+    slack_links,
+)
 
 app_name = "dashboard"
 
@@ -80,7 +90,10 @@ ui = [
         "executions/<int:pk>/cancel", playbooks.ExecutionCancel.as_view(), name="execution_cancel"
     ),
     path("approvals", playbooks.ApprovalInbox.as_view(), name="approvals"),
+    path("approvals/<int:pk>", approvals.ApprovalDetail.as_view(), name="approval"),
     path("reports/", reports.SuccessReport.as_view(), name="reports"),
+    path("slack-users", slack_links.SlackLinkList.as_view(), name="slack_links"),
+    path("slack-users/<int:pk>", slack_links.SlackLinkEdit.as_view(), name="slack_link"),
     path("api-keys", apikeys.ApiKeyList.as_view(), name="apikeys"),
     path("api-keys/new", apikeys.ApiKeyCreate.as_view(), name="apikey_new"),
     path("api-keys/<int:pk>/rotate", apikeys.ApiKeyRotate.as_view(), name="apikey_rotate"),

@@ -266,7 +266,8 @@ def build() -> MCPServer:
 
 def http_app(allowed_hosts: list[str]):
     """The streamable HTTP app at /mcp behind a Bearer-key check, with the transport-security
-    allow-list of Host headers this deployment is reached by."""
+    allow-list of Host headers this deployment is reached by; /health/live answers 200 for the
+    container's health check."""
     from mcp.server.transport_security import TransportSecuritySettings
 
     from medic.apikeys import api_key_verify
@@ -284,6 +285,17 @@ def http_app(allowed_hosts: list[str]):
     async def app(scope, receive, send):
         if scope["type"] != "http":
             return await inner(scope, receive, send)
+        if scope.get("path") == "/health/live":
+            # The container's health check: the process answers (no key, no database).
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"content-type", b"application/json")],
+                }
+            )
+            await send({"type": "http.response.body", "body": b'{"status": "ok"}'})
+            return
         headers = {k.decode().lower(): v.decode() for k, v in scope.get("headers", [])}
         auth = headers.get("authorization", "")
         key = None

@@ -39,8 +39,9 @@ class FakeSlack(FakeServer):
         self.token = token
         self.interval = per_channel_interval
         self.unknown_channels: set[str] = set()
-        # errors to answer next, in order: (HTTP status, Slack error, extra headers)
-        self.failures: deque[tuple[int, str, dict]] = deque()
+        # errors to answer next, in order: (HTTP status, Slack error, extra headers, and the
+        # text prefix of the messages it applies to, "" for any)
+        self.failures: deque[tuple[int, str, dict, str]] = deque()
         self.accepted: list[dict] = []
         self.rate_limited = 0
         self._last: dict[str, float] = {}
@@ -48,8 +49,13 @@ class FakeSlack(FakeServer):
         self._ts = 0
         super().__init__(self._answer)
 
-    def fail_next(self, error: str, status: int = 200, **headers: str) -> FakeSlack:
-        self.failures.append((status, error, headers))
+    def fail_next(
+        self, error: str, status: int = 200, *, text_prefix: str = "", **headers: str
+    ) -> FakeSlack:
+        """Answer the next message (whose text starts with ``text_prefix``) with this error:
+        ``fail_next("ratelimited", 429, **{"Retry-After": "1"})``, ``fail_next("fatal_error")``,
+        ``fail_next("service_unavailable", 503)``."""
+        self.failures.append((status, error, headers, text_prefix))
         return self
 
     def _answer(self, request: Received) -> Reply:
@@ -62,8 +68,11 @@ class FakeSlack(FakeServer):
         except ValueError:
             return _json(200, {"ok": False, "error": "invalid_json"})
         with self._lock:
-            if self.failures:
-                status, error, headers = self.failures.popleft()
+            text = str(message.get("text", ""))
+            failure = next((f for f in self.failures if text.startswith(f[3])), None)
+            if failure is not None:
+                self.failures.remove(failure)
+                status, error, headers, _ = failure
                 return _json(status, {"ok": False, "error": error}, **headers)
             channel = message.get("channel", "")
             if not channel or channel in self.unknown_channels:

@@ -14,7 +14,7 @@ from django import forms
 from django.contrib import messages
 from django.http import JsonResponse
 from django.shortcuts import redirect
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 from django.utils import timezone
 from django.views import View
 
@@ -75,11 +75,8 @@ def problems_of(exc: MedicError) -> list[dict]:
 
 
 def approval_url(execution_id: int) -> str:
-    """The approval page when the portal has one, else the execution's own page."""
-    try:
-        return reverse("dashboard:approval", args=[execution_id])
-    except NoReverseMatch:
-        return reverse("dashboard:execution", args=[execution_id])
+    """The execution's approval page (dashboard.views.approvals)."""
+    return reverse("dashboard:approval", args=[execution_id])
 
 
 # --- Playbooks --------------------------------------------------------------------------------

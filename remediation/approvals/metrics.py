@@ -18,3 +18,16 @@ REFUSED = Counter(
     "Decisions refused (four_eyes, already_decided, not_pending).",
     ["why"],
 )
+SLACK_RETRIES = Counter(
+    "medic_approval_slack_retries_total",
+    "Approval messages whose post to Slack is retried later, by Slack error (ratelimited, "
+    "service_unavailable, fatal_error, internal_error, request_timeout, http_5xx, "
+    "connection_error).",
+    ["error"],
+)
+SLACK_FAILURES = Counter(
+    "medic_approval_slack_failures_total",
+    "Approval messages never posted to Slack, by error (a permanent one such as "
+    "channel_not_found or invalid_auth, or a retryable one after the last attempt).",
+    ["error"],
+)

@@ -9,9 +9,16 @@ then runs, a ``required`` request expires (the execution times out, its alert es
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+
+
+def approval_page_url(execution_id: int) -> str:
+    """The portal's approval page of an execution (linked from Slack and PagerDuty), under the
+    portal's public address (MEDIC_BASE_URL)."""
+    return f"{settings.MEDIC_BASE_URL}/ui/approvals/{execution_id}"
 
 
 class ApprovalMode(models.TextChoices):
@@ -61,6 +68,8 @@ class ApprovalRequest(models.Model):
     # The Slack message that asks for a decision (updated in place once decided).
     slack_channel = models.CharField(max_length=100, blank=True, default="")
     slack_ts = models.CharField(max_length=40, blank=True, default="")
+    # Why the message could not be posted: a permanent Slack error, or retries used up.
+    slack_error = models.CharField(max_length=200, blank=True, default="")
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -18,7 +18,13 @@ from django.utils import timezone
 from medic.enqueue import enqueue_on_commit
 from medic.errors import Conflict, Forbidden, NotFound
 from remediation.approvals import metrics, tasks
-from remediation.approvals.models import ApprovalMode, ApprovalRequest, ApprovalState, Channel
+from remediation.approvals.models import (
+    ApprovalMode,
+    ApprovalRequest,
+    ApprovalState,
+    Channel,
+    approval_page_url,
+)
 from remediation.playbooks import compliance, engine
 from remediation.playbooks.models import Execution, ExecutionState
 from remediation.playbooks.spec import seconds
@@ -97,8 +103,9 @@ def _tell_alert(request: ApprovalRequest, *, notify: bool) -> None:
         "requested_by": request.requested_by,
         "four_eyes": request.four_eyes,
         "approvers_needed": request.approvers_needed,
-        "decide": f"Slack buttons, POST /v2/executions/{execution.pk}/approve or /decline, "
-        "or the MCP tools approve_execution / decline_execution",
+        "url": approval_page_url(execution.pk),
+        "decide": f"the portal page above, Slack buttons, POST /v2/executions/{execution.pk}"
+        "/approve or /decline, or the MCP tools approve_execution / decline_execution",
     }
     if request.state != ApprovalState.PENDING:
         summary.update(

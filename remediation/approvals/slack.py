@@ -9,13 +9,17 @@ which verifies them and calls ``approval_decide`` with channel ``slack``.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from remediation.approvals.models import ApprovalRequest, ApprovalState
-from remediation.playbooks import engine, selectors
+from remediation.approvals import metrics
+from remediation.approvals.models import ApprovalRequest, ApprovalState, approval_page_url
+from remediation.playbooks import compliance, engine, selectors
 
 logger = logging.getLogger(__name__)
 APPROVE = "medic_approval_approve"
@@ -30,11 +34,13 @@ def client() -> WebClient:
 
 def _link(request: ApprovalRequest) -> str:
     execution = request.execution
+    link = f"<{approval_page_url(execution.pk)}|Full context in Medic>"
     if execution.alert_id:
-        return (
-            f"<{settings.MEDIC_BASE_URL}/ui/alerts/{execution.alert_id}|Alert {execution.alert_id}>"
+        link += (
+            f" · <{settings.MEDIC_BASE_URL}/ui/alerts/{execution.alert_id}"
+            f"|Alert {execution.alert_id}>"
         )
-    return f"Execution {execution.pk}"
+    return link
 
 
 def _score(execution) -> str:
@@ -139,25 +145,121 @@ def channel_for(request: ApprovalRequest) -> str:
     return channel
 
 
-def slack_post(*, request_id: int) -> bool:
-    """Post the request message (once); False when Slack is not configured or refused."""
+# Errors Slack documents as transient for chat.postMessage: worth another attempt. Anything
+# else (channel_not_found, not_in_channel, invalid_auth, invalid_blocks, ...) will not change
+# by itself and is recorded at once.
+RETRYABLE = frozenset(
+    {
+        "ratelimited",
+        "rate_limited",
+        "service_unavailable",
+        "fatal_error",
+        "internal_error",
+        "request_timeout",
+    }
+)
+POST_ATTEMPTS = 6
+MAX_RETRY_AFTER = 300
+
+
+@dataclass(frozen=True)
+class PostResult:
+    posted: bool = False
+    retry_in: int | None = None  # seconds; None: no further attempt
+    error: str = ""
+
+
+def _backoff(attempt: int) -> int:
+    return min(MAX_RETRY_AFTER, 2**attempt)
+
+
+def _retry_after(response) -> int | None:
+    value = (getattr(response, "headers", None) or {}).get("Retry-After") or (
+        getattr(response, "headers", None) or {}
+    ).get("retry-after")
+    try:
+        return max(1, min(MAX_RETRY_AFTER, int(float(value))))
+    except (TypeError, ValueError):
+        return None
+
+
+def _classify(exc: Exception, attempt: int) -> tuple[str, int | None]:
+    """(error, seconds before the next attempt or None when retrying cannot help)."""
+    if not isinstance(exc, SlackApiError):
+        # No answer (connection refused, timeout, a body that is not Slack's JSON).
+        return "connection_error", _backoff(attempt)
+    response = exc.response
+    status = getattr(response, "status_code", 200) or 200
+    data = getattr(response, "data", None)
+    error = (data.get("error") if isinstance(data, dict) else "") or f"http_{status}"
+    if status == 429 or error in ("ratelimited", "rate_limited"):
+        return error, _retry_after(response) or _backoff(attempt)
+    if status >= 500 or error in RETRYABLE:
+        return error, _backoff(attempt)
+    return error, None
+
+
+def slack_post(*, request_id: int, attempt: int = 1) -> PostResult:
+    """Post the request message, once. A retryable refusal (429 with Retry-After, 5xx, a
+    documented transient ``ok: false``) answers when to try again; a permanent one, or the
+    last attempt, is recorded on the request, in the audit log and in a metric."""
     request = ApprovalRequest.objects.select_related(
         "execution", "execution__playbook", "execution__version", "execution__service"
     ).get(pk=request_id)
-    if request.slack_ts or not settings.SLACK_BOT_TOKEN:
-        return False
+    if request.slack_ts or request.slack_error or not settings.SLACK_BOT_TOKEN:
+        return PostResult()
     channel = channel_for(request)
     if not channel:
-        return False
+        return PostResult()
+    # One post in flight per request: a duplicate task (a redelivery) waits for this one.
+    claim = f"approval-slack-post:{request_id}"
+    if not cache.add(claim, attempt, timeout=60):
+        return PostResult(retry_in=_backoff(attempt))
     try:
-        answer = client().chat_postMessage(channel=channel, unfurl_links=False, **message(request))
-    except SlackApiError as exc:
-        logger.warning("Slack refused the approval message: %s", exc.response.get("error"))
-        return False
-    ApprovalRequest.objects.filter(pk=request_id).update(
-        slack_channel=answer.get("channel") or channel, slack_ts=answer["ts"]
-    )
-    return True
+        try:
+            answer = client().chat_postMessage(
+                channel=channel, unfurl_links=False, **message(request)
+            )
+        except Exception as exc:  # every failure is classified below
+            error, retry_in = _classify(exc, attempt)
+            if retry_in is not None and attempt < POST_ATTEMPTS:
+                logger.info(
+                    "Slack refused approval message %s (%s): retry %d in %ss",
+                    request_id,
+                    error,
+                    attempt,
+                    retry_in,
+                )
+                metrics.SLACK_RETRIES.labels(error=error).inc()
+                return PostResult(retry_in=retry_in, error=error)
+            if retry_in is not None:
+                error = f"{error} (after {attempt} attempts)"
+            _failed(request, channel, error)
+            return PostResult(error=error)
+        ApprovalRequest.objects.filter(pk=request_id, slack_ts="").update(
+            slack_channel=answer.get("channel") or channel, slack_ts=answer["ts"]
+        )
+        return PostResult(posted=True)
+    finally:
+        cache.delete(claim)
+
+
+def _failed(request: ApprovalRequest, channel: str, error: str) -> None:
+    logger.warning("Slack approval message %s not posted: %s", request.pk, error)
+    execution = request.execution
+    with transaction.atomic():
+        ApprovalRequest.objects.filter(pk=request.pk).update(slack_error=error[:200])
+        compliance.audit(
+            actor="system:approvals",
+            event="approval.slack_failed",
+            object_type="execution",
+            object_id=str(execution.pk),
+            details={"channel": channel, "error": error},
+            playbook=execution.playbook.name,
+            service=execution.service_name,
+            execution_id=execution.pk,
+        )
+    metrics.SLACK_FAILURES.labels(error=error.split(" ", 1)[0]).inc()
 
 
 def slack_update(*, request_id: int) -> bool:

@@ -1,4 +1,6 @@
-"""Thin tasks: the Slack message of an approval request, posted and updated after commit."""
+"""Thin tasks: the Slack message of an approval request, posted and updated after commit. A
+post Slack refuses for a while (429, 5xx, a transient ``ok: false``) is retried by Celery when
+``slack.slack_post`` says so."""
 
 from __future__ import annotations
 
@@ -7,9 +9,18 @@ from celery import shared_task
 from remediation.approvals import slack
 
 
-@shared_task(name="approvals.slack_post", ignore_result=True, time_limit=60, soft_time_limit=50)
-def slack_post(request_id: int) -> None:
-    slack.slack_post(request_id=request_id)
+@shared_task(
+    bind=True,
+    name="approvals.slack_post",
+    ignore_result=True,
+    max_retries=None,  # slack.POST_ATTEMPTS bounds the attempts
+    time_limit=60,
+    soft_time_limit=50,
+)
+def slack_post(self, request_id: int) -> None:
+    result = slack.slack_post(request_id=request_id, attempt=self.request.retries + 1)
+    if result.retry_in is not None:
+        raise self.retry(countdown=result.retry_in)
 
 
 @shared_task(name="approvals.slack_update", ignore_result=True, time_limit=60, soft_time_limit=50)

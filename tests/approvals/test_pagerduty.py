@@ -29,3 +29,22 @@ def test_incident_carries_the_approval_summary(
     details = Alert.objects.get(pk=execution.alert_id).details["approval"]
     assert details["state"] == "approved" and details["channel"] == "api"
     assert len(pagerduty.requests) == 2  # the decision itself does not page again
+
+
+def test_incident_links_to_the_portal_approval_page(
+    pagerduty, settings, django_capture_on_commit_callbacks
+):
+    settings.MEDIC_BASE_URL = "https://medic.example.com"
+    with django_capture_on_commit_callbacks(execute=True):
+        execution = _parked()
+    _, update = [r.json() for r in pagerduty.wait_for(2)]
+    page = f"https://medic.example.com/ui/approvals/{execution.pk}"
+    # the incident's update (same dedup key) links the approval page first, then the alert
+    assert update["links"][0] == {"href": page, "text": "Approve or decline in Medic"}
+    assert update["links"][1]["href"] == f"https://medic.example.com/ui/alerts/{execution.alert_id}"
+    approval = update["payload"]["custom_details"]["approval"]
+    assert approval["url"] == page
+    assert approval["state"] == "pending" and approval["mode"] == "required"
+    assert approval["why"] == "approval required by the playbook"
+    assert approval["requested_by"] == execution.requested_by
+    assert approval["deadline_at"].startswith(str(execution.created_at.year))

@@ -75,6 +75,9 @@ PAGES = {
     "/ui/executions/{execution}/live": (VIEWER, OPERATOR),
     "/ui/executions/{execution}/cancel": (None, OPERATOR),
     "/ui/approvals": (VIEWER, OPERATOR),
+    "/ui/approvals/{execution}": (VIEWER, OPERATOR),
+    "/ui/slack-users": (ADMIN, ADMIN),
+    "/ui/slack-users/{user}": (ADMIN, ADMIN),
 }
 PUBLIC = {"/ui/login", "/ui/logout"}
 PERSONAS = [None, "norole", VIEWER, OPERATOR, ADMIN, "superuser"]
@@ -105,6 +108,7 @@ def world(world):
         automatic=False,
         actor="tests",
     )
+    world["user"] = make_user("sam")
     return world
 
 
@@ -149,6 +153,7 @@ _IDS = (
     "window",
     "playbook",
     "execution",
+    "user",
 )
 
 

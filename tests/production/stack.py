@@ -34,7 +34,7 @@ from tests.e2e.conftest import Proc as BaseProc
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / ".cache" / "production"
-MEDIC_SERVICES = ("migrate", "web", "agent-gateway", "worker", "beat")
+MEDIC_SERVICES = ("migrate", "web", "agent-gateway", "mcp", "worker", "beat")
 
 
 def free_port() -> int:

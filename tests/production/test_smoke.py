@@ -1,6 +1,6 @@
 """Production smoke test: docker-compose.yml's processes, run from the image's dependencies.
 
-No container engine is needed. The Medic processes (migrate, web, agent-gateway, worker, beat)
+No container engine is needed. The Medic processes (migrate, web, agent-gateway, mcp, worker, beat)
 run with the commands and environment docker-compose resolves from docker-compose.yml and
 .env.example, from a virtualenv made by the Dockerfile's own ``pip install`` (runtime
 dependencies only), against a fresh PostgreSQL cluster (password authentication, the password
@@ -293,6 +293,7 @@ def _start(s: Stack) -> None:
         "redis:6379": redis_port,
         "web:8000": free_port(),
         "agent-gateway:8001": free_port(),
+        "mcp:8002": free_port(),
         "worker:9809": free_port(),
         "proxy:443": free_port(),
         "proxy:80": free_port(),
@@ -310,10 +311,10 @@ def _start(s: Stack) -> None:
     wait_for(lambda: migrate.popen.poll() is not None, 120, "migrate", [])
     assert migrate.popen.returncode == 0, migrate.output()
 
-    for service in ("web", "agent-gateway", "worker", "beat"):
+    for service in ("web", "agent-gateway", "mcp", "worker", "beat"):
         s.start(service)
     _start_proxy(s)
-    medic = [s.procs[n] for n in ("web", "agent-gateway", "worker", "beat", "proxy")]
+    medic = [s.procs[n] for n in ("web", "agent-gateway", "mcp", "worker", "beat", "proxy")]
     wait_for(
         lambda: http_status(s.url + "/health/live", context=s.tls) == 200,
         60,
@@ -321,6 +322,7 @@ def _start(s: Stack) -> None:
         medic,
     )
     wait_for(lambda: s.healthcheck("agent-gateway").returncode == 0, 60, "the gateway", medic)
+    wait_for(lambda: s.healthcheck("mcp").returncode == 0, 60, "the MCP server", medic)
 
     # docs/deployment.md: the first key, as `docker compose exec web python manage.py ...`
     # (both at once: each is a Python start-up)
@@ -393,7 +395,7 @@ http {{
 # --- the tests ----------------------------------------------------------------------------------
 def test_every_compose_health_check_passes(stack):
     services = [n for n, svc in stack.services.items() if svc.get("healthcheck")]
-    assert {"web", "agent-gateway", "worker", "beat", "proxy"} <= set(services)
+    assert {"web", "agent-gateway", "mcp", "worker", "beat", "proxy"} <= set(services)
     for name in services:
         if name in ("postgres", "redis"):
             continue  # the images' own tools; the test runs its own servers
@@ -518,6 +520,35 @@ def test_agent_long_poll_is_answered_by_the_gateway_through_the_proxy(stack):
     poll.join(30)
     assert answer["status"] == 204
     assert waiting_polls() == 0
+
+
+def test_mcp_streamable_http_through_the_proxy(stack):
+    """The compose file's mcp process behind the shipped nginx location: the SDK's own client
+    (streamable HTTP, Bearer key, the public Host name) lists the tools and calls one; a
+    request without a key is refused by Medic, not by the proxy."""
+    import asyncio
+
+    import httpx2
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+
+    status, body = stack.request("POST", "/mcp", {"jsonrpc": "2.0", "id": 1, "method": "ping"})
+    assert status == 401 and body["error"]["code"] == "not_authenticated"
+
+    async def main():
+        http = httpx2.AsyncClient(
+            verify=stack.tls,
+            headers={"Authorization": f"Bearer {stack.read_key}", "Host": HOST},
+            timeout=30,
+        )
+        async with http, Client(streamable_http_client(stack.url + "/mcp", http_client=http)) as c:
+            tools = {t.name for t in (await c.list_tools()).tools}
+            listed = await c.call_tool("list_services", {})
+            return tools, listed
+
+    tools, listed = asyncio.run(main())
+    assert {"list_services", "get_service", "execute_playbook", "approve_execution"} <= tools
+    assert not listed.is_error
 
 
 def test_prometheus_scrapes_web_worker_and_gateway_with_the_shipped_config(stack):

@@ -4,9 +4,19 @@ from __future__ import annotations
 
 import os
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from medic.errors import MedicError
+
+
+def _public_hosts() -> list[str]:
+    """ALLOWED_HOSTS as Host header values: each name as is and with any port (a proxy may
+    forward ``medic.example.com`` or ``medic.example.com:8443``). Django's wildcards (``*``,
+    ``.example.com``) have no equivalent here and are left out: list the names with
+    --allowed-host instead."""
+    names = [h for h in settings.ALLOWED_HOSTS if h and h != "*" and not h.startswith(".")]
+    return [form for name in names for form in (name, f"{name}:*")]
 
 
 class Command(BaseCommand):
@@ -24,7 +34,8 @@ class Command(BaseCommand):
             action="append",
             default=[],
             help="Host header values accepted (DNS-rebinding protection); repeatable. "
-            "Default: HOST:PORT, localhost:PORT.",
+            "Default: HOST:PORT, localhost:PORT, 127.0.0.1:PORT and the names of ALLOWED_HOSTS "
+            "(as a reverse proxy forwards them).",
         )
 
     def handle(self, *args, **options) -> None:
@@ -38,6 +49,7 @@ class Command(BaseCommand):
                 f"{options['host']}:{port}",
                 f"localhost:{port}",
                 f"127.0.0.1:{port}",
+                *_public_hosts(),
             ]
             uvicorn.run(
                 mcp_server.http_app(hosts), host=options["host"], port=port, log_level="warning"
