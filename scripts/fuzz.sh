@@ -3,7 +3,10 @@
 # PostgreSQL and Redis), authenticated with an admin key whose rate limits are high enough that
 # fuzzing is not a wall of 429s, with all checks and a fixed seed. Excluded, and tested by hand in
 # tests/ instead: api_keys_revoke and api_keys_rotate (they would destroy the fuzzer's own key)
-# and scripts_run (it runs commands on the host). FUZZ_EXAMPLES sets the examples per operation.
+# and scripts_run (it runs commands on the host). FUZZ_EXAMPLES sets the examples per operation
+# (10 here; the test command runs it with 5 in the background of pytest). scripts/schemathesis.toml
+# holds the rest: the operations whose cross-field rules answer a documented 422, no replay of
+# earlier failures.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
