@@ -132,22 +132,17 @@ def embedded(tmp_path):
     proc = Proc(
         ["bash", "scripts/web.sh", "--log-config", str(log_config)], env, tmp_path / "web.log"
     )
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/health/live")
-            if conn.getresponse().status == 200:
-                break
-        except OSError:
-            pass
-        assert proc.popen.poll() is None and time.monotonic() < deadline, proc.output()
-        time.sleep(0.2)
-    while proc.output().count("Started server process") < 2:  # both web processes
-        assert proc.popen.poll() is None and time.monotonic() < deadline, proc.output()
-        time.sleep(0.2)
-    yield port, key, password, proc
-    proc.stop()
+    try:  # stopped even when it never comes up
+        deadline = time.monotonic() + 60
+        while not _healthy(port):
+            assert proc.popen.poll() is None and time.monotonic() < deadline, proc.output()
+            time.sleep(0.2)
+        while proc.output().count("Started server process") < 2:  # both web processes
+            assert proc.popen.poll() is None and time.monotonic() < deadline, proc.output()
+            time.sleep(0.2)
+        yield port, key, password, proc
+    finally:
+        proc.stop()
 
 
 def _two_workers(port: int, proc: Proc) -> tuple[Worker, Worker]:
