@@ -81,13 +81,13 @@ class AlertList(APIView):
     def get(self, request):
         qs = Alert.objects.select_related("service")
         params = request.query_params
-        if params.get("state"):
+        if params.get("state") is not None:  # "" too: a blank filter is not "any"
             if params["state"] not in AlertState.values:
                 raise one_of("state", AlertState.values)
             qs = qs.filter(state=params["state"])
         if params.get("service"):
             qs = qs.filter(service=service_get(params["service"]))
-        if params.get("priority"):
+        if params.get("priority") is not None:  # "" too: a blank filter is not "any"
             if params["priority"].lower() not in Priority.values:
                 raise one_of("priority", Priority.values)
             qs = qs.filter(priority=params["priority"].lower())

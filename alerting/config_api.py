@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import serializers, status
 from rest_framework.response import Response
@@ -523,7 +524,9 @@ class ServiceRoute(APIView):
     @extend_schema(
         operation_id="services_route",
         parameters=[
-            OpenApiParameter("at", str, description="ISO-8601 time with offset; default now."),
+            OpenApiParameter(
+                "at", OpenApiTypes.DATETIME, description="ISO-8601 time with offset; default now."
+            ),
             OpenApiParameter("event", str, enum=NotificationEvent.values),
             OpenApiParameter("priority", str, enum=Priority.values),
         ],
@@ -532,7 +535,7 @@ class ServiceRoute(APIView):
     def get(self, request, service: str):
         params = request.query_params
         at = timezone.now()
-        if params.get("at"):
+        if params.get("at") is not None:  # "" too: a blank time is not "now"
             at = parse_datetime(params["at"].replace(" ", "+"))
             if at is None or at.tzinfo is None:
                 raise InvalidParameter(
@@ -542,7 +545,7 @@ class ServiceRoute(APIView):
         if event not in NotificationEvent.values:
             raise one_of("event", NotificationEvent.values)
         priority = params.get("priority")
-        if priority and priority not in Priority.values:
+        if priority is not None and priority not in Priority.values:
             raise one_of("priority", Priority.values)
         return Response(
             RouteOut(

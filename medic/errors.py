@@ -18,6 +18,7 @@ from django.core.exceptions import (
     TooManyFilesSent,
 )
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import DataError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.renderers import JSONRenderer
@@ -160,6 +161,10 @@ def to_medic_error(exc: Exception) -> MedicError | None:
         return MalformedRequest("The request has too many fields.")
     if isinstance(exc, PermissionDenied):
         return Forbidden()
+    if isinstance(exc, DataError) and "NUL (0x00)" in str(exc):
+        # PostgreSQL can neither store nor compare text with NUL: a name or id containing one
+        # that reached a query (a lookup by name) is bad input, whichever field carried it.
+        return InvalidInput("Text must not contain NUL (0x00) characters.")
     if isinstance(exc, DjangoValidationError):
         fields = (
             {k: [str(m) for m in v] for k, v in exc.message_dict.items()}

@@ -2,9 +2,9 @@
 that calls ``django.contrib.auth.authenticate``).
 
 Failed sign-ins are counted per username (case-insensitive) and per client address in the rate
-limiter's sliding windows (``medic.ratelimit``: Redis, or the embedded mode's shared file), each
-failure for ``MEDIC_LOGIN_FAILURE_WINDOW_MINUTES``. Once either count reaches its limit, sign-in
-is refused *before* the password is checked, until the oldest failure leaves the window. A
+limiter's store (``medic.ratelimit``, GCRA: Redis, or the embedded mode's shared file), each
+failure weighing ``MEDIC_LOGIN_FAILURE_WINDOW_MINUTES`` after the one before it. Once either
+reaches its limit, sign-in is refused *before* the password is checked, for one window. A
 successful sign-in clears the username's count, not the address's (one valid account must not
 reset the budget of an address guessing others).
 

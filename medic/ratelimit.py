@@ -1,9 +1,14 @@
-"""Rate limits and sign-in lock-outs: sliding windows shared by every process that serves Medic.
+"""Rate limits and sign-in lock-outs: GCRA, shared by every process that serves Medic.
 
-A limit of N per window means: at most N counted requests in *any* window-long period (a
-sliding-window log: each counted request is a timestamp, those older than the window drop out).
-Fixed windows let twice the limit through across a boundary and make headers depend on where
-the wall clock is; here the answer depends only on the hits and the clock.
+A limit of N per window is enforced with the generic cell rate algorithm (GCRA): each subject has
+one stored time, its *theoretical arrival time* (TAT). Every counted request moves it
+``window / N`` (the emission interval) later; a request is refused when that would put the TAT
+more than one window ahead of now. So a subject can send N requests at once, and after that one
+per emission interval: in any period of length L at most ``N + L * N / window`` requests pass.
+There is no boundary at which the budget resets (a fixed window let 2N through in an instant
+across a minute boundary): a burst spent just before a minute turns is still spent after it, and
+the answer depends only on the hits and the clock. One stored number per subject, whatever N is
+(the documented maximum is 1,000,000 per minute): a log of hits would cost O(N) per subject.
 
 Classes (per minute):
 
@@ -13,17 +18,19 @@ Classes (per minute):
   so a flood of bad keys cannot make Medic hash;
 - ``anonymous``: per source address, v1 heartbeats accepted without a key during a migration.
 
-Sign-in lock-outs (``failures_*``: the portal and the Django admin) use the same windows: N
-failures within the window lock the username (or address) until the oldest of them leaves it.
+Sign-in lock-outs (``failures_*``: the portal and the Django admin) use the same store with an
+emission interval of a whole window: N failures in a row lock the username (or address) for a
+window, and each earlier failure is forgotten one window after the one before it, so a locked
+subject gets one more try per window until it stops failing.
 
-Where the counters live (never in process memory: the embedded mode runs several web processes
-too, and a per-process counter multiplies every limit by their number):
+Where the TATs live (never in process memory: the embedded mode runs several web processes too,
+and a per-process counter multiplies every limit by their number):
 
-- ``RedisStore`` (``MEDIC_RATE_LIMIT_REDIS_URL``, production): a sorted set per subject, updated
-  by one Lua script, so a check and its hit are one atomic step on the server;
-- ``FileStore`` (no Redis, the embedded mode): a SQLite file in the var directory
-  (``MEDIC_RATE_LIMIT_FILE``), updated in ``BEGIN IMMEDIATE`` transactions, shared by every
-  process on the host.
+- ``RedisStore`` (``MEDIC_RATE_LIMIT_REDIS_URL``, production): one string per subject with an
+  expiry, read and moved by one Lua script, so a check and its hit are one atomic round trip;
+- ``FileStore`` (no Redis, the embedded mode): one row per subject in a SQLite file in the var
+  directory (``MEDIC_RATE_LIMIT_FILE``), updated in ``BEGIN IMMEDIATE`` transactions, shared by
+  every process on the host.
 
 Limits come from settings (``MEDIC_RATE_LIMIT_*``) and can be raised or lowered per key
 (``ApiKey.rate_limits``). If the store fails, requests are let through and the failure is
@@ -42,7 +49,6 @@ import os
 import sqlite3
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,54 +64,63 @@ logger = logging.getLogger(__name__)
 WINDOW = 60
 CLASSES = ("heartbeat", "management", "unauthenticated", "anonymous")
 PREFIX = "medic:rl:"
+# Float slack when comparing a TAT with the window: N emission intervals of window / N must fit
+# in the window although their float sum can exceed it by a few ulps.
+EPSILON = 1e-6
 
 
 @dataclass(frozen=True)
-class Window:
-    """A subject's window after a check: hits counted in it, and when the oldest one leaves."""
+class Cell:
+    """A subject's state after a check: whether the request was (or would be) counted, and its
+    theoretical arrival time (never before ``now``; ``now`` when nothing is outstanding)."""
 
     allowed: bool
-    count: int
-    oldest: float | None  # time of the oldest counted hit; None when there is none
+    tat: float
 
 
 class Store(Protocol):
-    def hit(self, key: str, limit: int, window: float, now: float) -> Window:
-        """Atomically: drop hits older than ``window``; if fewer than ``limit`` remain, count
-        one at ``now``."""
+    def hit(self, key: str, limit: int, window: float, now: float) -> Cell:
+        """Atomically: if one more request fits (TAT + window/limit - now <= window), move the
+        TAT one emission interval later and answer allowed; otherwise leave it."""
 
-    def peek(self, key: str, window: float, now: float) -> Window: ...
+    def peek(self, key: str, limit: int, window: float, now: float) -> Cell:
+        """Whether a request would be counted now, changing nothing."""
 
     def delete(self, key: str) -> None: ...
 
     def clear(self) -> None: ...
 
 
-_HIT = """
-local now, window, limit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-local count = redis.call('ZCARD', KEYS[1])
-local allowed = 0
-if count < limit then
-  redis.call('ZADD', KEYS[1], now, ARGV[4])
-  redis.call('PEXPIRE', KEYS[1], math.ceil(window * 1000) + 1000)
-  count = count + 1
-  allowed = 1
-end
-local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-return {allowed, count, oldest[2] or ''}
-"""
+def gcra(stored: float | None, limit: int, window: float, now: float) -> tuple[bool, float]:
+    """The rule both stores apply (the Lua script repeats it): (allowed, TAT after the check)."""
+    tat = now if stored is None or stored < now else stored
+    moved = tat + window / limit
+    if moved - now <= window + EPSILON:
+        return True, moved
+    return False, tat
 
-_PEEK = """
-local now, window = tonumber(ARGV[1]), tonumber(ARGV[2])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-return {0, redis.call('ZCARD', KEYS[1]), oldest[2] or ''}
+
+# The same rule as gcra() above, on the Redis server: one round trip, atomic. Times travel as
+# strings ('%.17g'): a Lua number returned to Redis is truncated to an integer.
+_GCRA = """
+local now, window, limit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '') or now
+if tat < now then tat = now end
+local moved = tat + window / limit
+if moved - now <= window + tonumber(ARGV[5]) then
+  if ARGV[4] == '1' then
+    redis.call('SET', KEYS[1], string.format('%.17g', moved), 'PX',
+      math.ceil((moved - now) * 1000) + 1000)
+    return {1, string.format('%.17g', moved)}
+  end
+  return {1, string.format('%.17g', tat)}
+end
+return {0, string.format('%.17g', tat)}
 """
 
 
 class RedisStore:
-    """A sorted set of hit times per subject; each check is one Lua script (atomic)."""
+    """One TAT per subject (a string with an expiry); each check is one Lua script (atomic)."""
 
     def __init__(self, url: str) -> None:
         import redis
@@ -113,20 +128,19 @@ class RedisStore:
         self._client = redis.Redis.from_url(
             url, socket_connect_timeout=0.5, socket_timeout=0.5, health_check_interval=30
         )
-        self._hit = self._client.register_script(_HIT)
-        self._peek = self._client.register_script(_PEEK)
+        self._script = self._client.register_script(_GCRA)
 
-    @staticmethod
-    def _window(reply) -> Window:
-        allowed, count, oldest = reply
-        return Window(bool(allowed), int(count), float(oldest) if oldest else None)
+    def _run(self, key: str, limit: int, window: float, now: float, count: bool) -> Cell:
+        allowed, tat = self._script(
+            keys=[key], args=[repr(now), repr(float(window)), limit, int(count), EPSILON]
+        )
+        return Cell(bool(allowed), float(tat))
 
-    def hit(self, key: str, limit: int, window: float, now: float) -> Window:
-        member = f"{now!r}:{uuid.uuid4().hex[:12]}"
-        return self._window(self._hit(keys=[key], args=[repr(now), window, limit, member]))
+    def hit(self, key: str, limit: int, window: float, now: float) -> Cell:
+        return self._run(key, limit, window, now, True)
 
-    def peek(self, key: str, window: float, now: float) -> Window:
-        return self._window(self._peek(keys=[key], args=[repr(now), window]))
+    def peek(self, key: str, limit: int, window: float, now: float) -> Cell:
+        return self._run(key, limit, window, now, False)
 
     def delete(self, key: str) -> None:
         self._client.delete(key)
@@ -137,14 +151,15 @@ class RedisStore:
 
 
 class FileStore:
-    """Hit times in a SQLite file, shared by every process on the host (the embedded mode).
+    """One TAT per subject in a SQLite file, shared by every process on the host (the embedded
+    mode).
 
     Each check is one ``BEGIN IMMEDIATE`` transaction: SQLite serialises writers across
     processes, so two web workers cannot both take the last slot. Connections are per thread
     and per process (a connection must not cross a fork).
     """
 
-    GC_EVERY = 1000  # checks per process between sweeps of rows whose window has passed
+    GC_EVERY = 1000  # checks per process between sweeps of rows whose TAT has passed
 
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
@@ -158,48 +173,46 @@ class FileStore:
             db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS hits (key TEXT NOT NULL, at REAL NOT NULL, "
-                "expires REAL NOT NULL)"
-            )
-            db.execute("CREATE INDEX IF NOT EXISTS hits_key_at ON hits (key, at)")
-            db.execute("CREATE INDEX IF NOT EXISTS hits_expires ON hits (expires)")
+            db.execute("DROP TABLE IF EXISTS hits")  # the sliding-window log of earlier versions
+            db.execute("CREATE TABLE IF NOT EXISTS cells (key TEXT PRIMARY KEY, tat REAL NOT NULL)")
+            db.execute("CREATE INDEX IF NOT EXISTS cells_tat ON cells (tat)")
             local.db, local.pid = db, os.getpid()
         return local.db
 
-    def _check(self, key: str, limit: int | None, window: float, now: float) -> Window:
+    def _check(self, key: str, limit: int, window: float, now: float, count: bool) -> Cell:
         db = self._db()
         db.execute("BEGIN IMMEDIATE")
         try:
-            db.execute("DELETE FROM hits WHERE key = ? AND at <= ?", (key, now - window))
-            count, oldest = db.execute(
-                "SELECT count(*), min(at) FROM hits WHERE key = ?", (key,)
-            ).fetchone()
-            allowed = limit is not None and count < limit
-            if allowed:
-                db.execute("INSERT INTO hits VALUES (?, ?, ?)", (key, now, now + window))
-                count += 1
-                oldest = now if oldest is None else oldest
+            row = db.execute("SELECT tat FROM cells WHERE key = ?", (key,)).fetchone()
+            stored = row[0] if row else None
+            allowed, tat = gcra(stored, limit, window, now)
+            if not count:
+                tat = max(stored or now, now)
+            elif allowed:
+                db.execute(
+                    "INSERT INTO cells VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET tat = ?",
+                    (key, tat, tat),
+                )
             self._checks += 1
             if self._checks % self.GC_EVERY == 0:
-                db.execute("DELETE FROM hits WHERE expires <= ?", (now,))
+                db.execute("DELETE FROM cells WHERE tat <= ?", (now,))
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
-        return Window(allowed, count, oldest)
+        return Cell(allowed, tat)
 
-    def hit(self, key: str, limit: int, window: float, now: float) -> Window:
-        return self._check(key, limit, window, now)
+    def hit(self, key: str, limit: int, window: float, now: float) -> Cell:
+        return self._check(key, limit, window, now, True)
 
-    def peek(self, key: str, window: float, now: float) -> Window:
-        return self._check(key, None, window, now)
+    def peek(self, key: str, limit: int, window: float, now: float) -> Cell:
+        return self._check(key, limit, window, now, False)
 
     def delete(self, key: str) -> None:
-        self._db().execute("DELETE FROM hits WHERE key = ?", (key,))
+        self._db().execute("DELETE FROM cells WHERE key = ?", (key,))
 
     def clear(self) -> None:
-        self._db().execute("DELETE FROM hits")
+        self._db().execute("DELETE FROM cells")
 
 
 _store: Store | None = None
@@ -236,7 +249,7 @@ def now() -> float:
 class Decision:
     limit: int
     remaining: int
-    reset: int  # unix time at which the oldest counted request leaves the window
+    reset: int  # unix time at which the whole budget is back
 
     def headers(self) -> dict[str, str]:
         return {
@@ -255,15 +268,21 @@ def default_limit(kind: str) -> int:
     }[kind]
 
 
-def _wait(found: Window, window: float, at: float) -> int:
-    """Whole seconds until the oldest counted hit leaves the window (at least 1)."""
-    oldest = at if found.oldest is None else found.oldest
-    return max(1, math.ceil(oldest + window - at))
+def _emission(limit: int, window: float) -> float:
+    return window / limit
 
 
-def _decision(limit: int, found: Window, at: float) -> Decision:
-    oldest = at if found.oldest is None else found.oldest
-    return Decision(limit=limit, remaining=limit - found.count, reset=math.ceil(oldest + WINDOW))
+def _wait(cell: Cell, limit: int, window: float, at: float) -> int:
+    """Whole seconds until one more request fits (at least 1)."""
+    return max(1, math.ceil(cell.tat + _emission(limit, window) - window - at - EPSILON))
+
+
+def _decision(limit: int, cell: Cell, at: float) -> Decision:
+    """Remaining: how many more requests would pass right now; reset: when the whole budget is
+    back (the TAT)."""
+    room = (at + WINDOW - cell.tat) / _emission(limit, WINDOW)
+    remaining = math.floor(room + EPSILON) if cell.allowed else 0
+    return Decision(limit=limit, remaining=remaining, reset=math.ceil(cell.tat - EPSILON))
 
 
 def _refuse(kind: str, decision: Decision, retry_after: int) -> Throttled:
@@ -282,19 +301,19 @@ def _unavailable(exc: Exception, what: str) -> None:
 
 def hit(kind: str, subject: str, limit: int | None = None) -> Decision:
     """Count one request of ``kind`` for ``subject`` (a key id or an address); raise Throttled
-    (429 with Retry-After and X-RateLimit-* headers) when the window is full."""
+    (429 with Retry-After and X-RateLimit-* headers) when it does not fit."""
     limit = default_limit(kind) if limit is None else limit
     at = now()
     if limit <= 0:  # 0 disables the limit for this class or key
         return Decision(limit=0, remaining=0, reset=math.ceil(at + WINDOW))
     try:
-        found = store().hit(f"{PREFIX}{kind}:{subject}", limit, WINDOW, at)
+        cell = store().hit(f"{PREFIX}{kind}:{subject}", limit, WINDOW, at)
     except Exception as exc:
         _unavailable(exc, "letting the request through")
         return Decision(limit=limit, remaining=limit, reset=math.ceil(at + WINDOW))
-    decision = _decision(limit, found, at)
-    if not found.allowed:
-        raise _refuse(kind, decision, _wait(found, WINDOW, at))
+    decision = _decision(limit, cell, at)
+    if not cell.allowed:
+        raise _refuse(kind, decision, _wait(cell, limit, WINDOW, at))
     return decision
 
 
@@ -305,13 +324,13 @@ def check_address(address: str) -> None:
         return
     at = now()
     try:
-        found = store().peek(f"{PREFIX}unauthenticated:{address}", WINDOW, at)
+        cell = store().peek(f"{PREFIX}unauthenticated:{address}", limit, WINDOW, at)
     except Exception as exc:
         _unavailable(exc, "letting the request through")
         return
-    if found.count >= limit:
-        decision = _decision(limit, found, at)
-        raise _refuse("unauthenticated", decision, _wait(found, WINDOW, at))
+    if not cell.allowed:
+        decision = _decision(limit, cell, at)
+        raise _refuse("unauthenticated", decision, _wait(cell, limit, WINDOW, at))
 
 
 def record_failure(address: str) -> None:
@@ -325,28 +344,32 @@ def record_failure(address: str) -> None:
         _unavailable(exc, "failure not counted")
 
 
+# Lock-outs: ``limit`` failures in a row lock for ``window``; each failure weighs a whole window
+# (the cell's window is limit * window, so its emission interval is one window).
+
+
 def failures_record(subject: str, limit: int, window: int) -> None:
-    """Count one failure of ``subject`` (e.g. ``login-user:alice``) in its sliding window."""
+    """Count one failure of ``subject`` (e.g. ``login-user:alice``)."""
     if limit <= 0:
         return
     try:
-        store().hit(f"{PREFIX}fail:{subject}", limit, window, now())
+        store().hit(f"{PREFIX}fail:{subject}", limit, limit * window, now())
     except Exception as exc:
         _unavailable(exc, "failure not counted")
 
 
 def failures_wait(subject: str, limit: int, window: int) -> int:
-    """Seconds until ``subject`` may try again: 0 while it has fewer than ``limit`` failures in
-    the window (or the store is unavailable: counted, nothing refused)."""
+    """Seconds until ``subject`` may try again: 0 while one more failure would still be counted
+    (or the store is unavailable: counted, nothing refused)."""
     if limit <= 0:
         return 0
     at = now()
     try:
-        found = store().peek(f"{PREFIX}fail:{subject}", window, at)
+        cell = store().peek(f"{PREFIX}fail:{subject}", limit, limit * window, at)
     except Exception as exc:
         _unavailable(exc, "letting the request through")
         return 0
-    return _wait(found, window, at) if found.count >= limit else 0
+    return 0 if cell.allowed else _wait(cell, limit, limit * window, at)
 
 
 def failures_clear(subject: str) -> None:

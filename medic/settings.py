@@ -335,9 +335,14 @@ MEDIC_RATE_LIMIT_UNAUTHENTICATED = env_int("MEDIC_RATE_LIMIT_UNAUTHENTICATED", 3
 MEDIC_RATE_LIMIT_ANONYMOUS = env_int("MEDIC_RATE_LIMIT_ANONYMOUS", 100)
 MEDIC_RATE_LIMIT_REDIS_URL = env_str("MEDIC_RATE_LIMIT_REDIS_URL", REDIS_URL)
 MEDIC_RATE_LIMIT_FILE = env_str("MEDIC_RATE_LIMIT_FILE", str(VAR_DIR / "ratelimit.sqlite3"))
+# The embedded mode's web front (medic/front.py, `make run`): threads per web process that run
+# complete requests, and how long a request body may take to arrive (then 408).
+MEDIC_FRONT_THREADS = env_int("MEDIC_FRONT_THREADS", 4)
+MEDIC_FRONT_BODY_SECONDS = env_float("MEDIC_FRONT_BODY_SECONDS", 30.0)
 # Sign-in lockout (portal and Django admin): failed sign-ins counted per username and per client
-# address in a sliding window of MEDIC_LOGIN_FAILURE_WINDOW_MINUTES; at a limit, sign-in is
-# refused (429) until the oldest failure leaves the window. 0 disables a limit.
+# address (medic.ratelimit, GCRA); at a limit, sign-in is refused (429) for
+# MEDIC_LOGIN_FAILURE_WINDOW_MINUTES, and each failure weighs that long after the one before it.
+# 0 disables a limit.
 MEDIC_LOGIN_MAX_FAILURES_PER_USER = env_int("MEDIC_LOGIN_MAX_FAILURES_PER_USER", 5)
 MEDIC_LOGIN_MAX_FAILURES_PER_ADDRESS = env_int("MEDIC_LOGIN_MAX_FAILURES_PER_ADDRESS", 20)
 MEDIC_LOGIN_FAILURE_WINDOW_MINUTES = env_int("MEDIC_LOGIN_FAILURE_WINDOW_MINUTES", 15)
@@ -431,7 +436,8 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["medic.auth.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["medic.auth.ScopePermission"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # DRF's JSON parser; fields refuse values of another JSON type (medic/strict.py).
+    "DEFAULT_PARSER_CLASSES": ["medic.strict.JSONBodyParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "medic.pagination.CursorPage",
     "PAGE_SIZE": 50,

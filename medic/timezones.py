@@ -302,6 +302,12 @@ def _timezone_problem(name: str) -> str | None:
     )
 
 
+@functools.lru_cache(maxsize=1)
+def accepted_names() -> tuple[str, ...]:
+    """Every name validate_timezone accepts, sorted (the API schema lists them)."""
+    return tuple(sorted(z for z in _available_zones() | {"UTC"} if _is_accepted_name(z)))
+
+
 def validate_timezone(name: str) -> zoneinfo.ZoneInfo:
     """Return the ZoneInfo for a canonical IANA name ("Area/Location" or "UTC").
 

@@ -71,6 +71,9 @@ WORK=$(mktemp -d /tmp/medic-test.XXXXXX)
 chmod 755 "$WORK"
 cleanup() {
   stop_agent_release
+  if [ -n "${fuzz_pid:-}" ] && kill -0 "$fuzz_pid" 2>/dev/null; then
+    kill -- "-$fuzz_pid" 2>/dev/null || true
+  fi
   throwaway_stop "$WORK"
   rm -rf "$WORK"
 }
@@ -111,6 +114,21 @@ echo "==> docs: examples of README.md and docs/ against a throwaway make-run ins
 docs_status=0
 "$PY" -m tests.docs.runner || docs_status=$?
 
+# --- schemathesis over the v2 API, in the background ---------------------------------------------
+# scripts/fuzz.sh against a live gunicorn with its own PostgreSQL and Redis: every v2 operation
+# (but the three it names), all checks, a fixed seed, FUZZ_EXAMPLES examples per operation (the
+# longer `make fuzz` runs more). It must end with no server error and no schema violation.
+# SKIP_FUZZ=1 leaves it out (e.g. with a -k filter).
+FUZZ_LOG=$(mktemp /tmp/medic-fuzz-log.XXXXXX)
+fuzz_pid=
+if [ -n "${SKIP_FUZZ:-}" ]; then
+  echo "==> schemathesis: skipped (SKIP_FUZZ)"
+else
+  FUZZ_EXAMPLES=${FUZZ_EXAMPLES:-5} setsid bash scripts/fuzz.sh >"$FUZZ_LOG" 2>&1 &
+  fuzz_pid=$!
+  echo "==> schemathesis over the v2 API: started (log $FUZZ_LOG)"
+fi
+
 # --- tests --------------------------------------------------------------------------------------
 # One pytest-xdist process per core, each with its own PostgreSQL test database and Redis
 # database (tests/xdist_isolation.py); a file's tests stay on one process (module fixtures
@@ -128,6 +146,18 @@ if [ -n "$agent_release_pid" ]; then
   rm -f "$AGENT_RELEASE_LOG"
   if [ "$agent_release_rc" -ne 0 ]; then
     echo "medic-agent release build or package checks failed (exit $agent_release_rc)" >&2
+    exit 1
+  fi
+fi
+if [ -n "$fuzz_pid" ]; then
+  echo "==> schemathesis over the v2 API (waiting)"
+  fuzz_rc=0
+  wait "$fuzz_pid" || fuzz_rc=$?
+  fuzz_pid=
+  tail -n 40 "$FUZZ_LOG"
+  rm -f "$FUZZ_LOG"
+  if [ "$fuzz_rc" -ne 0 ]; then
+    echo "schemathesis found server errors or schema violations (exit $fuzz_rc)" >&2
     exit 1
   fi
 fi

@@ -103,47 +103,93 @@ def test_anonymous_v1_heartbeats_are_limited_per_address(limits):
     assert [client.post("/heartbeat", body).status_code for _ in range(3)] == [201, 201, 429]
 
 
-def test_the_window_slides_instead_of_resetting_on_the_minute(limits, admin, clock):
-    # Three requests spread over a minute: the fourth waits for the first to be 60 s old, not for
-    # the wall clock's next minute (a fixed window let 2x the limit through across a boundary).
-    for step in (0, 20, 20):
-        clock.advance(step)
-        assert admin.get("/v2/services").status_code == 200
-    clock.advance(10)  # 50 s after the first request
+def test_after_a_burst_requests_are_paced_instead_of_reset_on_the_minute(limits, admin, clock):
+    # GCRA, 3 per minute: an emission interval of 20 s. A burst of three, then one request per
+    # 20 s; nothing resets on a minute boundary (a fixed window let 2x the limit through there).
+    for remaining in ("2", "1", "0"):
+        assert admin.get("/v2/services")["X-RateLimit-Remaining"] == remaining
     refused = admin.get("/v2/services")
     assert refused.status_code == 429
-    assert refused["Retry-After"] == "10"
+    assert refused["Retry-After"] == "20"
     assert refused["X-RateLimit-Remaining"] == "0"
-    assert int(refused["X-RateLimit-Reset"]) == int(clock() + 10)
-    clock.advance(9)
-    assert admin.get("/v2/services").status_code == 429
-    clock.advance(1)  # the first request leaves the window: one slot, not three
+    assert int(refused["X-RateLimit-Reset"]) == int(clock() + 60)  # the whole budget back
+    clock.advance(19)
+    assert admin.get("/v2/services")["Retry-After"] == "1"
+    clock.advance(1)  # one emission interval: one slot, not three
     answer = admin.get("/v2/services")
     assert answer.status_code == 200 and answer["X-RateLimit-Remaining"] == "0"
     assert admin.get("/v2/services").status_code == 429
     clock.advance(20)
     assert admin.get("/v2/services")["X-RateLimit-Remaining"] == "0"
+    clock.advance(60)  # idle for a window: the whole budget again
+    assert admin.get("/v2/services")["X-RateLimit-Remaining"] == "2"
+
+
+def test_no_burst_across_a_minute_boundary(limiter_store, clock):
+    # A client that sends four requests every 0.25 s for five minutes, starting just before a
+    # minute turns. A fixed window let 4 + 6 through within 0.25 s there; GCRA lets the limit
+    # through once, then one per emission interval (60 / 6 = 10 s): over any period L at most
+    # limit + L / 10.
+    start = (int(clock()) // 60 + 1) * 60 - 0.25
+    clock.at = start
+    limit, passed = 6, []
+    for _ in range(1200):
+        for _ in range(4):
+            try:
+                ratelimit.hit("management", "hammer", limit)
+                passed.append(clock() - start)
+            except Throttled:
+                pass
+        clock.advance(0.25)
+    assert passed[:limit] == [0, 0, 0, 0, 0.25, 0.25]  # the burst, across the boundary
+    assert passed[limit:] == [10.0 * n for n in range(1, 30)]  # then paced
+    for first in passed:
+        for span in (0.5, 1, 30, 60, 120):
+            assert sum(1 for t in passed if first <= t < first + span) <= limit + span / 10
 
 
 def test_refused_requests_do_not_extend_the_wait(limits, admin, clock):
     for _ in range(3):
         admin.get("/v2/services")
-    for _ in range(10):
+    for _ in range(3):
         clock.advance(5)
         assert admin.get("/v2/services").status_code == 429
-    clock.advance(10)
+    clock.advance(5)  # 20 s after the burst, whatever was refused in between
     assert admin.get("/v2/services").status_code == 200
 
 
 def test_stores_agree(limiter_store, clock):
+    # 2 per minute: an emission interval of 30 s.
+    start = clock()
     decisions = [ratelimit.hit("management", "k", 2)]
     clock.advance(0.5)
     decisions.append(ratelimit.hit("management", "k", 2))
     assert [d.remaining for d in decisions] == [1, 0]
-    assert {d.reset for d in decisions} == {int(clock() - 0.5 + 60)}
+    assert [d.reset for d in decisions] == [int(start + 30), int(start + 60)]
     with pytest.raises(Throttled) as refused:
         ratelimit.hit("management", "k", 2)
-    assert refused.value.headers["Retry-After"] == "60"  # ceil(59.5)
-    clock.advance(59.5)
+    assert refused.value.headers["Retry-After"] == "30"  # ceil(29.5)
+    assert refused.value.headers["X-RateLimit-Remaining"] == "0"
+    clock.advance(29.5)
     assert ratelimit.hit("management", "k", 2).remaining == 0
+    clock.advance(90)
+    assert ratelimit.hit("management", "k", 2).remaining == 1
     assert ratelimit.hit("management", "other", 2).remaining == 1  # subjects are separate
+
+
+def test_one_stored_value_per_subject_whatever_the_limit(limiter_store, clock):
+    # The documented maximum is 1,000,000 per minute: a log of hits would keep every one.
+    for _ in range(500):
+        ratelimit.hit("heartbeat", "busy", 1_000_000)
+        clock.advance(0.001)
+    if isinstance(limiter_store, ratelimit.RedisStore):
+        client = limiter_store._client
+        keys = list(client.scan_iter(f"{ratelimit.PREFIX}*"))
+        assert keys == [f"{ratelimit.PREFIX}heartbeat:busy".encode()]
+        assert client.type(keys[0]) == b"string"
+        assert client.pttl(keys[0]) > 0  # it expires once the budget is whole again
+    else:
+        import sqlite3
+
+        rows = sqlite3.connect(limiter_store.path).execute("SELECT key FROM cells").fetchall()
+        assert rows == [(f"{ratelimit.PREFIX}heartbeat:busy",)]

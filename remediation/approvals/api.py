@@ -83,8 +83,8 @@ class ApprovalList(APIView):
         responses=ApprovalOut(many=True),
     )
     def get(self, request):
-        state = request.query_params.get("state") or ApprovalState.PENDING
-        if state not in ApprovalState.values:
+        state = request.query_params.get("state", ApprovalState.PENDING)
+        if state not in ApprovalState.values:  # "" too: a blank filter is not the default
             raise InvalidInput(fields={"state": [f"One of {', '.join(ApprovalState.values)}."]})
         qs = ApprovalRequest.objects.filter(state=state).select_related(
             "execution", "execution__playbook", "execution__version"

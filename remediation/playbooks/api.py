@@ -520,7 +520,7 @@ class ExecutionList(APIView):
     )
     def get(self, request):
         state = request.query_params.get("state")
-        if state and state not in ExecutionState.values:
+        if state is not None and state not in ExecutionState.values:  # "" too: not "any"
             raise InvalidInput(fields={"state": [f"One of {', '.join(ExecutionState.values)}."]})
         qs = selectors.execution_list(
             playbook=request.query_params.get("playbook"),
@@ -562,10 +562,17 @@ class ExecutionCancel(APIView):
 
 
 class BreakerList(APIView):
-    @extend_schema(operation_id="circuit_breakers_list", responses=BreakerOut(many=True))
+    @extend_schema(
+        operation_id="circuit_breakers_list",
+        parameters=[OpenApiParameter("limit", int), OpenApiParameter("page", int)],
+        responses=BreakerOut(many=True),
+    )
     def get(self, request):
-        """Every breaker that has counted runs; open ones stop automatic runs until reset."""
-        return Response([_breaker(b) for b in selectors.breakers()])
+        """Every breaker that has counted runs; open ones stop automatic runs until reset. In
+        pages, like every v2 list."""
+        paginator = NumberedPage()
+        page = paginator.paginate_queryset(selectors.breakers(), request, view=self)
+        return paginator.get_paginated_response([_breaker(b) for b in page])
 
 
 class BreakerReset(APIView):

@@ -26,13 +26,18 @@ class SecretValueIn(serializers.Serializer):
     value = serializers.CharField(
         write_only=True,
         trim_whitespace=False,
+        min_length=services.MIN_VALUE_LENGTH,
+        max_length=services.MAX_VALUE_LENGTH,
         help_text="The plaintext (4 to 16,384 characters). Stored encrypted; never returned.",
     )
 
 
 class SecretIn(SecretValueIn):
-    name = serializers.CharField(
-        max_length=128, help_text="Used as ${SECRET.<name>} in playbooks: A-Z a-z 0-9 _."
+    name = serializers.RegexField(
+        services.NAME_RE,
+        max_length=128,
+        help_text="Used as ${SECRET.<name>} in playbooks: A-Z a-z 0-9 _, not starting with a "
+        "digit.",
     )
 
 

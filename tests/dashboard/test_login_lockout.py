@@ -105,19 +105,23 @@ def test_limits_come_from_settings(db, settings):
     assert _sign_in("vera", PASSWORD).status_code == 302
 
 
-def test_failures_leave_the_window_one_by_one(limiter_store, clock):
+def test_failures_are_forgotten_one_window_after_another(limiter_store, clock):
+    # Two failures lock for 120 s; each failure weighs a whole window, after the one before it.
     ratelimit.failures_clear("test")
     ratelimit.failures_record("test", 2, 120)
     assert ratelimit.failures_wait("test", 2, 120) == 0
     clock.advance(30)
     ratelimit.failures_record("test", 2, 120)
-    assert ratelimit.failures_wait("test", 2, 120) == 90  # until the first failure is 120 s old
+    assert ratelimit.failures_wait("test", 2, 120) == 90  # the first failure is 120 s old
     clock.advance(89)
     assert ratelimit.failures_wait("test", 2, 120) == 1
     clock.advance(1)
-    assert ratelimit.failures_wait("test", 2, 120) == 0  # one failure left in the window
+    assert ratelimit.failures_wait("test", 2, 120) == 0  # one failure still weighs
     ratelimit.failures_record("test", 2, 120)
-    assert ratelimit.failures_wait("test", 2, 120) == 30
+    assert ratelimit.failures_wait("test", 2, 120) == 120  # one more try per window
+    clock.advance(240)
+    ratelimit.failures_record("test", 2, 120)
+    assert ratelimit.failures_wait("test", 2, 120) == 0  # idle for two windows: all forgotten
     ratelimit.failures_clear("test")
     assert ratelimit.failures_wait("test", 1, 120) == 0
 

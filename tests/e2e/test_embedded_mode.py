@@ -1,16 +1,19 @@
-"""The embedded mode's limits hold across its web processes: `make run`'s web command
-(scripts/web.sh, two gunicorn workers) against a fresh var directory, SQLite and no Redis.
+"""The embedded mode's limits hold across its web processes, and slow clients do not starve it:
+`make run`'s web command (scripts/web.sh, two uvicorn processes in front of the WSGI application)
+against a fresh var directory, SQLite and no Redis.
 
 Requests are pinned to a worker by keeping a connection open: each connection is first probed
-with an unlimited request (/health/live?probe=N) and the access log names the worker that
-answered it.
+with an unlimited request (/health/live?probe=N) and the access log (a log configuration that
+adds the process id) names the process that answered it.
 """
 
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -33,11 +36,40 @@ def _embedded_env(var: Path, port: int) -> dict[str, str]:
         HOME=str(var.parent / "home"),
         PORT=str(port),
         MEDIC_LOG_FORMAT="text",
-        # Connections stay open while the test probes others; the access log names the worker
-        # process that answered each probe.
-        GUNICORN_CMD_ARGS="--keep-alive 60 --access-logformat '%(q)s pid=%(p)s %(s)s'",
+        # A body that stalls is answered 408 after this long (medic/front.py).
+        MEDIC_FRONT_BODY_SECONDS="3",
     )
     return env
+
+
+def _access_log_with_pids(path: Path) -> Path:
+    """uvicorn's logging, with the process id on each access line."""
+    path.write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "disable_existing_loggers": False,
+                "formatters": {
+                    "access": {
+                        "()": "uvicorn.logging.AccessFormatter",
+                        "fmt": '"%(request_line)s" pid=%(process)d %(status_code)s',
+                        "use_colors": False,
+                    }
+                },
+                "handlers": {
+                    "access": {
+                        "class": "logging.StreamHandler",
+                        "formatter": "access",
+                        "stream": "ext://sys.stdout",
+                    }
+                },
+                "loggers": {
+                    "uvicorn.access": {"handlers": ["access"], "level": "INFO", "propagate": False}
+                },
+            }
+        )
+    )
+    return path
 
 
 def _manage(env: dict[str, str], *args: str) -> str:
@@ -54,7 +86,7 @@ def _manage(env: dict[str, str], *args: str) -> str:
 
 
 class Worker:
-    """One kept-alive connection, and so one gunicorn worker."""
+    """One kept-alive connection, and so one web process."""
 
     def __init__(self, port: int) -> None:
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
@@ -96,20 +128,21 @@ def embedded(tmp_path):
     # admin key has the default 20 a minute, which the limits test counts down.
     key = _manage(env, "create_api_key", "--name", "limits", "--scopes", "admin").split()[-1]
     assert key.startswith("mdk_"), key
-    proc = Proc(["bash", "scripts/web.sh"], env, tmp_path / "web.log")
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/health/live")
-            if conn.getresponse().status == 200:
-                break
-        except OSError:
-            pass
-        assert proc.popen.poll() is None and time.monotonic() < deadline, proc.output()
-        time.sleep(0.2)
-    yield port, key, password, proc
-    proc.stop()
+    log_config = _access_log_with_pids(tmp_path / "log.json")
+    proc = Proc(
+        ["bash", "scripts/web.sh", "--log-config", str(log_config)], env, tmp_path / "web.log"
+    )
+    try:  # stopped even when it never comes up
+        deadline = time.monotonic() + 60
+        while not _healthy(port):
+            assert proc.popen.poll() is None and time.monotonic() < deadline, proc.output()
+            time.sleep(0.2)
+        while proc.output().count("Started server process") < 2:  # both web processes
+            assert proc.popen.poll() is None and time.monotonic() < deadline, proc.output()
+            time.sleep(0.2)
+        yield port, key, password, proc
+    finally:
+        proc.stop()
 
 
 def _two_workers(port: int, proc: Proc) -> tuple[Worker, Worker]:
@@ -119,7 +152,7 @@ def _two_workers(port: int, proc: Proc) -> tuple[Worker, Worker]:
         worker = Worker(port)
         assert worker.request("GET", f"/health/live?probe=c{i}")[0].status == 200
         for _ in range(50):  # the access line is written just after the response
-            found = re.search(rf"probe=c{i} pid=<?(\d+)", proc.output())
+            found = re.search(rf"probe=c{i} HTTP/1.1\" pid=(\d+)", proc.output())
             if found:
                 break
             time.sleep(0.05)
@@ -196,3 +229,80 @@ def test_web_servers_leave_no_control_socket_in_the_home_directory(embedded, tmp
     assert embedded[3].popen.poll() is None
     assert not (tmp_path / "home" / ".gunicorn").exists()
     assert runpy.run_path(str(ROOT / "deploy" / "gunicorn.conf.py"))["control_socket_disable"]
+
+
+def _slow_client(port: int, key: str) -> socket.socket:
+    """A heartbeat whose headers arrive and whose body stops after its first bytes."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=20)
+    sock.sendall(
+        b"POST /v2/heartbeat/slow-job HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        + f"Authorization: Bearer {key}\r\n".encode()
+        + b"Content-Type: application/json\r\nContent-Length: 40\r\n\r\n"
+        + b'{"status":'
+    )
+    return sock
+
+
+def _answer(sock: socket.socket) -> bytes:
+    data = b""
+    while b"\r\n\r\n" not in data or not data.rstrip().endswith(b"}"):
+        part = sock.recv(65536)
+        if not part:
+            break
+        data += part
+    return data
+
+
+def test_slow_clients_do_not_starve_the_health_probe(embedded):
+    port, key, _, _ = embedded
+    # Twelve connections that send their headers and part of a body, more than the eight
+    # threads of the two web processes: before medic/front.py, seven were enough for the
+    # probe to time out.
+    slow = [_slow_client(port, key) for _ in range(12)]
+    for _ in range(5):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+        conn.request("GET", "/health/live")
+        response = conn.getresponse()
+        assert response.status == 200 and b'"alive"' in response.read()
+        conn.close()
+    # A slow client that finishes is served like any other (no such service here: 404) ...
+    slow[0].sendall(b' "DOWN", "message": "late"}' + b" " * 3)
+    answer = _answer(slow[0])
+    assert answer.startswith(b"HTTP/1.1 404") and b'"service_not_found"' in answer, answer
+    # ... and one that stalls gets 408 in the error envelope once its time is up.
+    answer = _answer(slow[1])
+    assert answer.startswith(b"HTTP/1.1 408") and b'"request_timeout"' in answer, answer
+    for sock in slow:
+        sock.close()
+
+
+def test_make_run_is_quiet_when_idle_and_stops_promptly_on_ctrl_c(tmp_path):
+    # `make run` as a newcomer runs it: no Celery warning about root, no log lines for sweeps
+    # that found nothing, and Ctrl-C (SIGINT to the terminal's process group) returns within
+    # seconds, not after the workers' 30 s graceful timeout.
+    port = free_port()
+    env = _embedded_env(tmp_path / "var", port)
+    proc = Proc(["bash", "scripts/run.sh"], env, tmp_path / "run.log")
+    try:
+        deadline = time.monotonic() + 120
+        while "celery@" not in proc.output() or not _healthy(port):
+            assert proc.popen.poll() is None and time.monotonic() < deadline, proc.output()
+            time.sleep(0.5)
+        time.sleep(12)  # two sweep periods (5 s) with nothing to do
+        os.killpg(proc.popen.pid, 2)
+        proc.popen.wait(15)
+    finally:
+        proc.stop()
+    out = proc.output()
+    assert "superuser privileges" not in out and "SecurityWarning" not in out, out
+    assert not re.search(r"heartbeats\.sweep.*INFO|INFO.*sweep", out), out
+    assert "==> stopping Medic" in out
+
+
+def _healthy(port: int) -> bool:
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+        conn.request("GET", "/health/live")
+        return conn.getresponse().status == 200
+    except OSError:
+        return False

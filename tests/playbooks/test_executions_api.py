@@ -73,7 +73,7 @@ def test_detail_and_cancel(reader, writer, executions):
 def test_circuit_breaker_status_and_reset(admin, writer, reader):
     CircuitBreaker.objects.create(scope="playbook", key="restart-worker", opened_reason="3 runs")
     CircuitBreaker.objects.filter(key="restart-worker").update(opened_at="2026-01-01T00:00:00Z")
-    listed = reader.get("/v2/circuit-breakers").json()
+    listed = reader.get("/v2/circuit-breakers").json()["results"]  # in pages, like every list
     assert listed[0]["open"] is True and listed[0]["opened_reason"] == "3 runs"
     assert writer.post("/v2/circuit-breakers/playbook/restart-worker/reset").status_code == 403
     response = admin.post("/v2/circuit-breakers/playbook/restart-worker/reset")
