@@ -63,7 +63,10 @@ from medic.metrics import RATE_LIMIT_BACKEND_ERRORS
 logger = logging.getLogger(__name__)
 WINDOW = 60
 CLASSES = ("heartbeat", "management", "unauthenticated", "anonymous")
-PREFIX = "medic:rl:"
+# "gcra": one stored time per key. The keys of the earlier sliding-window log (sorted sets under
+# "medic:rl:") are never read, so an upgrade starts with full budgets instead of wrong-type errors;
+# they expire on their own within a window.
+PREFIX = "medic:gcra:"
 # Float slack when comparing a TAT with the window: N emission intervals of window / N must fit
 # in the window although their float sum can exceed it by a few ulps.
 EPSILON = 1e-6
