@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
 import json
 import time
 from urllib.parse import urlencode
@@ -64,7 +65,13 @@ def slack(settings, db):
         yield fake
 
 
+# Every real click carries its own trigger_id and action_ts, so two clicks in the same second are
+# two requests, not a replay of one (a replayed request is the same bytes sent again).
+_clicks = itertools.count(1)
+
+
 def _click(fake, execution_id: int, user: str, action: str = "approve", *, ts=None, secret=SECRET):
+    click = next(_clicks)
     payload = {
         "type": "block_actions",
         "team": {"id": "T1"},
@@ -72,7 +79,7 @@ def _click(fake, execution_id: int, user: str, action: str = "approve", *, ts=No
         "user": {"id": user},
         "channel": {"id": "C-APPROVALS"},
         "container": {"type": "message", "channel_id": "C-APPROVALS"},
-        "trigger_id": "1.2.3",
+        "trigger_id": f"{click}.2.3",
         "response_url": fake.url + "/respond",
         "actions": [
             {
@@ -80,7 +87,7 @@ def _click(fake, execution_id: int, user: str, action: str = "approve", *, ts=No
                 "action_id": f"medic_approval_{action}",
                 "block_id": f"medic_approval_{execution_id}",
                 "value": str(execution_id),
-                "action_ts": "1.1",
+                "action_ts": f"{click}.1",
             }
         ],
     }
