@@ -215,6 +215,8 @@ PARAMETER_RULES = {
         for op in ("secrets_get", "secrets_put", "secrets_delete")
     },
     "reports_success_metrics": {"team": _FILTER},
+    "reports_outcomes": {"team": _FILTER},
+    "playbooks_preview": {"service": _FILTER},
     "alerts_list": {"priority": {"type": "string", "pattern": r"^[pP][1-5]$"}},
 }
 
