@@ -154,7 +154,11 @@ if [ -n "$fuzz_pid" ]; then
   fuzz_rc=0
   wait "$fuzz_pid" || fuzz_rc=$?
   fuzz_pid=
-  tail -n 40 "$FUZZ_LOG"
+  if [ "$fuzz_rc" -ne 0 ]; then
+    cat "$FUZZ_LOG"  # every failure with its reproduction, not only the summary
+  else
+    tail -n 40 "$FUZZ_LOG"
+  fi
   rm -f "$FUZZ_LOG"
   if [ "$fuzz_rc" -ne 0 ]; then
     echo "schemathesis found server errors or schema violations (exit $fuzz_rc)" >&2
