@@ -94,6 +94,10 @@ def browser(monkeypatch):
     # browser steps are plain synchronous code all the same.
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     SHOTS.mkdir(parents=True, exist_ok=True)
+    # Assertions wait for what the page shows, however long the server takes: the test command
+    # runs these beside other workers, the fuzzer and the agent build on two cores, where a
+    # debounced validation round trip has taken longer than Playwright's default 5 s.
+    expect.set_options(timeout=30_000)
     with sync_playwright() as p:
         chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield chromium
