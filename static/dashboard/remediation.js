@@ -111,6 +111,9 @@
       if (line) bad[line] = true;
     });
     numbers();
+    // Text typed or pasted before this script ran (a slow page) raised no event we heard:
+    // check it now, so its problems show without another keystroke.
+    if (source.value !== source.defaultValue) validate();
   }
 
   function live(holder) {

@@ -154,3 +154,28 @@ def test_operator_writes_shadows_promotes_and_watches_a_playbook(web, browser, s
     assert Playbook.objects.get(name="restart-pw").current_version == 2
     assert not Playbook.objects.filter(name="sneaky").exists()
     context.close()
+
+
+def test_yaml_typed_before_the_editor_script_runs_is_checked(web, browser):  # noqa: F811
+    """On a slow page the operator can paste into the editor before its script has run: the
+    problems of that text show all the same, without another keystroke."""
+    _user("otto", "operator")
+    context = browser.new_context(base_url=web, viewport=DESKTOP, device_scale_factor=1)
+    page = context.new_page()
+    _sign_in(page, "otto")
+    held = []
+    page.route("**/dashboard/remediation*.js", lambda route: held.append(route))  # held
+    page.goto("/ui/playbooks/new", wait_until="commit")
+    bad = playbook_yaml("early-paste", "http://127.0.0.1:9/x").replace("type: wait", "type: sleep")
+    bad_line = bad.splitlines().index("    type: sleep") + 1
+    page.get_by_label("Playbook YAML").fill(bad)
+    for _ in range(600):  # the browser asks for the script while parsing; we hold it
+        if held:
+            break
+        page.wait_for_timeout(50)
+    assert len(held) == 1 and page.locator("[data-problems] li").count() == 0
+    held[0].continue_()
+    expect(page.locator(f'[data-problems] li[data-line="{bad_line}"]')).to_contain_text(
+        "steps[1].type"
+    )
+    context.close()
