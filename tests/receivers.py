@@ -132,18 +132,36 @@ class Receiver(FakeServer):
 
 class SlackFake(FakeServer):
     """Slack's Web API as approvals use it: auth.test names the bot; chat.postMessage and
-    chat.update echo the message with a channel and ts; users.info answers for the users a
-    test registers (else ``ok: false, user_not_found``); a wrong token is ``invalid_auth``;
-    anything else (a ``response_url``) is ``ok``."""
+    chat.update echo the message with a channel and ts (chat.update of a ts it never posted is
+    ``message_not_found``, as Slack answers); users.info answers for the users a test registers
+    (else ``ok: false, user_not_found``); a wrong token is ``invalid_auth``; anything else (a
+    ``response_url``) is ``ok``. ``fail_next`` queues Slack's refusals for a method."""
 
     def __init__(self, token: str = "xoxb-test") -> None:
         self.token = token
         self.users: dict[str, dict] = {}
         self._ts = 0
         self._ts_lock = threading.Lock()
+        self._posted: set[tuple[str, str]] = set()
+        self._failures: list[tuple[str, int, str, dict]] = []
         super().__init__(self._reply)
 
+    def fail_next(self, method: str, error: str, status: int = 200, **headers: str) -> SlackFake:
+        """Answer the next call of ``method`` with this refusal, e.g.
+        ``fail_next("chat.update", "ratelimited", 429, **{"Retry-After": "1"})``."""
+        self._failures.append((method, status, error, headers))
+        return self
+
     def _reply(self, received: Received) -> Reply:
+        method = received.path.split("?")[0].rsplit("/", 1)[-1]
+        with self._ts_lock:
+            failure = next((f for f in self._failures if f[0] == method), None)
+            if failure is not None:
+                self._failures.remove(failure)
+        if failure is not None:
+            _, status, error, headers = failure
+            body = json.dumps({"ok": False, "error": error}).encode()
+            return Reply(status, body, headers=dict(headers))
         status, body = self._answer(received)
         return Reply(status, body)
 
@@ -179,8 +197,11 @@ class SlackFake(FakeServer):
             with self._ts_lock:
                 self._ts += 1
                 ts = f"1700000000.{self._ts:06d}"
+                self._posted.add((args["channel"], ts))
         else:
             ts = args.get("ts", "")
+            if (args["channel"], ts) not in self._posted:
+                return 200, json.dumps({"ok": False, "error": "message_not_found"}).encode()
         message = {"text": args.get("text"), "blocks": args.get("blocks"), "ts": ts}
         return 200, json.dumps(
             {"ok": True, "channel": args["channel"], "ts": ts, "message": message}

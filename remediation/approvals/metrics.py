@@ -31,3 +31,10 @@ SLACK_FAILURES = Counter(
     "channel_not_found or invalid_auth, or a retryable one after the last attempt).",
     ["error"],
 )
+SLACK_UPDATE_FAILURES = Counter(
+    "medic_approval_slack_update_failures_total",
+    "Updates of approval messages in Slack (decided, expired, cancelled) that never reached it, "
+    "by error (a permanent one such as message_not_found, or a retryable one after the last "
+    "attempt); the decision itself stands.",
+    ["error"],
+)

@@ -145,9 +145,9 @@ def channel_for(request: ApprovalRequest) -> str:
     return channel
 
 
-# Errors Slack documents as transient for chat.postMessage: worth another attempt. Anything
-# else (channel_not_found, not_in_channel, invalid_auth, invalid_blocks, ...) will not change
-# by itself and is recorded at once.
+# Errors Slack documents as transient for chat.postMessage and chat.update: worth another
+# attempt. Anything else (channel_not_found, not_in_channel, invalid_auth, invalid_blocks,
+# message_not_found, ...) will not change by itself and is recorded at once.
 RETRYABLE = frozenset(
     {
         "ratelimited",
@@ -262,16 +262,32 @@ def _failed(request: ApprovalRequest, channel: str, error: str) -> None:
     metrics.SLACK_FAILURES.labels(error=error.split(" ", 1)[0]).inc()
 
 
-def slack_update(*, request_id: int) -> bool:
-    """Update the message in place (decision, expiry, auto-cancel, a first of two approvals)."""
+def slack_update(*, request_id: int, attempt: int = 1) -> PostResult:
+    """Update the message in place (decision, expiry, auto-cancel, a first of two approvals)
+    with the request as it is now, so a retried update never shows an older state. A retryable
+    refusal answers when to try again, as for the post; a permanent one (message_not_found,
+    cant_update_message, invalid_auth, ...) or the last attempt is logged and counted."""
     request = ApprovalRequest.objects.select_related(
         "execution", "execution__playbook", "execution__version", "execution__service"
     ).get(pk=request_id)
     if not request.slack_ts or not settings.SLACK_BOT_TOKEN:
-        return False
+        return PostResult()
     try:
         client().chat_update(channel=request.slack_channel, ts=request.slack_ts, **message(request))
-    except SlackApiError as exc:
-        logger.warning("Slack refused the approval update: %s", exc.response.get("error"))
-        return False
-    return True
+    except Exception as exc:  # every failure is classified below
+        error, retry_in = _classify(exc, attempt)
+        if retry_in is not None and attempt < POST_ATTEMPTS:
+            logger.info(
+                "Slack refused the update of approval message %s (%s): retry %d in %ss",
+                request_id,
+                error,
+                attempt,
+                retry_in,
+            )
+            return PostResult(retry_in=retry_in, error=error)
+        if retry_in is not None:
+            error = f"{error} (after {attempt} attempts)"
+        logger.warning("Slack approval message %s not updated: %s", request_id, error)
+        metrics.SLACK_UPDATE_FAILURES.labels(error=error.split(" ", 1)[0]).inc()
+        return PostResult(error=error)
+    return PostResult(posted=True)

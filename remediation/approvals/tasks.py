@@ -1,6 +1,6 @@
 """Thin tasks: the Slack message of an approval request, posted and updated after commit. A
-post Slack refuses for a while (429, 5xx, a transient ``ok: false``) is retried by Celery when
-``slack.slack_post`` says so."""
+post or update Slack refuses for a while (429, 5xx, a transient ``ok: false``) is retried by
+Celery when ``slack.slack_post`` or ``slack.slack_update`` says so."""
 
 from __future__ import annotations
 
@@ -23,6 +23,15 @@ def slack_post(self, request_id: int) -> None:
         raise self.retry(countdown=result.retry_in)
 
 
-@shared_task(name="approvals.slack_update", ignore_result=True, time_limit=60, soft_time_limit=50)
-def slack_update(request_id: int) -> None:
-    slack.slack_update(request_id=request_id)
+@shared_task(
+    bind=True,
+    name="approvals.slack_update",
+    ignore_result=True,
+    max_retries=None,  # slack.POST_ATTEMPTS bounds the attempts
+    time_limit=60,
+    soft_time_limit=50,
+)
+def slack_update(self, request_id: int) -> None:
+    result = slack.slack_update(request_id=request_id, attempt=self.request.retries + 1)
+    if result.retry_in is not None:
+        raise self.retry(countdown=result.retry_in)

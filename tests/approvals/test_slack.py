@@ -18,10 +18,12 @@ from django.contrib.auth.models import Group
 from django.core.cache import cache
 from django.db import transaction
 from django.test import Client
+from prometheus_client import REGISTRY
 
 from dashboard.roles import groups_ensure
 from medic.events.consumers import consumer_dispatch
 from medic.events.services import event_record
+from remediation.approvals import slack as slack_module
 from remediation.approvals.models import ApprovalRequest
 from remediation.playbooks.models import ExecutionState
 from tests.approvals.test_approvals import _parked
@@ -203,3 +205,52 @@ def test_recovery_cancels_and_the_message_says_so(slack, django_capture_on_commi
     assert "Cancelled: recovered on its own" in _text(update)
     execution.refresh_from_db()
     assert execution.state == ExecutionState.CANCELLED
+
+
+def _update_failures(error: str) -> float:
+    return (
+        REGISTRY.get_sample_value("medic_approval_slack_update_failures_total", {"error": error})
+        or 0
+    )
+
+
+def test_an_update_slack_refuses_for_a_while_is_retried_with_the_current_state(
+    slack, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        execution = _parked()
+    request = ApprovalRequest.objects.get(execution=execution)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert _send(*_click(slack, execution.pk, "U-OLGA")).status_code == 200
+    assert len(slack.calls("chat.update")) == 1
+
+    slack.fail_next("chat.update", "ratelimited", 429, **{"Retry-After": "7"})
+    slack.fail_next("chat.update", "service_unavailable", 503)
+    first = slack_module.slack_update(request_id=request.pk, attempt=1)
+    assert first.retry_in == 7 and first.error == "ratelimited"  # Slack's Retry-After
+    second = slack_module.slack_update(request_id=request.pk, attempt=2)
+    assert second.retry_in is not None and second.error == "service_unavailable"
+    third = slack_module.slack_update(request_id=request.pk, attempt=3)
+    assert third.posted and not third.error
+    updates = slack.calls("chat.update")
+    assert len(updates) == 4  # each attempt asked Slack, and carried the decision
+    assert all("Approved by user:olga (slack)" in _text(u) for u in updates)
+
+
+def test_an_update_slack_cannot_apply_is_counted_and_not_retried(
+    slack, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        execution = _parked()
+    request = ApprovalRequest.objects.get(execution=execution)
+    ApprovalRequest.objects.filter(pk=request.pk).update(slack_ts="1699999999.000001")  # deleted
+    before = _update_failures("message_not_found")
+    result = slack_module.slack_update(request_id=request.pk, attempt=1)
+    assert result.retry_in is None and result.error == "message_not_found"
+    assert _update_failures("message_not_found") == before + 1
+    slack.fail_next("chat.update", "ratelimited", 429, **{"Retry-After": "1"})
+    ApprovalRequest.objects.filter(pk=request.pk).update(slack_ts=request.slack_ts)
+    last = slack_module.slack_update(request_id=request.pk, attempt=slack_module.POST_ATTEMPTS)
+    attempts = slack_module.POST_ATTEMPTS
+    assert last.retry_in is None and last.error == f"ratelimited (after {attempts} attempts)"
+    assert _update_failures("ratelimited") >= 1
