@@ -419,6 +419,9 @@ MEDIC_SANDBOX_ENV_ALLOWLIST = [
 
 # Remediation audit log (docs/audit.md): rows older than this are purged hourly (0 keeps all).
 MEDIC_AUDIT_RETENTION_DAYS = env_int("MEDIC_AUDIT_RETENTION_DAYS", 90)
+# Per-day agent memory (the outcomes report's history, docs/outcomes.md): days older than this
+# are forgotten by the playbooks sweep (0 keeps all). Above the report's longest period, 366 days.
+MEDIC_AGENT_MEMORY_RETENTION_DAYS = env_int("MEDIC_AGENT_MEMORY_RETENTION_DAYS", 400)
 
 # --- Auth, DRF, OpenAPI -----------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

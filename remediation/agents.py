@@ -246,3 +246,14 @@ def _heartbeat(agent: Agent, message: str) -> None:
     except MedicError as exc:
         # Paused (inactive) or deleted by an operator: the agent keeps working unmonitored.
         logger.info("agent heartbeat not recorded: %s", exc.message, extra={"agent": agent.name})
+
+
+def agent_memory_prune(*, now=None, batch: int = 5000) -> int:
+    """Forget per-day agent memory older than MEDIC_AGENT_MEMORY_RETENTION_DAYS (0 keeps every
+    day), a batch per call; the outcomes report reads at most 366 days back."""
+    days = settings.MEDIC_AGENT_MEMORY_RETENTION_DAYS
+    if days <= 0:
+        return 0
+    cutoff = (now or timezone.now()).astimezone(UTC).date() - timedelta(days=days)
+    ids = list(AgentMemoryDay.objects.filter(day__lt=cutoff).values_list("pk", flat=True)[:batch])
+    return AgentMemoryDay.objects.filter(pk__in=ids).delete()[0] if ids else 0

@@ -23,3 +23,8 @@ class RemediationConfig(AppConfig):
             REGISTRY.register(SuccessCollector())
         # Playbooks start from domain events (service down, job failed, alert opened, ...).
         triggers.register()
+        # The playbook sweep forgets agent memory days past their retention.
+        from remediation.agents import agent_memory_prune
+        from remediation.playbooks import hooks
+
+        hooks.register(on_sweep=agent_memory_prune)

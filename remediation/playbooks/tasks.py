@@ -24,7 +24,8 @@ def advance(execution_id: int, step_index: int, attempt: int) -> None:
 @shared_task(name="playbooks.sweep", ignore_result=True, time_limit=120, soft_time_limit=100)
 def sweep() -> None:
     """The safety net (every few seconds in beat): re-enqueue overdue steps, act on approval
-    deadlines, score outcomes, forget old trigger decisions."""
+    deadlines, score outcomes, forget old trigger decisions (and whatever else registered:
+    approvals' deadlines, the agents' memory history)."""
     engine.executions_due()
     for extra in hooks.sweep:
         extra()

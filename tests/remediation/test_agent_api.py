@@ -340,3 +340,27 @@ def test_the_day_keeps_the_highest_memory_reported(web1, settings):
     assert days == {t.date(): 6_000_000, (t + timedelta(hours=3)).date(): 2_000_000}
     agent.refresh_from_db()
     assert agent.memory_rss_bytes == 2_000_000
+
+
+def test_memory_days_past_their_retention_are_forgotten_by_the_playbook_sweep(web1, settings):
+    from datetime import datetime
+
+    from remediation.models import AgentMemoryDay
+    from remediation.playbooks.tasks import sweep
+
+    agent, client = web1
+    register(client)
+    today = datetime.now(UTC).date()
+    for back in (0, 30, 399, 400, 401, 900):
+        AgentMemoryDay.objects.create(
+            agent=agent, day=today - timedelta(days=back), max_rss_bytes=1_000_000 + back
+        )
+    settings.MEDIC_AGENT_MEMORY_RETENTION_DAYS = 0  # keeps every day
+    sweep()
+    assert AgentMemoryDay.objects.count() == 6
+    settings.MEDIC_AGENT_MEMORY_RETENTION_DAYS = 400
+    sweep()
+    kept = sorted(
+        (today - day).days for day in AgentMemoryDay.objects.values_list("day", flat=True)
+    )
+    assert kept == [0, 30, 399, 400]
