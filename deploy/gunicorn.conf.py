@@ -11,12 +11,14 @@ bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
 # cost a socket rather than a worker, and gunicorn can face clients directly (a slow client ties
 # up a thread, not a process; the sync worker needs a buffering proxy in front).
 worker_class = "gthread"
-# One worker per core, four threads each. On 2 cores shared with PostgreSQL, 2 x 4 did more
-# heartbeats per CPU-second, with a shorter tail, than 4 x 4: fewer processes fighting for the
-# cores, fewer threads queueing for each GIL, half the database connections. Give a bigger host
-# one worker per core (GUNICORN_WORKERS).
+# One worker per core, eight threads each. On 2 cores shared with PostgreSQL, 2 workers did more
+# heartbeats per CPU-second, with a shorter tail, than 4: fewer processes fighting for the cores,
+# fewer database connections. Eight threads rather than four since the heartbeat group commit
+# (heartbeats/groupcommit.py): the beats a worker's threads hold at one moment are committed
+# together, and with four threads the batches stayed too small to pay (docs/performance.md,
+# "Levers"). Give a bigger host one worker per core (GUNICORN_WORKERS).
 workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
-threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+threads = int(os.environ.get("GUNICORN_THREADS", "8"))
 keepalive = 75
 timeout = 60
 graceful_timeout = 30

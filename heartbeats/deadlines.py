@@ -23,14 +23,21 @@ from medic.limits import MAX_ALERT_INTERVAL_MINUTES, MAX_GRACE_SECONDS, bounded
 # and schedulers start jobs a little early. Bounded by the grace period and half the period.
 CRON_EARLY_TOLERANCE = timedelta(minutes=5)
 
+
 # ``deadline_compute`` for an interval schedule, given the beat time as the ``now`` parameter.
 # Only columns of the service row appear; every value is a bound parameter.
 # Stored numbers are clamped to their documented maxima (medic.limits) as in ``bounded``; the
 # statement passes them as %(max_interval)s and %(max_grace)s.
-INTERVAL_DEADLINE_SQL = (
-    "%(now)s + make_interval(secs => LEAST(alert_interval, %(max_interval)s) * 60)"
-    " + make_interval(secs => LEAST(grace_period_seconds, %(max_grace)s))"
-)
+def interval_deadline_sql(now: str = "%(now)s") -> str:
+    """The rule as SQL, with the beat time taken from ``now`` (a parameter or a column of the
+    statement's input: the group commit passes one time per beat)."""
+    return (
+        f"{now} + make_interval(secs => LEAST(alert_interval, %(max_interval)s) * 60)"
+        " + make_interval(secs => LEAST(grace_period_seconds, %(max_grace)s))"
+    )
+
+
+INTERVAL_DEADLINE_SQL = interval_deadline_sql()
 # The parameters INTERVAL_DEADLINE_SQL needs besides %(now)s.
 INTERVAL_DEADLINE_PARAMS = {
     "max_interval": MAX_ALERT_INTERVAL_MINUTES,

@@ -144,6 +144,12 @@ class HeartbeatResult:
     recovered: bool
 
 
+def heartbeat_counted(status: str) -> None:
+    """Count a stored heartbeat in ``medic_heartbeats_total`` by its normalised status."""
+    upper = status.upper()
+    HEARTBEATS.labels(status=upper if upper in KNOWN_STATUSES else "other").inc()
+
+
 def heartbeat_record(
     *,
     service_ref: str | int,
@@ -230,8 +236,7 @@ def heartbeat_record(
                 [row[0], service.pk, now, params["status"], params["message"], source, None],
             )
             heartbeat.service = service
-            upper = clean_status.upper()
-            HEARTBEATS.labels(status=upper if upper in KNOWN_STATUSES else "other").inc()
+            heartbeat_counted(clean_status)
             return HeartbeatResult(heartbeat=heartbeat, service=service, recovered=False)
     with transaction.atomic():
         service = service_get_active(service_ref)
@@ -286,8 +291,7 @@ def beat_apply(
             status_set(service, ServiceStatus.UP, fields, at=now)
     service.save(update_fields=fields)
     recovered = previous == ServiceStatus.DOWN and service.status == ServiceStatus.UP
-    upper = status.upper()
-    HEARTBEATS.labels(status=upper if upper in KNOWN_STATUSES else "other").inc()
+    heartbeat_counted(status)
     return heartbeat, recovered
 
 

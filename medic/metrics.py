@@ -53,6 +53,11 @@ HEARTBEATS = Counter(
     "Heartbeats accepted, by reported status (normalised, unknown text counts as 'other').",
     ["status"],
 )
+INGEST_BATCH_SIZE = Histogram(
+    "medic_ingest_batch_size",
+    "Heartbeats committed together by a web process's group commit (heartbeats/groupcommit.py).",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+)
 V1_ANONYMOUS_HEARTBEATS = Counter(
     "medic_v1_anonymous_heartbeats_total",
     "v1 heartbeats accepted without an API key (MEDIC_V1_ALLOW_ANONYMOUS_HEARTBEATS).",

@@ -217,14 +217,21 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
 # 1 behind a pooler in transaction mode (PgBouncer pool_mode=transaction, docs/scaling.md): each
 # transaction may run on another server connection, so a server-side cursor (QuerySet.iterator,
 # the audit export) declared outside a transaction would be gone at its next fetch. Everything
-# else Medic does is transaction-scoped already (no session advisory locks, LISTEN or prepared
-# statements: psycopg binds parameters client-side).
-if env_bool("DATABASE_TRANSACTION_POOLING", False):
+# else Medic does is transaction-scoped already (no session advisory locks or LISTEN; psycopg
+# binds parameters client-side, and the heartbeat group commit prepares its statement only
+# when this is 0).
+DATABASE_TRANSACTION_POOLING = env_bool("DATABASE_TRANSACTION_POOLING", False)
+if DATABASE_TRANSACTION_POOLING:
     DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
 # 1: check kept connections with Django's "SELECT 1" round trip instead of the socket check.
 DATABASE_CONN_HEALTH_CHECK_QUERY = env_bool("DATABASE_CONN_HEALTH_CHECK_QUERY", False)
 # 0: every request goes through Django's full request handling (see heartbeats/ingest.py).
 MEDIC_HEARTBEAT_ROUTE = env_bool("MEDIC_HEARTBEAT_ROUTE", True)
+# Group commit of hot-path heartbeats (heartbeats/groupcommit.py; PostgreSQL only): each web
+# process commits the beats waiting at one moment, up to MEDIC_INGEST_BATCH_MAX, in one
+# transaction, and answers each after that commit. 0: one transaction per heartbeat.
+MEDIC_INGEST_GROUP_COMMIT = env_bool("MEDIC_INGEST_GROUP_COMMIT", True)
+MEDIC_INGEST_BATCH_MAX = max(1, env_int("MEDIC_INGEST_BATCH_MAX", 128))
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"].setdefault("OPTIONS", {}).update(

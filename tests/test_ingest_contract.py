@@ -1,7 +1,8 @@
 """The ingest shortcuts answer exactly like the documented path: bench/ingest/contract.py (the
 check every benchmark run starts with) run against the test database. It compares the lean
-heartbeat view with the DRF view, the one-statement heartbeat_record with its general path, and
-the WSGI ingest handler (heartbeats/ingest.py) with Django's own handler."""
+heartbeat view with the DRF view, the one-statement heartbeat_record with its general path, the
+WSGI ingest handler (heartbeats/ingest.py) with Django's own handler, and the group commit's
+batch statement with the one-statement path."""
 
 from __future__ import annotations
 
@@ -34,4 +35,5 @@ def test_ingest_shortcuts_answer_like_the_documented_path(capsys):
     assert failed == 0, out
     assert "(WSGI: route)" in out and "(WSGI: django)" in out
     assert "0 failed" in out
+    assert out.count("ok   group commit") == 7
     print(out)

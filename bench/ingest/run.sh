@@ -149,7 +149,7 @@ workers=$("$PY" -c "
 import runpy; c = runpy.run_path('deploy/gunicorn.conf.py')
 print(f\"{c['worker_class']}, {c['workers']} workers x {c.get('threads', 1)} threads\")")
 if [ "${BENCH_SERVER:-gunicorn}" = granian ]; then
-  workers="granian wsgi, ${GUNICORN_WORKERS:-2} workers x ${GUNICORN_THREADS:-4} blocking threads"
+  workers="granian wsgi, ${GUNICORN_WORKERS:-2} workers x ${GUNICORN_THREADS:-8} blocking threads"
 fi
 echo "==> server ($workers) on $URL"
 
