@@ -16,7 +16,7 @@ command -v docker-compose >/dev/null || need+=(docker-compose)
 # The docs' examples (tests/docs) are curl and jq command lines.
 command -v curl >/dev/null || need+=(curl)
 command -v jq >/dev/null || need+=(jq)
-# Browser tests (tests/dashboard/test_browser.py) drive Debian's Chromium through Playwright.
+# Browser tests (tests/dashboard/browser/) drive Debian's Chromium through Playwright.
 [ -x /usr/bin/chromium ] || need+=(chromium chromium-driver)
 # The production smoke test (tests/production/): the TLS front and Prometheus; promtool also
 # runs the alert-rule tests below.

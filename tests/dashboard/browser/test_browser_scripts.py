@@ -22,19 +22,7 @@ from remediation import jobs
 from remediation.agents import agent_create, agent_register
 from remediation.models import Script, ScriptVersion
 from remediation.services import RunTarget, script_run
-from tests.dashboard.test_browser import (  # noqa: F401 (fixtures)
-    DESKTOP,
-    _both_widths,
-    _fast_passwords,
-    _sessions_closed,
-    _shot,
-    _sign_in,
-    _user,
-    browser,
-    static_root,
-    web,
-)
-from tests.e2e.conftest import start_web  # noqa: F401 (fixture)
+from tests.dashboard.browser.kit import DESKTOP, add_user, both_widths, shot, sign_in
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -83,14 +71,14 @@ def _agent_with_a_job(sha256: str) -> str:
 
 
 def test_operator_registers_a_script_and_follows_it_to_agents_jobs_and_the_audit_log(
-    web,  # noqa: F811
-    browser,  # noqa: F811
+    web,
+    browser,
 ):
-    _user("otto", "operator")
-    _user("vera", "viewer")
+    add_user("otto", "operator")
+    add_user("vera", "viewer")
     context = browser.new_context(base_url=web, viewport=DESKTOP, device_scale_factor=1)
     page = context.new_page()
-    _sign_in(page, "otto")
+    sign_in(page, "otto")
 
     # register a script: the API's validation, shown next to the field
     page.get_by_role("link", name="Scripts", exact=True).click()
@@ -107,7 +95,7 @@ def test_operator_registers_a_script_and_follows_it_to_agents_jobs_and_the_audit
     page.get_by_role("button", name="Register").click()
     expect(page.get_by_text("Must start with a '#!' interpreter line").first).to_be_visible()
     expect(page.get_by_label(re.compile(r"^Body"))).to_be_focused()
-    _shot(page, "script-form-error-1280")
+    shot(page, "script-form-error-1280")
     page.get_by_label(re.compile(r"^Body")).fill(BODY)
     page.get_by_role("button", name="Register").click()
     page.wait_for_url(re.compile(r"/ui/scripts/rotate-logs$"))
@@ -116,13 +104,13 @@ def test_operator_registers_a_script_and_follows_it_to_agents_jobs_and_the_audit
     assert version.body == BODY and version.run_on_agents and version.agent_labels == ["role:web"]
     assert version.created_by == "user:otto"
     expect(page.get_by_test_id("sha256")).to_have_text(version.sha256)
-    _shot(page, "script-1280")
+    shot(page, "script-1280")
     page.get_by_role("link", name="New version").click()
     expect(page.get_by_label(re.compile(r"^Body"))).to_have_value(BODY)  # from the current one
-    _shot(page, "script-form-1280")
+    shot(page, "script-form-1280")
     page.get_by_role("link", name="Scripts", exact=True).click()
     expect(page.locator('tr[data-script="rotate-logs"]')).to_contain_text("v1")
-    _shot(page, "scripts-1280")
+    shot(page, "scripts-1280")
 
     # an agent that holds it (and a file the server does not know) has run it once
     job_id = _agent_with_a_job(version.sha256)
@@ -133,12 +121,12 @@ def test_operator_registers_a_script_and_follows_it_to_agents_jobs_and_the_audit
     expect(row).to_contain_text("env:prod")
     expect(row).to_contain_text("0.4.0")
     expect(row.get_by_test_id("mismatches")).to_have_text("1 not matching")
-    _shot(page, "agents-1280")
+    shot(page, "agents-1280")
     row.get_by_role("link", name="web-1").click()
     held = page.get_by_test_id("held")
     expect(held.locator('tr[data-script="rotate-logs"]')).to_contain_text("hash matches")
     expect(held.locator('tr[data-script="old-cleanup"]')).to_contain_text("not registered here")
-    _shot(page, "agent-1280")
+    shot(page, "agent-1280")
 
     # the job history, filtered, and the job's page
     page.get_by_role("link", name="Jobs", exact=True).click()
@@ -147,12 +135,12 @@ def test_operator_registers_a_script_and_follows_it_to_agents_jobs_and_the_audit
     expect(page.get_by_text("No job matches these filters")).to_be_visible()
     page.get_by_label("State").select_option("succeeded")
     expect(page.get_by_test_id("jobs")).to_contain_text("web-1")
-    _shot(page, "jobs-1280")
+    shot(page, "jobs-1280")
     page.get_by_role("link", name=job_id[:8]).click()
     expect(page.get_by_test_id("stdout")).to_have_text("rotated --path=/var/log/nginx\n")
     expect(page.get_by_test_id("exit-code")).to_have_text("0")
     expect(page.get_by_test_id("duration")).to_have_text("840 ms")
-    _shot(page, "job-1280")
+    shot(page, "job-1280")
 
     # the audit log: filter by a family of events, then export what is shown
     page.get_by_role("link", name="Audit log", exact=True).click()
@@ -162,7 +150,7 @@ def test_operator_registers_a_script_and_follows_it_to_agents_jobs_and_the_audit
     table = page.get_by_test_id("audit")
     expect(table).to_contain_text("script.created")
     expect(table).not_to_contain_text("job.finished")
-    _shot(page, "audit-1280")
+    shot(page, "audit-1280")
     with page.expect_download() as download:
         page.get_by_role("link", name="Export JSON Lines").click()
     rows = [json.loads(line) for line in Path(download.value.path()).read_text().splitlines()]
@@ -191,12 +179,12 @@ def test_operator_registers_a_script_and_follows_it_to_agents_jobs_and_the_audit
         "job": f"/ui/jobs/{job_id}",
         "audit": "/ui/audit",
     }
-    _both_widths(browser, web, "otto", pages)
+    both_widths(browser, web, "otto", pages)
 
     # a viewer reads every page, gets no controls, and the server refuses the viewer's POSTs
     context = browser.new_context(base_url=web, viewport=DESKTOP, device_scale_factor=1)
     page = context.new_page()
-    _sign_in(page, "vera")
+    sign_in(page, "vera")
     page.goto("/ui/scripts")
     assert page.get_by_role("link", name="Register a script").count() == 0
     page.goto("/ui/scripts/rotate-logs")

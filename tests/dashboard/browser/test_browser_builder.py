@@ -19,20 +19,7 @@ from playwright.sync_api import expect
 
 from heartbeats.services import heartbeat_record, service_create
 from remediation.playbooks.models import FINAL_STATES, Execution, ExecutionState, Playbook
-from tests.dashboard.test_browser import (  # noqa: F401 (fixtures)
-    DESKTOP,
-    PHONE,
-    _both_widths,
-    _fast_passwords,
-    _sessions_closed,
-    _shot,
-    _sign_in,
-    _user,
-    browser,
-    static_root,
-    web,
-)
-from tests.e2e.conftest import start_web, start_worker  # noqa: F401 (fixtures)
+from tests.dashboard.browser.kit import DESKTOP, PHONE, add_user, both_widths, shot, sign_in
 from tests.playbooks.test_durability_e2e import FAST, _broker, _ensure_beat_schedule, _wait  # noqa: F401
 from tests.receivers import Receiver
 
@@ -47,22 +34,22 @@ def _field(page, label: str, step: int | None = None):
 
 
 def _both_shots(page, name: str) -> None:
-    _shot(page, f"{name}-1280")
+    shot(page, f"{name}-1280")
     page.set_viewport_size(PHONE)
-    _shot(page, f"{name}-390")
+    shot(page, f"{name}-390")
     page.set_viewport_size(DESKTOP)
 
 
-def test_operator_builds_a_playbook_with_the_form(web, browser, start_worker):  # noqa: F811
+def test_operator_builds_a_playbook_with_the_form(web, browser, start_worker):
     _ensure_beat_schedule()
-    _user("otto", "operator")
-    _user("vera", "viewer")
+    add_user("otto", "operator")
+    add_user("vera", "viewer")
     service = service_create(heartbeat_name="fb-worker", alert_interval=0.05, team="payments")
     heartbeat_record(service_ref=service.pk)
     with Receiver() as receiver:
         context = browser.new_context(base_url=web, viewport=DESKTOP, device_scale_factor=1)
         page = context.new_page()
-        _sign_in(page, "otto")
+        sign_in(page, "otto")
         page.goto("/ui/playbooks/new")
         editor = page.get_by_label("Playbook YAML")
         # a field the form does not show, written in YAML first: it must survive the form
@@ -109,7 +96,7 @@ def test_operator_builds_a_playbook_with_the_form(web, browser, start_worker):  
         problem.get_by_role("button", name=f"line {line}").click()
         expect(editor).to_be_visible()
         assert editor.input_value().splitlines()[line - 1] == "    duration: soon"
-        _shot(page, "playbook-builder-yaml-error-1280")
+        shot(page, "playbook-builder-yaml-error-1280")
         page.keyboard.type("    duration: 1s")
         expect(page.locator("[data-problems]")).to_contain_text("Valid.")
         built = yaml.safe_load(editor.input_value())
@@ -209,7 +196,7 @@ def test_operator_builds_a_playbook_with_the_form(web, browser, start_worker):  
     # a viewer sees all of it, previews too, and the server refuses every change
     context = browser.new_context(base_url=web, viewport=DESKTOP, device_scale_factor=1)
     page = context.new_page()
-    _sign_in(page, "vera")
+    sign_in(page, "vera")
     page.goto("/ui/playbooks/restart-fb")
     expect(page.get_by_test_id("versions")).to_contain_text("built with the form")
     for control in ("Promote to active", "Switch to shadow", "Run now", "Restore this version"):
@@ -220,7 +207,7 @@ def test_operator_builds_a_playbook_with_the_form(web, browser, start_worker):  
     expect(page.get_by_test_id("preview-steps")).to_contain_text("restart-service")
     page.goto(f"/ui/executions/{run.pk}")
     expect(page.get_by_test_id("state")).to_have_text("completed")
-    _both_widths(browser, web, "vera", {"playbook-viewer": "/ui/playbooks/restart-fb"})
+    both_widths(browser, web, "vera", {"playbook-viewer": "/ui/playbooks/restart-fb"})
     token = next(c["value"] for c in context.cookies() if c["name"] == "csrftoken")
     executions = Execution.objects.count()
     source = Playbook.objects.get(name="restart-fb").versions.get(version=2).source

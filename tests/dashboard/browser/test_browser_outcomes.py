@@ -15,20 +15,7 @@ from playwright.sync_api import expect
 
 from remediation.agents import agent_create, agent_seen
 from remediation.playbooks import services as playbooks
-from tests.dashboard.test_browser import (  # noqa: F401 (fixtures)
-    DESKTOP,
-    PHONE,
-    _both_widths,
-    _fast_passwords,
-    _sessions_closed,
-    _shot,
-    _sign_in,
-    _user,
-    browser,
-    static_root,
-    web,
-)
-from tests.e2e.conftest import start_web  # noqa: F401 (fixture)
+from tests.dashboard.browser.kit import DESKTOP, PHONE, add_user, both_widths, shot, sign_in
 from tests.factories import ServiceFactory
 from tests.reports.test_success_metrics import HOUR, MINUTE, WAIT_PLAYBOOK, _incident
 
@@ -62,8 +49,8 @@ def _history():
     agent_seen(agent_id=small.pk, memory_rss_bytes=3_100_000, agent_version="0.2.0", now=now)
 
 
-def test_viewer_reads_the_outcomes_and_their_charts(web, browser):  # noqa: F811
-    _user("vera", "viewer")
+def test_viewer_reads_the_outcomes_and_their_charts(web, browser):
+    add_user("vera", "viewer")
     _history()
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(web + "/v2/services")
@@ -75,7 +62,7 @@ def test_viewer_reads_the_outcomes_and_their_charts(web, browser):  # noqa: F811
         "console",
         lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None,
     )
-    _sign_in(page, "vera")
+    sign_in(page, "vera")
     page.get_by_role("link", name="Outcomes", exact=True).click()
     page.get_by_label("Period").select_option("7")
     page.get_by_role("button", name="Apply").click()
@@ -112,16 +99,16 @@ def test_viewer_reads_the_outcomes_and_their_charts(web, browser):  # noqa: F811
     )
     assert stroke == "rgb(19, 108, 46)"
     assert page.evaluate("document.documentElement.scrollWidth") <= DESKTOP["width"]
-    _shot(page, "outcomes-1280")
+    shot(page, "outcomes-1280")
     page.get_by_label("Team").select_option("data")
     page.get_by_role("button", name="Apply").click()
     expect(page.get_by_test_id("coverage")).to_contain_text("0 of 9 alerts")
     assert violations == []
     context.close()
-    _both_widths(browser, web, "vera", {"outcomes": "/ui/reports/?days=7"})
+    both_widths(browser, web, "vera", {"outcomes": "/ui/reports/?days=7"})
     phone = browser.new_context(base_url=web, viewport=PHONE, device_scale_factor=1)
     page = phone.new_page()
-    _sign_in(page, "vera")
+    sign_in(page, "vera")
     page.goto("/ui/reports/?days=7")
     box = page.get_by_role("img", name="Alerts opened per day").bounding_box()
     assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"]

@@ -10,131 +10,20 @@ default tests/screenshots/ (git-ignored), for review.
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import pytest
-from django.contrib.auth.models import Group, User
-from django.db import connection, connections
 from django.utils import timezone
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
-from dashboard.roles import groups_ensure
 from heartbeats.models import MaintenanceWindow, Service
-from tests.e2e.conftest import ROOT, process_env, start_web  # noqa: F401 (fixture)
+from tests.dashboard.browser.kit import DESKTOP, add_user, both_widths, shot, sign_in
 from tests.sweep import sweep
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
-
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-SHOTS = Path(os.environ.get("MEDIC_SCREENSHOTS_DIR") or ROOT / "tests" / "screenshots")
-PASSWORD = "a long browser password"
-PHONE = {"width": 390, "height": 844}
-DESKTOP = {"width": 1280, "height": 900}
-
-
-@pytest.fixture(autouse=True)
-def _fast_passwords():
-    """The web process checks passwords with the production hashers: keep them here."""
-
-
-@pytest.fixture(scope="session")
-def static_root(tmp_path_factory) -> str:
-    root = tmp_path_factory.mktemp("static")
-    subprocess.run(
-        [sys.executable, "manage.py", "collectstatic", "--no-input", "-v", "0"],
-        cwd=ROOT,
-        env=process_env(STATIC_ROOT=str(root)),
-        check=True,
-    )
-    return str(root)
-
-
-@pytest.fixture
-def _sessions_closed():
-    """After the web processes stop (this teardown runs after start_web's), wait until their
-    database sessions are gone, so the test database can be dropped at the end of the run."""
-    yield
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT count(*) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            )
-            if cursor.fetchone()[0] == 0:
-                return
-        time.sleep(0.1)
-
-
-@pytest.fixture
-def web(_sessions_closed, start_web, static_root) -> str:  # noqa: F811 (the imported fixture)
-    return start_web(STATIC_ROOT=static_root, MEDIC_API_KEY_RECHECK_SECONDS="1")
-
-
-@pytest.fixture
-def browser(monkeypatch):
-    # Playwright's sync API keeps an event loop on this thread; the ORM calls made between
-    # browser steps are plain synchronous code all the same.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    # Assertions wait for what the page shows, however long the server takes: the test command
-    # runs these beside other workers, the fuzzer and the agent build on two cores, where a
-    # debounced validation round trip has taken longer than Playwright's default 5 s.
-    expect.set_options(timeout=30_000)
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-        # While Playwright's loop is current, Django keys connections by that context: close
-        # the one the test body opened, or it outlives the test and blocks dropping the database.
-        connections.close_all()
-
-
-def _user(username: str, group: str) -> User:
-    groups_ensure(Group)  # transactional tests flush the rows of data migrations
-    user = User.objects.create_user(username, password=PASSWORD)
-    user.groups.add(Group.objects.get(name=group))
-    return user
-
-
-def _sign_in(page, username: str) -> None:
-    page.goto("/ui/login")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(re.compile(r"/ui/$"))
-
-
-def _shot(page, name: str) -> None:
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
-
-
-def _both_widths(browser, base_url: str, username: str, pages: dict[str, str]) -> None:
-    """Screenshots of ``pages`` (name -> path) at the phone width."""
-    context = browser.new_context(base_url=base_url, viewport=PHONE, device_scale_factor=1)
-    page = context.new_page()
-    _sign_in(page, username)
-    for name, path in pages.items():
-        page.goto(path)
-        _shot(page, f"{name}-390")
-    context.close()
 
 
 def _api(base_url: str, method: str, path: str, key: str, body: dict | None = None) -> int:
@@ -155,17 +44,17 @@ def _badge(page, name: str):
 
 
 def test_admin_runs_medic_from_the_browser(web, browser):
-    _user("ada", "admin")
+    add_user("ada", "admin")
     context = browser.new_context(base_url=web, viewport=DESKTOP, device_scale_factor=1)
     page = context.new_page()
     page.on("dialog", lambda dialog: dialog.accept())
 
     page.goto("/ui/")
     assert page.url.endswith("/ui/login?next=/ui/")
-    _shot(page, "login-1280")
-    _sign_in(page, "ada")
+    shot(page, "login-1280")
+    sign_in(page, "ada")
     expect(page.get_by_text("No services yet")).to_be_visible()
-    _shot(page, "services-empty-1280")
+    shot(page, "services-empty-1280")
 
     # a team with its Slack channel; the form explains a wrong channel id
     page.get_by_role("link", name="Routing").click()
@@ -176,7 +65,7 @@ def test_admin_runs_medic_from_the_browser(web, browser):
     expect(
         page.get_by_text("A Slack channel id such as C0123ABCD (not a #name).").first
     ).to_be_visible()
-    _shot(page, "team-form-error-1280")
+    shot(page, "team-form-error-1280")
     page.get_by_label("Slack channel id").fill("C0PAYMENTS")
     page.get_by_role("button", name="Create team").click()
     page.wait_for_url(re.compile(r"/ui/teams$"))
@@ -190,7 +79,7 @@ def test_admin_runs_medic_from_the_browser(web, browser):
     page.get_by_label("Team").fill("payments")
     page.get_by_label("Priority").select_option("p2")
     page.get_by_label("Interval (minutes)").fill("0.1")
-    _shot(page, "service-form-1280")
+    shot(page, "service-form-1280")
     page.get_by_role("button", name="Create service").click()
     page.wait_for_url(re.compile(r"/ui/services/\d+$"))
     expect(page.get_by_text("Created checkout-worker.")).to_be_visible()
@@ -205,14 +94,14 @@ def test_admin_runs_medic_from_the_browser(web, browser):
     secret = page.get_by_test_id("secret").inner_text().strip()
     assert secret.startswith("mdk_")
     expect(page.get_by_role("button", name="Copy")).to_be_visible()
-    _shot(page, "apikey-created-1280")
+    shot(page, "apikey-created-1280")
 
     # a heartbeat through the API turns the service up
     assert _api(web, "POST", "/v2/heartbeat/checkout-worker", secret, {"status": "UP"}) == 201
     page.goto("/ui/")
     expect(_badge(page, "checkout-worker")).to_have_text("up")
     expect(page.get_by_test_id("down-count")).to_have_text("0 down")
-    _shot(page, "services-up-1280")
+    shot(page, "services-up-1280")
 
     # overdue: the sweep (run here, as the worker would) marks it down and opens the alert
     deadline = Service.objects.get(heartbeat_name="checkout-worker").next_deadline_at
@@ -222,14 +111,14 @@ def test_admin_runs_medic_from_the_browser(web, browser):
     expect(_badge(page, "checkout-worker")).to_have_text("down")
     expect(page.get_by_test_id("down-count")).to_have_text("1 down")
     expect(page.get_by_test_id("open-alerts")).to_have_text("1 open alert")
-    _shot(page, "services-down-1280")
+    shot(page, "services-down-1280")
     page.get_by_role("link", name="checkout-worker").click()
     expect(page.get_by_text("Down.", exact=True)).to_be_visible()
     page.get_by_role("link", name=re.compile(r"^#\d+$")).first.click()
     timeline = page.get_by_test_id("timeline")
     expect(timeline.get_by_text("Opened", exact=True)).to_be_visible()
     expect(timeline.get_by_text("Nobody was notified")).to_be_visible()
-    _shot(page, "alert-1280")
+    shot(page, "alert-1280")
 
     # mute it with a reason and a preset
     page.get_by_role("link", name="checkout-worker").first.click()
@@ -241,13 +130,13 @@ def test_admin_runs_medic_from_the_browser(web, browser):
     banner = page.get_by_test_id("mute-banner")
     expect(banner).to_contain_text("Payment provider outage, tracked in INC-42")
     expect(banner).to_contain_text("by user:ada until")
-    _shot(page, "service-muted-1280")
+    shot(page, "service-muted-1280")
     page.goto("/ui/")
     row = page.locator('tr[data-service="checkout-worker"]')
     expect(row.locator(".badge.muted")).to_be_visible()
     page.goto("/ui/alerts")
     expect(page.locator('[data-testid="alerts"] .badge.muted')).to_be_visible()
-    _shot(page, "alerts-1280")
+    shot(page, "alerts-1280")
 
     # revoke the key: the API refuses it from then on
     page.goto("/ui/api-keys")
@@ -255,7 +144,7 @@ def test_admin_runs_medic_from_the_browser(web, browser):
     row.get_by_role("button", name="Revoke").click()
     expect(page.get_by_text("Revoked checkout heartbeats")).to_be_visible()
     expect(row.get_by_text("revoked")).to_be_visible()
-    _shot(page, "apikeys-1280")
+    shot(page, "apikeys-1280")
     deadline_at = time.monotonic() + 10
     while _api(web, "POST", "/v2/heartbeat/checkout-worker", secret) != 401:
         assert time.monotonic() < deadline_at, "the revoked key still works"
@@ -270,11 +159,11 @@ def test_admin_runs_medic_from_the_browser(web, browser):
         "maintenance": "/ui/maintenance",
     }.items():
         page.goto(path)
-        _shot(page, f"{name}-1280")
+        shot(page, f"{name}-1280")
     context.close()
 
     service = Service.objects.get(heartbeat_name="checkout-worker")
-    _both_widths(
+    both_widths(
         browser,
         web,
         "ada",
@@ -290,10 +179,10 @@ def test_admin_runs_medic_from_the_browser(web, browser):
 
 
 def test_operator_plans_a_cron_service_and_a_maintenance_window(web, browser):
-    _user("otto", "operator")
+    add_user("otto", "operator")
     context = browser.new_context(base_url=web, viewport=DESKTOP, device_scale_factor=1)
     page = context.new_page()
-    _sign_in(page, "otto")
+    sign_in(page, "otto")
 
     # a nightly job on a cron schedule: choosing the kind shows its fields only
     page.goto("/ui/services/new")
@@ -311,7 +200,7 @@ def test_operator_plans_a_cron_service_and_a_maintenance_window(web, browser):
     expect(page.get_by_text("Use five fields: minute hour day-of-month").first).to_be_visible()
     expect(page.get_by_label("Cron expression")).to_be_focused()  # the field to fix
     page.get_by_label("Cron expression").fill("30 2 * * *")
-    _shot(page, "service-form-cron-1280")
+    shot(page, "service-form-cron-1280")
     page.get_by_role("button", name="Create service").click()
     page.wait_for_url(re.compile(r"/ui/services/\d+$"))
     expect(page.get_by_test_id("schedule")).to_have_text(
@@ -319,7 +208,7 @@ def test_operator_plans_a_cron_service_and_a_maintenance_window(web, browser):
     )
     expect(page.get_by_test_id("next-expected")).to_contain_text(re.compile(r"0[23]:[03]0 CES?T"))
     expect(page.get_by_text("after 2 h")).to_be_visible()
-    _shot(page, "service-cron-1280")
+    shot(page, "service-cron-1280")
 
     # a daily maintenance window at 02:30 Berlin time, previewed across spring forward
     page.get_by_role("link", name="Plan a window for this service").click()
@@ -340,12 +229,12 @@ def test_operator_plans_a_cron_service_and_a_maintenance_window(web, browser):
     expect(preview).to_contain_text("02:30 does not exist on 2027-03-28")
     expect(preview).to_contain_text("Mon 2027-03-29 02:30 CEST (UTC+02:00)")
     assert MaintenanceWindow.objects.count() == 0  # a preview saves nothing
-    _shot(page, "maintenance-form-preview-1280")
+    shot(page, "maintenance-form-preview-1280")
     page.get_by_role("button", name="Create window").click()
     page.wait_for_url(re.compile(r"/ui/maintenance$"))
     expect(page.get_by_text("Created maintenance window backup-quiet-time.")).to_be_visible()
     expect(page.get_by_role("link", name="backup-quiet-time")).to_be_visible()
-    _shot(page, "maintenance-list-1280")
+    shot(page, "maintenance-list-1280")
     window = MaintenanceWindow.objects.get(name="backup-quiet-time")
     assert (window.cron_expression, window.duration_minutes, window.time_zone) == (
         "30 2 * * *",
@@ -362,19 +251,19 @@ def test_operator_plans_a_cron_service_and_a_maintenance_window(web, browser):
     page.get_by_label("Ends", exact=True).fill("2027-12-04T21:00")
     page.get_by_role("button", name="Create window").click()
     expect(page.get_by_text("Must be after the start.").first).to_be_visible()
-    _shot(page, "maintenance-form-error-1280")
+    shot(page, "maintenance-form-error-1280")
     context.close()
-    _both_widths(browser, web, "otto", {"maintenance-form": f"/ui/maintenance/{window.pk}/edit"})
+    both_widths(browser, web, "otto", {"maintenance-form": f"/ui/maintenance/{window.pk}/edit"})
 
 
 def test_viewer_cannot_change_anything(web, browser):
-    _user("vera", "viewer")
+    add_user("vera", "viewer")
     service = Service.objects.create(
         heartbeat_name="ledger", service_name="Ledger", alert_interval=5, team="payments"
     )
     context = browser.new_context(base_url=web, viewport=DESKTOP, device_scale_factor=1)
     page = context.new_page()
-    _sign_in(page, "vera")
+    sign_in(page, "vera")
     expect(page.locator('tr[data-service="ledger"]')).to_be_visible()
     assert page.get_by_role("link", name="New service").count() == 0
     assert page.get_by_role("link", name="API keys").count() == 0
@@ -382,7 +271,7 @@ def test_viewer_cannot_change_anything(web, browser):
     for control in ("Edit", "Delete", "Mute", "Unmute"):
         assert page.get_by_role("button", name=control).count() == 0
         assert page.get_by_role("link", name=control, exact=True).count() == 0
-    _shot(page, "service-viewer-1280")
+    shot(page, "service-viewer-1280")
 
     # a forged POST, with a valid session and CSRF token, is refused by the role check
     token = next(c["value"] for c in context.cookies() if c["name"] == "csrftoken")
@@ -403,5 +292,5 @@ def test_viewer_cannot_change_anything(web, browser):
     assert response.status == 403
     page.goto("/ui/api-keys")
     expect(page.get_by_text("can't do this here")).to_be_visible()
-    _shot(page, "forbidden-1280")
+    shot(page, "forbidden-1280")
     context.close()

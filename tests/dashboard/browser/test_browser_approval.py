@@ -16,19 +16,7 @@ from playwright.sync_api import expect
 from remediation.approvals.models import ApprovalRequest
 from remediation.playbooks.models import ExecutionState
 from tests.approvals.test_portal_approval import TOKEN, _with_history
-from tests.dashboard.test_browser import (  # noqa: F401 (fixtures)
-    DESKTOP,
-    _both_widths,
-    _fast_passwords,
-    _sessions_closed,
-    _shot,
-    _sign_in,
-    _user,
-    browser,
-    static_root,
-    web,
-)
-from tests.e2e.conftest import start_web  # noqa: F401 (fixture)
+from tests.dashboard.browser.kit import DESKTOP, add_user, both_widths, shot, sign_in
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -40,11 +28,11 @@ def _watch_csp(page, seen: list[str]) -> None:
     )
 
 
-def test_viewer_sees_operator_decides_and_a_late_admin_is_told(web, browser):  # noqa: F811
+def test_viewer_sees_operator_decides_and_a_late_admin_is_told(web, browser):
     execution = _with_history()
-    _user("vera", "viewer")
-    _user("otto", "operator")
-    _user("ada", "admin")
+    add_user("vera", "viewer")
+    add_user("otto", "operator")
+    add_user("ada", "admin")
     path = f"/ui/approvals/{execution.pk}"
     violations: list[str] = []
 
@@ -52,7 +40,7 @@ def test_viewer_sees_operator_decides_and_a_late_admin_is_told(web, browser):  #
     viewer = browser.new_context(base_url=web, viewport=DESKTOP, device_scale_factor=1)
     page = viewer.new_page()
     _watch_csp(page, violations)
-    _sign_in(page, "vera")
+    sign_in(page, "vera")
     page.get_by_role("link", name="Approvals", exact=True).click()
     page.get_by_role("link", name=f"#{execution.pk}").click()
     page.wait_for_url(re.compile(rf"{path}$"))
@@ -77,13 +65,13 @@ def test_viewer_sees_operator_decides_and_a_late_admin_is_told(web, browser):  #
     viewer.close()
 
     # the phone width, while it waits
-    _both_widths(browser, web, "otto", {"approval": path})
+    both_widths(browser, web, "otto", {"approval": path})
 
     # an admin opens the page, and does not click yet
     late = browser.new_context(base_url=web, viewport=DESKTOP, device_scale_factor=1)
     late_page = late.new_page()
     _watch_csp(late_page, violations)
-    _sign_in(late_page, "ada")
+    sign_in(late_page, "ada")
     late_page.goto(path)
     expect(late_page.get_by_role("button", name="Decline")).to_be_visible()
 
@@ -91,16 +79,16 @@ def test_viewer_sees_operator_decides_and_a_late_admin_is_told(web, browser):  #
     context = browser.new_context(base_url=web, viewport=DESKTOP, device_scale_factor=1)
     page = context.new_page()
     _watch_csp(page, violations)
-    _sign_in(page, "otto")
+    sign_in(page, "otto")
     page.goto(path)
-    _shot(page, "approval-1280")
+    shot(page, "approval-1280")
     page.get_by_label("Reason").fill("checked the queue, restart is safe")
     page.get_by_role("button", name="Approve").click()
     expect(page.get_by_text("Approved: the execution runs now.")).to_be_visible()
     expect(page.get_by_test_id("outcome")).to_contain_text("Approved by user:otto (portal)")
     expect(page.get_by_test_id("outcome")).to_contain_text("checked the queue, restart is safe")
     expect(page.get_by_test_id("approval-state")).to_have_text("approved")
-    _shot(page, "approval-decided-1280")
+    shot(page, "approval-decided-1280")
     context.close()
 
     # the admin clicks Decline on the page opened before: told who decided, nothing changes

@@ -16,19 +16,7 @@ from playwright.sync_api import expect
 
 from heartbeats.services import heartbeat_record, service_create
 from remediation.playbooks.models import FINAL_STATES, Execution, ExecutionState, Playbook
-from tests.dashboard.test_browser import (  # noqa: F401 (fixtures)
-    DESKTOP,
-    _both_widths,
-    _fast_passwords,
-    _sessions_closed,
-    _shot,
-    _sign_in,
-    _user,
-    browser,
-    static_root,
-    web,
-)
-from tests.e2e.conftest import start_web, start_worker  # noqa: F401 (fixtures)
+from tests.dashboard.browser.kit import DESKTOP, add_user, both_widths, shot, sign_in
 from tests.playbooks.conftest import playbook_yaml
 from tests.playbooks.test_durability_e2e import FAST, _broker, _ensure_beat_schedule, _wait  # noqa: F401
 from tests.receivers import Receiver
@@ -36,10 +24,10 @@ from tests.receivers import Receiver
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
-def test_operator_writes_shadows_promotes_and_watches_a_playbook(web, browser, start_worker):  # noqa: F811
+def test_operator_writes_shadows_promotes_and_watches_a_playbook(web, browser, start_worker):
     _ensure_beat_schedule()
-    _user("otto", "operator")
-    _user("vera", "viewer")
+    add_user("otto", "operator")
+    add_user("vera", "viewer")
     with Receiver() as receiver:
         good = playbook_yaml(
             "restart-pw", receiver.url, pattern="pw-*", mode="shadow", timeout="60s"
@@ -49,7 +37,7 @@ def test_operator_writes_shadows_promotes_and_watches_a_playbook(web, browser, s
 
         context = browser.new_context(base_url=web, viewport=DESKTOP, device_scale_factor=1)
         page = context.new_page()
-        _sign_in(page, "otto")
+        sign_in(page, "otto")
         page.get_by_role("link", name="Playbooks", exact=True).click()
         page.get_by_role("link", name="New playbook").click()
         editor = page.get_by_label("Playbook YAML")
@@ -57,7 +45,7 @@ def test_operator_writes_shadows_promotes_and_watches_a_playbook(web, browser, s
         problem = page.locator(f'[data-problems] li[data-line="{bad_line}"]')
         expect(problem).to_contain_text("steps[1].type")
         expect(page.locator("[data-gutter] .bad")).to_have_text(str(bad_line))
-        _shot(page, "playbook-editor-1280")
+        shot(page, "playbook-editor-1280")
         problem.get_by_role("button", name=f"line {bad_line}").click()
         page.keyboard.type("    type: wait")  # the line is selected: typing replaces it
         assert editor.input_value() == good
@@ -80,10 +68,10 @@ def test_operator_writes_shadows_promotes_and_watches_a_playbook(web, browser, s
         assert receiver.requests == []  # shadow records what it would do, calls nothing
         page.goto("/ui/executions")
         expect(page.get_by_test_id("executions")).to_contain_text("restart-pw")
-        _shot(page, "executions-1280")
+        shot(page, "executions-1280")
         page.get_by_role("link", name=f"#{shadow.pk}", exact=True).click()
         expect(page.get_by_test_id("steps")).to_contain_text("shadowed")
-        _shot(page, "execution-shadow-1280")
+        shot(page, "execution-shadow-1280")
 
         page.goto("/ui/playbooks/restart-pw")
         page.get_by_role("button", name="Promote to active").click()
@@ -109,13 +97,13 @@ def test_operator_writes_shadows_promotes_and_watches_a_playbook(web, browser, s
         # the page refreshed itself (no reload here) until the execution finished
         expect(page.get_by_test_id("state")).to_have_text("completed", timeout=30000)
         expect(page.get_by_test_id("condition")).to_contain_text("heartbeat_received: passed")
-        _shot(page, "execution-1280")
+        shot(page, "execution-1280")
         page.goto("/ui/playbooks/restart-pw")
-        _shot(page, "playbook-1280")
+        shot(page, "playbook-1280")
         page.goto("/ui/playbooks")
-        _shot(page, "playbooks-1280")
+        shot(page, "playbooks-1280")
         context.close()
-        _both_widths(
+        both_widths(
             browser,
             web,
             "otto",
@@ -132,7 +120,7 @@ def test_operator_writes_shadows_promotes_and_watches_a_playbook(web, browser, s
     # a viewer sees everything, and the server refuses the viewer's changes
     context = browser.new_context(base_url=web, viewport=DESKTOP, device_scale_factor=1)
     page = context.new_page()
-    _sign_in(page, "vera")
+    sign_in(page, "vera")
     page.goto("/ui/playbooks/restart-pw")
     expect(page.get_by_test_id("versions")).to_contain_text("first draft, shadow")
     for control in ("Promote to active", "Switch to shadow", "Run now", "Restore this version"):
@@ -156,13 +144,13 @@ def test_operator_writes_shadows_promotes_and_watches_a_playbook(web, browser, s
     context.close()
 
 
-def test_yaml_typed_before_the_editor_script_runs_is_checked(web, browser):  # noqa: F811
+def test_yaml_typed_before_the_editor_script_runs_is_checked(web, browser):
     """On a slow page the operator can paste into the editor before its script has run: the
     problems of that text show all the same, without another keystroke."""
-    _user("otto", "operator")
+    add_user("otto", "operator")
     context = browser.new_context(base_url=web, viewport=DESKTOP, device_scale_factor=1)
     page = context.new_page()
-    _sign_in(page, "otto")
+    sign_in(page, "otto")
     held = []
     page.route("**/dashboard/remediation*.js", lambda route: held.append(route))  # held
     page.goto("/ui/playbooks/new", wait_until="commit")
