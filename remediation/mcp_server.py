@@ -264,10 +264,46 @@ def build() -> MCPServer:
     return server
 
 
+async def _metrics(key, send) -> None:
+    """This process's Prometheus registry (decisions made over MCP are counted here, in
+    ``medic_approval_decisions_total{channel="mcp"}``), for a read-scoped key, as the web
+    process's /metrics."""
+    from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+
+    from medic.auth import require_scope
+
+    try:
+        require_scope(key, "read")
+    except MedicError as exc:
+        body = json.dumps(exc.as_dict()).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": exc.status,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+        return
+    # Some collectors read the database at scrape time: off the event loop.
+    body = await sync_to_async(generate_latest, thread_sensitive=False)(REGISTRY)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [
+                (b"content-type", CONTENT_TYPE_LATEST.encode()),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
 def http_app(allowed_hosts: list[str]):
     """The streamable HTTP app at /mcp behind a Bearer-key check, with the transport-security
     allow-list of Host headers this deployment is reached by; /health/live answers 200 for the
-    container's health check."""
+    container's health check; /metrics serves this process's metrics to a read-scoped key."""
     from mcp.server.transport_security import TransportSecuritySettings
 
     from medic.apikeys import api_key_verify
@@ -325,6 +361,9 @@ def http_app(allowed_hosts: list[str]):
                 }
             )
             await send({"type": "http.response.body", "body": body})
+            return
+        if scope.get("path") == "/metrics":
+            await _metrics(key, send)
             return
         token = CURRENT_KEY.set(key)
         try:

@@ -37,7 +37,11 @@ def world(db):
         ),
         actor="tests",
     )
-    return {"read": _key(["read"], "mcp reader"), "write": _key(["read", "write"], "mcp writer")}
+    return {
+        "read": _key(["read"], "mcp reader"),
+        "write": _key(["read", "write"], "mcp writer"),
+        "hook": _key(["write"], "mcp write-only"),
+    }
 
 
 def _data(result):
@@ -157,5 +161,18 @@ def test_streamable_http_with_bearer_keys(world, tmp_path):
 
         execution_id = asyncio.run(main())
         assert Execution.objects.get(pk=execution_id).state != ExecutionState.PENDING_APPROVAL
+
+        # The process's own metrics: the decision made over MCP is counted there.
+        metrics = f"http://127.0.0.1:{port}/metrics"
+        with urllib.request.urlopen(
+            urllib.request.Request(metrics, headers={"Authorization": f"Bearer {world['read']}"})
+        ) as answer:
+            assert answer.status == 200
+            text = answer.read().decode()
+        assert 'medic_approval_decisions_total{channel="mcp",decision="approved"} 1.0' in text
+        for headers, status in (({}, 401), ({"Authorization": f"Bearer {world['hook']}"}, 403)):
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(urllib.request.Request(metrics, headers=headers))
+            assert refused.value.code == status
     finally:
         proc.stop()

@@ -551,7 +551,7 @@ def test_mcp_streamable_http_through_the_proxy(stack):
     assert not listed.is_error
 
 
-def test_prometheus_scrapes_web_worker_and_gateway_with_the_shipped_config(stack):
+def test_prometheus_scrapes_web_worker_gateway_and_mcp_with_the_shipped_config(stack):
     prom = stack.work / "prometheus"
     prom.mkdir()
     config = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())
@@ -567,7 +567,7 @@ def test_prometheus_scrapes_web_worker_and_gateway_with_the_shipped_config(stack
             targets += [f"127.0.0.1:{stack.loc.port(n, str(sd['port']))}" for n in sd["names"]]
         job["static_configs"] = [{"targets": targets}]
         jobs[job["job_name"]] = targets
-    assert set(jobs) == {"medic-web", "medic-worker", "medic-gateway"}
+    assert set(jobs) == {"medic-web", "medic-worker", "medic-gateway", "medic-mcp"}
     (prom / "prometheus.yml").write_text(yaml.safe_dump(config))
     checked = subprocess.run(
         ["promtool", "check", "config", str(prom / "prometheus.yml")],
@@ -598,7 +598,7 @@ def test_prometheus_scrapes_web_worker_and_gateway_with_the_shipped_config(stack
             except OSError:
                 return None
             active = json.loads(raw)["data"]["activeTargets"]
-            if len(active) == 3 and all(t["health"] == "up" for t in active):
+            if len(active) == len(jobs) and all(t["health"] == "up" for t in active):
                 return active
             return None
 
