@@ -199,6 +199,18 @@ def _classify(exc: Exception, attempt: int) -> tuple[str, int | None]:
     return error, None
 
 
+def _refused(exc: Exception, attempt: int, what: str) -> PostResult:
+    """A failed call to Slack as a result: when to try again (logged), or, for a permanent
+    refusal or the last attempt, the error to record."""
+    error, retry_in = _classify(exc, attempt)
+    if retry_in is not None and attempt < POST_ATTEMPTS:
+        logger.info("Slack refused %s (%s): retry %d in %ss", what, error, attempt, retry_in)
+        return PostResult(retry_in=retry_in, error=error)
+    if retry_in is not None:
+        error = f"{error} (after {attempt} attempts)"
+    return PostResult(error=error)
+
+
 def slack_post(*, request_id: int, attempt: int = 1) -> PostResult:
     """Post the request message, once. A retryable refusal (429 with Retry-After, 5xx, a
     documented transient ``ok: false``) answers when to try again; a permanent one, or the
@@ -221,21 +233,12 @@ def slack_post(*, request_id: int, attempt: int = 1) -> PostResult:
                 channel=channel, unfurl_links=False, **message(request)
             )
         except Exception as exc:  # every failure is classified below
-            error, retry_in = _classify(exc, attempt)
-            if retry_in is not None and attempt < POST_ATTEMPTS:
-                logger.info(
-                    "Slack refused approval message %s (%s): retry %d in %ss",
-                    request_id,
-                    error,
-                    attempt,
-                    retry_in,
-                )
-                metrics.SLACK_RETRIES.labels(error=error).inc()
-                return PostResult(retry_in=retry_in, error=error)
-            if retry_in is not None:
-                error = f"{error} (after {attempt} attempts)"
-            _failed(request, channel, error)
-            return PostResult(error=error)
+            result = _refused(exc, attempt, f"approval message {request_id}")
+            if result.retry_in is not None:
+                metrics.SLACK_RETRIES.labels(error=result.error).inc()
+            else:
+                _failed(request, channel, result.error)
+            return result
         ApprovalRequest.objects.filter(pk=request_id, slack_ts="").update(
             slack_channel=answer.get("channel") or channel, slack_ts=answer["ts"]
         )
@@ -275,19 +278,9 @@ def slack_update(*, request_id: int, attempt: int = 1) -> PostResult:
     try:
         client().chat_update(channel=request.slack_channel, ts=request.slack_ts, **message(request))
     except Exception as exc:  # every failure is classified below
-        error, retry_in = _classify(exc, attempt)
-        if retry_in is not None and attempt < POST_ATTEMPTS:
-            logger.info(
-                "Slack refused the update of approval message %s (%s): retry %d in %ss",
-                request_id,
-                error,
-                attempt,
-                retry_in,
-            )
-            return PostResult(retry_in=retry_in, error=error)
-        if retry_in is not None:
-            error = f"{error} (after {attempt} attempts)"
-        logger.warning("Slack approval message %s not updated: %s", request_id, error)
-        metrics.SLACK_UPDATE_FAILURES.labels(error=error.split(" ", 1)[0]).inc()
-        return PostResult(error=error)
+        result = _refused(exc, attempt, f"the update of approval message {request_id}")
+        if result.retry_in is None:
+            logger.warning("Slack approval message %s not updated: %s", request_id, result.error)
+            metrics.SLACK_UPDATE_FAILURES.labels(error=result.error.split(" ", 1)[0]).inc()
+        return result
     return PostResult(posted=True)

@@ -18,9 +18,9 @@ from remediation.approvals import slack
     soft_time_limit=50,
 )
 def slack_post(self, request_id: int) -> None:
-    result = slack.slack_post(request_id=request_id, attempt=self.request.retries + 1)
-    if result.retry_in is not None:
-        raise self.retry(countdown=result.retry_in)
+    _retry_when_asked(
+        self, slack.slack_post(request_id=request_id, attempt=self.request.retries + 1)
+    )
 
 
 @shared_task(
@@ -32,6 +32,11 @@ def slack_post(self, request_id: int) -> None:
     soft_time_limit=50,
 )
 def slack_update(self, request_id: int) -> None:
-    result = slack.slack_update(request_id=request_id, attempt=self.request.retries + 1)
+    _retry_when_asked(
+        self, slack.slack_update(request_id=request_id, attempt=self.request.retries + 1)
+    )
+
+
+def _retry_when_asked(task, result: slack.PostResult) -> None:
     if result.retry_in is not None:
-        raise self.retry(countdown=result.retry_in)
+        raise task.retry(countdown=result.retry_in)
