@@ -9,7 +9,11 @@
 --                   little longer, so every request sent gets its answer and the row-count check
 --                   can be exact instead of "give or take the requests in flight")
 --   BENCH_PACE_MS   pause of each connection between an answer and its next request (default 0:
---                   as fast as answers come; bench/soak sets it to offer a fixed share of capacity)
+--                   as fast as answers come)
+--   BENCH_RATE      requests/s this wrk thread sends, on a fixed schedule (the n-th request is
+--                   sent n / BENCH_RATE s after the first, or as soon as a connection is free if
+--                   the server is slower; never in a burst to catch up): bench/soak uses it to
+--                   offer a fixed share of capacity whatever the latency. Overrides BENCH_PACE_MS.
 local ffi = require("ffi")
 ffi.cdef [[
   typedef struct { long tv_sec; long tv_nsec; } bench_timespec;
@@ -36,6 +40,8 @@ function init(args)
   local prefix = os.getenv("BENCH_PREFIX") or "bench-"
   window = tonumber(os.getenv("BENCH_SECONDS") or "20")
   pace = tonumber(os.getenv("BENCH_PACE_MS") or "0")
+  rate = tonumber(os.getenv("BENCH_RATE") or "0")
+  next_at = nil
   local headers = {
     ["Authorization"] = "Bearer " .. key,
     ["Content-Type"] = "application/json",
@@ -63,6 +69,11 @@ function delay()
   end
   if t >= stop_at then
     return 3600 * 1000 -- the window is over: send nothing more, let answers in flight arrive
+  end
+  if rate > 0 then
+    local slot = math.max(next_at or t, t)
+    next_at = slot + 1 / rate
+    return math.floor((slot - t) * 1000 + 0.5)
   end
   return pace
 end
