@@ -370,15 +370,16 @@ class HeartbeatCreate(APIView):
 
     @staticmethod
     def accepted(result: svc.HeartbeatResult) -> dict:
-        return {
-            "id": result.heartbeat.pk,
-            "service": result.service.pk,
-            "heartbeat_name": result.service.heartbeat_name,
-            "status": result.heartbeat.status,
-            "time": result.heartbeat.time,
-            "service_status": result.service.status,
-            "next_deadline_at": result.service.next_deadline_at,
-        }
+        service = result.service
+        return _accepted_body(
+            heartbeat_id=result.heartbeat.pk,
+            service_id=service.pk,
+            heartbeat_name=service.heartbeat_name,
+            status=result.heartbeat.status,
+            time=result.heartbeat.time,
+            service_status=service.status,
+            next_deadline_at=service.next_deadline_at,
+        )
 
     @classmethod
     def lean(cls) -> bool:
@@ -459,28 +460,24 @@ class HeartbeatCreate(APIView):
     def _group_commit(service: str, fields: tuple[str, str]) -> dict | None:
         """The answer for a beat the process's group commit stored (heartbeats/groupcommit.py),
         or None when it is for ``heartbeat_record`` to decide. ``fields`` passed
-        ``lean_fields``: storable, within the documented lengths."""
-        beat_status = fields[0][: svc.MAX_STATUS_LEN] or "UP"  # as heartbeat_record
+        ``lean_fields``: stripped, non-empty status, storable, within the documented lengths."""
+        beat_status, message = fields
         at = timezone.now()
         stored = groupcommit.batcher().store(
-            ref=service,
-            status=beat_status,
-            message=fields[1][: svc.MAX_MESSAGE_LEN],
-            source=HeartbeatSource.V2,
-            at=at,
+            ref=service, status=beat_status, message=message, source=HeartbeatSource.V2, at=at
         )
         if stored is None:
             return None
         svc.heartbeat_counted(beat_status)
-        return {
-            "id": stored.heartbeat_id,
-            "service": stored.service_id,
-            "heartbeat_name": stored.heartbeat_name,
-            "status": beat_status,
-            "time": at,
-            "service_status": stored.service_status,
-            "next_deadline_at": stored.next_deadline_at,
-        }
+        return _accepted_body(
+            heartbeat_id=stored.heartbeat_id,
+            service_id=stored.service_id,
+            heartbeat_name=stored.heartbeat_name,
+            status=beat_status,
+            time=at,
+            service_status=stored.service_status,
+            next_deadline_at=stored.next_deadline_at,
+        )
 
     @classmethod
     def _respond(
@@ -527,3 +524,25 @@ class HeartbeatCreate(APIView):
     @staticmethod
     def _reject_constant(name: str):
         raise ValueError(f"{name} is not valid JSON")  # NaN, Infinity: as DRF's strict parser
+
+
+def _accepted_body(
+    *,
+    heartbeat_id: int,
+    service_id: int,
+    heartbeat_name: str,
+    status: str,
+    time,
+    service_status: str,
+    next_deadline_at,
+) -> dict:
+    """The 201 body of a stored heartbeat, whichever path stored it."""
+    return {
+        "id": heartbeat_id,
+        "service": service_id,
+        "heartbeat_name": heartbeat_name,
+        "status": status,
+        "time": time,
+        "service_status": service_status,
+        "next_deadline_at": next_deadline_at,
+    }

@@ -64,6 +64,8 @@ from medic.wsgi import django_application  # noqa: E402
 
 HEADERS = ("Content-Type", "Allow", "WWW-Authenticate", "Vary", "Retry-After")
 VOLATILE = ("id", "time", "next_deadline_at")
+# (interval minutes, grace seconds) of the twin services parts 2 and 4 compare.
+TWIN_CONFIGS = [(5, 0), (0.1, 0), (1 / 3, 7), (2.5, 30), (60, 0), (1440, 3600), (0.7, 1)]
 
 
 def _masked(body: str) -> str:
@@ -144,7 +146,7 @@ def _wsgi(app, environ: dict, body: bytes, spend: int | None) -> tuple[dict, dic
 def _record_paths() -> tuple[int, int]:
     """Part 2: the one-statement path against the general path, on twin services."""
     failures = 0
-    configs = [(5, 0), (0.1, 0), (1 / 3, 7), (2.5, 30), (60, 0), (1440, 3600), (0.7, 1)]
+    configs = TWIN_CONFIGS
     at = timezone.now()
     for n, (interval, grace) in enumerate(configs):
         twins = []
@@ -198,7 +200,7 @@ def group_commit_paths() -> tuple[int, int]:
     from heartbeats.models import Heartbeat, HeartbeatSource
 
     failures = 0
-    configs = [(5, 0), (0.1, 0), (1 / 3, 7), (2.5, 30), (60, 0), (1440, 3600), (0.7, 1)]
+    configs = TWIN_CONFIGS
     at = timezone.now()
     batch, twins = [], []
     for n, (interval, grace) in enumerate(configs):
