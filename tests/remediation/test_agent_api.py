@@ -345,22 +345,27 @@ def test_the_day_keeps_the_highest_memory_reported(web1, settings):
 def test_memory_days_past_their_retention_are_forgotten_by_the_playbook_sweep(web1, settings):
     from datetime import datetime
 
+    from remediation.agents import agent_memory_prune
     from remediation.models import AgentMemoryDay
     from remediation.playbooks.tasks import sweep
 
     agent, client = web1
     register(client)
-    today = datetime.now(UTC).date()
+    now = datetime(2026, 6, 1, 23, 59, tzinfo=UTC)  # the boundary on a controlled clock
+    today = now.date()
     for back in (0, 30, 399, 400, 401, 900):
         AgentMemoryDay.objects.create(
             agent=agent, day=today - timedelta(days=back), max_rss_bytes=1_000_000 + back
         )
     settings.MEDIC_AGENT_MEMORY_RETENTION_DAYS = 0  # keeps every day
-    sweep()
-    assert AgentMemoryDay.objects.count() == 6
+    assert agent_memory_prune(now=now) == 0
     settings.MEDIC_AGENT_MEMORY_RETENTION_DAYS = 400
-    sweep()
+    assert agent_memory_prune(now=now) == 2
     kept = sorted(
         (today - day).days for day in AgentMemoryDay.objects.values_list("day", flat=True)
     )
     assert kept == [0, 30, 399, 400]
+    # The playbook sweep runs it: a day far past the retention goes, whatever today is.
+    AgentMemoryDay.objects.create(agent=agent, day=datetime(2000, 1, 1).date(), max_rss_bytes=1)
+    sweep()
+    assert not AgentMemoryDay.objects.filter(day__year=2000).exists()
