@@ -23,6 +23,7 @@ from medic.auth import (
     ApiKeyAuthentication,
     ScopePermission,
     authenticate,
+    authenticate_many,
     presented_key_in,
     require_scope,
     scope_for,
@@ -437,37 +438,52 @@ class HeartbeatCreate(APIView):
     @classmethod
     def lean_answer(cls, request, service: str, fields: tuple[str, str]) -> HttpResponse:
         """Authenticate, rate-limit, store and answer, as the DRF view would."""
-        scope, allow = cls._policy()
         try:
-            require_scope(authenticate(request), scope)
+            cls.lean_authorize(request)
             body = cls._group_commit(service, fields) if groupcommit.enabled() else None
             if body is None:
-                result = svc.heartbeat_record(
-                    service_ref=service,
-                    status=fields[0],
-                    message=fields[1],
-                    source=HeartbeatSource.V2,
-                )
-                body = cls.accepted(result)
+                body = cls.lean_record(service, fields)
         except MedicError as exc:
-            headers = dict(exc.headers)
-            if exc.status == 401:
-                headers.setdefault("WWW-Authenticate", 'Bearer realm="medic"')
-            return cls._respond(exc.as_dict(), exc.status, allow, headers)
-        return cls._respond(body, status.HTTP_201_CREATED, allow)
+            return cls.lean_refusal(exc)
+        return cls.lean_accepted(body)
+
+    @classmethod
+    def lean_authorize(cls, request) -> None:
+        """Authenticate the key, charge its rate limit (kept on the request for the headers)
+        and check its scope; raises the MedicError to answer with."""
+        scope, _ = cls._policy()
+        require_scope(authenticate(request), scope)
+
+    @classmethod
+    def lean_authorize_many(cls, requests: list) -> list[MedicError | None]:
+        """``lean_authorize`` for each request, in order, their rate limits charged with one
+        round trip: per request None (authorized) or the MedicError to answer with."""
+        scope, _ = cls._policy()
+        refusals: list[MedicError | None] = []
+        for key in authenticate_many(requests):
+            if isinstance(key, MedicError):
+                refusals.append(key)
+                continue
+            try:
+                require_scope(key, scope)
+            except MedicError as exc:
+                refusals.append(exc)
+            else:
+                refusals.append(None)
+        return refusals
+
+    @classmethod
+    def lean_record(cls, service: str, fields: tuple[str, str]) -> dict:
+        """Store one beat through ``heartbeat_record`` (any service, any state); the 201 body."""
+        result = svc.heartbeat_record(
+            service_ref=service, status=fields[0], message=fields[1], source=HeartbeatSource.V2
+        )
+        return cls.accepted(result)
 
     @staticmethod
-    def _group_commit(service: str, fields: tuple[str, str]) -> dict | None:
-        """The answer for a beat the process's group commit stored (heartbeats/groupcommit.py),
-        or None when it is for ``heartbeat_record`` to decide. ``fields`` passed
-        ``lean_fields``: stripped, non-empty status, storable, within the documented lengths."""
-        beat_status, message = fields
-        at = timezone.now()
-        stored = groupcommit.batcher().store(
-            ref=service, status=beat_status, message=message, source=HeartbeatSource.V2, at=at
-        )
-        if stored is None:
-            return None
+    def lean_stored(stored: groupcommit.Stored, beat_status: str, at) -> dict:
+        """The 201 body of a beat the group commit stored (counted as ``heartbeat_record``
+        counts one)."""
         svc.heartbeat_counted(beat_status)
         return _accepted_body(
             heartbeat_id=stored.heartbeat_id,
@@ -478,6 +494,31 @@ class HeartbeatCreate(APIView):
             service_status=stored.service_status,
             next_deadline_at=stored.next_deadline_at,
         )
+
+    @classmethod
+    def lean_accepted(cls, body: dict) -> HttpResponse:
+        return cls._respond(body, status.HTTP_201_CREATED, cls._policy()[1])
+
+    @classmethod
+    def lean_refusal(cls, exc: MedicError) -> HttpResponse:
+        headers = dict(exc.headers)
+        if exc.status == 401:
+            headers.setdefault("WWW-Authenticate", 'Bearer realm="medic"')
+        return cls._respond(exc.as_dict(), exc.status, cls._policy()[1], headers)
+
+    @classmethod
+    def _group_commit(cls, service: str, fields: tuple[str, str]) -> dict | None:
+        """The answer for a beat the process's group commit stored (heartbeats/groupcommit.py),
+        or None when it is for ``heartbeat_record`` to decide. ``fields`` passed
+        ``lean_fields``: stripped, non-empty status, storable, within the documented lengths."""
+        beat_status, message = fields
+        at = timezone.now()
+        stored = groupcommit.batcher().store(
+            ref=service, status=beat_status, message=message, source=HeartbeatSource.V2, at=at
+        )
+        if stored is None:
+            return None
+        return cls.lean_stored(stored, beat_status, at)
 
     @classmethod
     def _respond(

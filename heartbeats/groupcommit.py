@@ -34,6 +34,7 @@ import logging
 import os
 import threading
 import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -58,6 +59,17 @@ class Stored:
     heartbeat_name: str
     service_status: str
     next_deadline_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Beat:
+    """A beat to store: the service (id or name, as in the URL) and what the beat says."""
+
+    ref: str
+    status: str
+    message: str
+    source: str
+    at: datetime
 
 
 class _Pending:
@@ -137,9 +149,6 @@ class Batcher:
         self._cond = threading.Condition()
         self._waiting: list[_Pending] = []
         self._leading = False
-        self._sql = _statement()
-        self._prepare = not settings.DATABASE_TRANSACTION_POOLING
-        self._planned: weakref.WeakSet = weakref.WeakSet()  # sessions set to the generic plan
 
     def store(
         self, *, ref: str, status: str, message: str, source: str, at: datetime
@@ -187,55 +196,91 @@ class Batcher:
 
     def _commit(self, batch: list[_Pending]) -> None:
         try:
-            rows = self._execute(batch)
+            results = store_together(batch)
         except Exception as exc:  # every beat of the batch fails as a single beat would
-            logger.warning("heartbeat batch of %d failed: %s", len(batch), exc)
             for pending in batch:
                 pending.error = exc
             return
-        INGEST_BATCH_SIZE.observe(len(batch))
-        for n, heartbeat_id, service_id, name, service_status, deadline in rows:
-            batch[n].result = Stored(heartbeat_id, service_id, name, service_status, deadline)
+        for pending, result in zip(batch, results, strict=True):
+            pending.result = result
 
-    def _execute(self, batch: list[_Pending]) -> list[tuple]:
-        ids: list[int | None] = []
-        names: list[str | None] = []
-        for pending in batch:
-            by_id = parse_id(pending.ref)  # as heartbeat_record: an id, else a name
-            ids.append(by_id)
-            names.append(None if by_id is not None else pending.ref.lower())
-        params = {
-            "n": list(range(len(batch))),
-            "sid": ids,
-            "name": names,
-            "names": [name for name in names if name is not None],
-            "status": [p.status for p in batch],
-            "message": [p.message for p in batch],
-            "source": [p.source for p in batch],
-            "at": [p.at for p in batch],
-            "up": ServiceStatus.UP,
-            "kind": ScheduleKind.INTERVAL,
-            **INTERVAL_DEADLINE_PARAMS,
-        }
-        # Server-side binding and a prepared statement: the text never changes (the beats are
-        # array parameters), so PostgreSQL plans it once per connection, where Django's
-        # client-side binding would send new text, planned anew, every time. Not prepared
-        # behind a transaction-mode pooler (a prepared statement belongs to one server session).
-        # Autocommit: the statement is its own transaction.
-        connection.ensure_connection()
-        with connection.wrap_database_errors:
-            session = connection.connection
-            if self._prepare and session not in self._planned:
-                # Planned once per session, for any batch: its plan (index lookups, see
-                # _statement) does not depend on the values, and planning it anew per batch cost
-                # more than running it. Only prepared statements are affected, and Medic
-                # prepares no other (Django binds parameters client-side).
-                with session.cursor() as cursor:
-                    cursor.execute("SET plan_cache_mode = force_generic_plan")
-                self._planned.add(session)
-            with psycopg.Cursor(session) as cursor:
-                cursor.execute(self._sql, params, prepare=self._prepare)
-                return cursor.fetchall()
+
+class _Statement:
+    """The batch statement of this process, prepared once per database session."""
+
+    def __init__(self) -> None:
+        self.sql = _statement()
+        self.prepare = not settings.DATABASE_TRANSACTION_POOLING
+        self.planned: weakref.WeakSet = weakref.WeakSet()  # sessions set to the generic plan
+
+
+_statement_lock = threading.Lock()
+_statements: dict[int, _Statement] = {}  # by process id: a forked worker prepares its own
+
+
+def store_together(beats: Sequence[Beat]) -> list[Stored | None]:
+    """Store ``beats`` (at most one per service) with one statement in one transaction on this
+    thread's connection, outside any transaction of the caller's; per beat, what was stored, or
+    None for a beat it left to ``heartbeat_record`` (its service is not steady, or unknown).
+    Raises what the statement raised: then nothing of the batch is stored."""
+    if not beats:
+        return []
+    try:
+        rows = _execute(beats)
+    except Exception as exc:
+        logger.warning("heartbeat batch of %d failed: %s", len(beats), exc)
+        raise
+    INGEST_BATCH_SIZE.observe(len(beats))
+    results: list[Stored | None] = [None] * len(beats)
+    for n, heartbeat_id, service_id, name, service_status, deadline in rows:
+        results[n] = Stored(heartbeat_id, service_id, name, service_status, deadline)
+    return results
+
+
+def _execute(beats: Sequence[Beat]) -> list[tuple]:
+    pid = os.getpid()
+    statement = _statements.get(pid)
+    if statement is None:
+        with _statement_lock:
+            statement = _statements.setdefault(pid, _Statement())
+    ids: list[int | None] = []
+    names: list[str | None] = []
+    for beat in beats:
+        by_id = parse_id(beat.ref)  # as heartbeat_record: an id, else a name
+        ids.append(by_id)
+        names.append(None if by_id is not None else beat.ref.lower())
+    params = {
+        "n": list(range(len(beats))),
+        "sid": ids,
+        "name": names,
+        "names": [name for name in names if name is not None],
+        "status": [beat.status for beat in beats],
+        "message": [beat.message for beat in beats],
+        "source": [beat.source for beat in beats],
+        "at": [beat.at for beat in beats],
+        "up": ServiceStatus.UP,
+        "kind": ScheduleKind.INTERVAL,
+        **INTERVAL_DEADLINE_PARAMS,
+    }
+    # Server-side binding and a prepared statement: the text never changes (the beats are
+    # array parameters), so PostgreSQL plans it once per connection, where Django's
+    # client-side binding would send new text, planned anew, every time. Not prepared
+    # behind a transaction-mode pooler (a prepared statement belongs to one server session).
+    # Autocommit: the statement is its own transaction.
+    connection.ensure_connection()
+    with connection.wrap_database_errors:
+        session = connection.connection
+        if statement.prepare and session not in statement.planned:
+            # Planned once per session, for any batch: its plan (index lookups, see
+            # _statement) does not depend on the values, and planning it anew per batch cost
+            # more than running it. Only prepared statements are affected, and Medic
+            # prepares no other (Django binds parameters client-side).
+            with session.cursor() as cursor:
+                cursor.execute("SET plan_cache_mode = force_generic_plan")
+            statement.planned.add(session)
+        with psycopg.Cursor(session) as cursor:
+            cursor.execute(statement.sql, params, prepare=statement.prepare)
+            return cursor.fetchall()
 
 
 _batcher: Batcher | None = None

@@ -22,14 +22,23 @@ a buffering proxy does in production (docs/deployment.md), in the same process:
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
 import json
+import logging
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 
 from medic.wsgi import application as wsgi_application  # configures the settings
+from medic.wsgi import ingest as ingest_handler
+
+if TYPE_CHECKING:
+    from heartbeats.ingest import IngestHandler
+
+logger = logging.getLogger(__name__)
 
 TIMEOUT_BODY = json.dumps(
     {
@@ -42,14 +51,37 @@ TIMEOUT_BODY = json.dumps(
 ).encode()
 
 
-class Front:
-    """An ASGI application running a WSGI application on a thread pool, complete requests only."""
+INTERNAL_BODY = json.dumps(
+    {
+        "error": {
+            "code": "internal",
+            "message": "Internal server error; it has been logged.",
+            "fields": {},
+        }
+    }
+).encode()
 
-    def __init__(self, app, *, threads: int, body_limit: int | None, body_seconds: float) -> None:
+
+class Front:
+    """An ASGI application running a WSGI application on a thread pool, complete requests only;
+    heartbeats, when an ingest handler is given, a batch at a time on a thread of their own."""
+
+    def __init__(
+        self,
+        app,
+        *,
+        threads: int,
+        body_limit: int | None,
+        body_seconds: float,
+        ingest: IngestHandler | None = None,
+        batch_max: int = 128,
+    ) -> None:
         self.app = app
         self.body_limit = body_limit
         self.body_seconds = body_seconds
         self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="medic-web")
+        self.ingest = ingest
+        self.heartbeats = None if ingest is None else Heartbeats(ingest, batch_max)
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":  # served with lifespan off; no websockets
@@ -64,7 +96,23 @@ class Front:
             return
         loop = asyncio.get_running_loop()
         environ = wsgi_environ(scope, body)
+        if self.heartbeats is not None and self._heartbeat(environ, body):
+            status, headers, content = await self.heartbeats.answer(environ)
+            await send(
+                {"type": "http.response.start", "status": status, "headers": asgi_headers(headers)}
+            )
+            await send({"type": "http.response.body", "body": content, "more_body": False})
+            return
         await loop.run_in_executor(self.executor, self._run, environ, send, loop)
+
+    def _heartbeat(self, environ: dict, body: bytes) -> bool:
+        """Whether the ingest handler answers this request (read whole, its length known)."""
+        return (
+            environ["REQUEST_METHOD"] == "POST"
+            and "HTTP_TRANSFER_ENCODING" not in environ
+            and self.ingest.eligible(environ)
+            and self.ingest.takes(environ, body)
+        )
 
     async def _body(self, receive) -> bytes | None:
         parts: list[bytes] = []
@@ -95,10 +143,7 @@ class Front:
             if exc_info and sent:
                 raise exc_info[1].with_traceback(exc_info[2])
             head["status"] = int(status.split(" ", 1)[0])
-            # Django writes Set-Cookie values with a leading space; HTTP/1.1 allows none.
-            head["headers"] = [
-                (k.lower().encode("latin-1"), v.strip().encode("latin-1")) for k, v in headers
-            ]
+            head["headers"] = asgi_headers(headers)
             return write
 
         def write(data: bytes) -> None:
@@ -121,6 +166,61 @@ class Front:
             close = getattr(result, "close", None)
             if close is not None:
                 close()
+
+
+class Heartbeats:
+    """The heartbeat requests of this process, answered a batch at a time.
+
+    The event loop collects the requests the ingest handler takes; one thread answers them
+    together (``IngestHandler.answer_together``: their beats stored with one statement, each
+    answered after that commit) while the loop collects the next ones. A lone request waits for
+    nobody (the thread takes it at once); under load, batches grow with what arrives while the
+    thread is busy, up to ``batch_max``. One hand-off to the thread per batch, none per
+    request, and the answers are sent by the loop itself.
+    """
+
+    def __init__(self, ingest: IngestHandler, batch_max: int) -> None:
+        self.ingest = ingest
+        self.batch_max = batch_max
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="medic-ingest")
+        self.waiting: list[tuple[dict, asyncio.Future]] = []
+        self.busy = False
+
+    def answer(self, environ: dict) -> asyncio.Future:
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self.waiting.append((environ, future))
+        if not self.busy:
+            # At the end of this turn of the loop: the requests read in the same turn go too.
+            self.busy = True
+            loop.call_soon(self._next, loop)
+        return future
+
+    def _next(self, loop: asyncio.AbstractEventLoop) -> None:
+        batch, self.waiting = self.waiting[: self.batch_max], self.waiting[self.batch_max :]
+        environs = [environ for environ, _ in batch]
+        done = loop.run_in_executor(self.executor, self.ingest.answer_together, environs)
+        done.add_done_callback(functools.partial(self._answered, loop, batch))
+
+    def _answered(self, loop, batch: list[tuple[dict, asyncio.Future]], done) -> None:
+        try:
+            answers = done.result()
+        except Exception:  # outside any request's own handling: a defect; answered 500
+            logger.exception("heartbeat batch of %d failed", len(batch))
+            internal = (500, [("Content-Type", "application/json")], INTERNAL_BODY)
+            answers = [internal] * len(batch)
+        for (_, future), answer in zip(batch, answers, strict=True):
+            if not future.done():
+                future.set_result(answer)
+        if self.waiting:
+            self._next(loop)
+        else:
+            self.busy = False
+
+
+def asgi_headers(headers) -> list[tuple[bytes, bytes]]:
+    # Django writes Set-Cookie values with a leading space; HTTP/1.1 allows none.
+    return [(k.lower().encode("latin-1"), v.strip().encode("latin-1")) for k, v in headers]
 
 
 async def _send_whole(send, status: int, body: bytes, *, close: bool = False) -> None:
@@ -172,4 +272,6 @@ application = Front(
     threads=settings.MEDIC_FRONT_THREADS,
     body_limit=settings.DATA_UPLOAD_MAX_MEMORY_SIZE,
     body_seconds=settings.MEDIC_FRONT_BODY_SECONDS,
+    ingest=ingest_handler,
+    batch_max=settings.MEDIC_INGEST_BATCH_MAX,
 )

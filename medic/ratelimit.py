@@ -49,7 +49,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -85,6 +85,10 @@ class Store(Protocol):
     def hit(self, key: str, limit: int, window: float, now: float) -> Cell:
         """Atomically: if one more request fits (TAT + window/limit - now <= window), move the
         TAT one emission interval later and answer allowed; otherwise leave it."""
+
+    def hit_many(self, cells: Sequence[tuple[str, int, float]], now: float) -> list[Cell]:
+        """``hit`` for each (key, limit, window), in order; one round trip where the store
+        has round trips."""
 
     def peek(self, key: str, limit: int, window: float, now: float) -> Cell:
         """Whether a request would be counted now, changing nothing."""
@@ -141,6 +145,14 @@ class RedisStore:
 
     def hit(self, key: str, limit: int, window: float, now: float) -> Cell:
         return self._run(key, limit, window, now, True)
+
+    def hit_many(self, cells: Sequence[tuple[str, int, float]], now: float) -> list[Cell]:
+        # One pipeline: the scripts run one after another on the server, as separate calls would.
+        pipeline = self._client.pipeline(transaction=False)
+        for key, limit, window in cells:
+            args = [repr(now), repr(float(window)), limit, 1, EPSILON]
+            self._script(keys=[key], args=args, client=pipeline)
+        return [Cell(bool(allowed), float(tat)) for allowed, tat in pipeline.execute()]
 
     def peek(self, key: str, limit: int, window: float, now: float) -> Cell:
         return self._run(key, limit, window, now, False)
@@ -207,6 +219,9 @@ class FileStore:
 
     def hit(self, key: str, limit: int, window: float, now: float) -> Cell:
         return self._check(key, limit, window, now, True)
+
+    def hit_many(self, cells: Sequence[tuple[str, int, float]], now: float) -> list[Cell]:
+        return [self._check(key, limit, window, now, True) for key, limit, window in cells]
 
     def peek(self, key: str, limit: int, window: float, now: float) -> Cell:
         return self._check(key, limit, window, now, False)
@@ -314,6 +329,39 @@ def hit(kind: str, subject: str, limit: int | None = None) -> Decision:
     except Exception as exc:
         _unavailable(exc, "letting the request through")
         return Decision(limit=limit, remaining=limit, reset=math.ceil(at + WINDOW))
+    return _judge(kind, limit, cell, at)
+
+
+def hit_many(hits: Sequence[tuple[str, str, int | None]]) -> list[Decision | Throttled]:
+    """``hit`` for each (kind, subject, limit), in order, at one instant and with one round trip
+    to the store: per hit its Decision, or the Throttled error ``hit`` would raise."""
+    at = now()
+    results: list[Decision | Throttled | None] = [None] * len(hits)
+    counted: list[tuple[int, str, str, int]] = []
+    for n, (kind, subject, limit) in enumerate(hits):
+        limit = default_limit(kind) if limit is None else limit
+        if limit <= 0:  # 0 disables the limit for this class or key
+            results[n] = Decision(limit=0, remaining=0, reset=math.ceil(at + WINDOW))
+        else:
+            counted.append((n, kind, subject, limit))
+    if counted:
+        cells = [(f"{PREFIX}{kind}:{who}", limit, WINDOW) for _, kind, who, limit in counted]
+        try:
+            judged = store().hit_many(cells, at)
+        except Exception as exc:
+            _unavailable(exc, "letting the requests through")
+            for n, _, _, limit in counted:
+                results[n] = Decision(limit=limit, remaining=limit, reset=math.ceil(at + WINDOW))
+        else:
+            for (n, kind, _, limit), cell in zip(counted, judged, strict=True):
+                try:
+                    results[n] = _judge(kind, limit, cell, at)
+                except Throttled as exc:
+                    results[n] = exc
+    return results
+
+
+def _judge(kind: str, limit: int, cell: Cell, at: float) -> Decision:
     decision = _decision(limit, cell, at)
     if not cell.allowed:
         raise _refuse(kind, decision, _wait(cell, limit, WINDOW, at))

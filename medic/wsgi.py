@@ -9,7 +9,8 @@ from django.core.wsgi import get_wsgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "medic.settings")
 django_application = get_wsgi_application()
 
-from heartbeats.ingest import mount  # noqa: E402 (needs the settings configured)
+from heartbeats.ingest import handler, mount  # noqa: E402 (needs the settings configured)
 from medic.bodies import BodyFraming  # noqa: E402
 
-application = BodyFraming(mount(django_application))
+ingest = handler(django_application)
+application = BodyFraming(mount(django_application, ingest))

@@ -141,8 +141,13 @@ fi
 # --- gunicorn -----------------------------------------------------------------------------------
 PORT=$(free_port)
 URL="http://127.0.0.1:$PORT"
+if [ "${BENCH_SERVER:-gunicorn}" = front ]; then
+  "$PY" -m medic.webserve --host 127.0.0.1 --port "$PORT" --processes "${GUNICORN_WORKERS:-2}" \
+    >"$WORK/gunicorn.log" 2>&1 &
+else
 GUNICORN_BIND="127.0.0.1:$PORT" "$ROOT/.venv/bin/gunicorn" medic.wsgi:application \
   --config deploy/gunicorn.conf.py >"$WORK/gunicorn.log" 2>&1 &
+fi
 GUNICORN_PID=$!
 web_wait "$URL" "$GUNICORN_PID" || { cat "$WORK/gunicorn.log" >&2; exit 1; }
 workers=$("$PY" -c "
