@@ -23,4 +23,4 @@ RUN MEDIC_EMBEDDED=1 MEDIC_VAR_DIR=/tmp/build STATIC_ROOT=/app/staticfiles \
 ENV STATIC_ROOT=/app/staticfiles
 USER medic
 EXPOSE 8000 8001 9809
-CMD ["gunicorn", "medic.wsgi:application", "--config", "deploy/gunicorn.conf.py"]
+CMD ["gunicorn", "medic.front:application", "--config", "deploy/gunicorn.conf.py"]

@@ -7,18 +7,20 @@ docs/performance.md (`make bench-ingest` reproduces them).
 import os
 
 bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
-# Threads, not one process per connection: kept-alive connections (reverse proxies, agents)
-# cost a socket rather than a worker, and gunicorn can face clients directly (a slow client ties
-# up a thread, not a process; the sync worker needs a buffering proxy in front).
-worker_class = "gthread"
-# One worker per core, eight threads each. On 2 cores shared with PostgreSQL, 2 workers did more
-# heartbeats per CPU-second, with a shorter tail, than 4: fewer processes fighting for the cores,
-# fewer database connections. Eight threads rather than four since the heartbeat group commit
-# (heartbeats/groupcommit.py): the beats a worker's threads hold at one moment are committed
-# together, and with four threads the batches stayed too small to pay (docs/performance.md,
-# "Levers"). Give a bigger host one worker per core (GUNICORN_WORKERS).
+# uvicorn workers serving Medic's web front (medic/front.py, medic/webworker.py): each worker's
+# event loop reads whole requests (a slow client costs a socket, not a thread), answers
+# heartbeats a batch at a time on one thread of its own (their beats stored with one statement,
+# their rate limits charged with one round trip) and runs every other request on a pool of
+# threads. Under gthread each heartbeat cost two thread hand-offs and pure-Python HTTP parsing,
+# and the web process topped out near 1,300/s on 2 cores; this answers 2,000+ (docs/performance.md).
+worker_class = "medic.webworker.Worker"
+# One worker per core. On 2 cores shared with PostgreSQL, 2 workers did more heartbeats per
+# CPU-second than 3 or 4: fewer processes fighting for the cores, fewer database connections.
+# Give a bigger host one worker per core (GUNICORN_WORKERS).
 workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
-threads = int(os.environ.get("GUNICORN_THREADS", "8"))
+# Threads per worker for the requests that are not heartbeats (portal, API, exports):
+# MEDIC_FRONT_THREADS, which GUNICORN_THREADS still sets. Each holds a database connection.
+os.environ.setdefault("MEDIC_FRONT_THREADS", os.environ.get("GUNICORN_THREADS", "8"))
 keepalive = 75
 timeout = 60
 graceful_timeout = 30

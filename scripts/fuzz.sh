@@ -37,7 +37,7 @@ KEY=$("$PY" manage.py create_api_key --name fuzzer --scopes admin \
 "$PY" manage.py spectacular --format openapi-json --validate --fail-on-warn --file "$WORK/schema.json"
 
 PORT=$(free_port)
-"$ROOT/.venv/bin/gunicorn" medic.wsgi:application --config deploy/gunicorn.conf.py \
+"$ROOT/.venv/bin/gunicorn" medic.front:application --config deploy/gunicorn.conf.py \
   --bind "127.0.0.1:$PORT" >"$WORK/web.log" 2>&1 &
 WEB_PID=$!
 for _ in $(seq 100); do

@@ -1,4 +1,4 @@
-"""Check that the three shortcuts of the ingest hot path change nothing but speed.
+"""Check that the shortcuts of the ingest hot path change nothing but speed.
 
 1. ``POST /v2/heartbeat/{service}`` is routed to the plain-Django function that
    ``HeartbeatCreate.as_view()`` returns; it hands anything unusual to the DRF view it wraps.
@@ -22,6 +22,14 @@
    one-statement ``heartbeat_record``; service rows, heartbeat rows and the answer's values
    must be equal.
 
+5. The web front (medic/front.py) hands heartbeat requests to the ingest handler a batch at a
+   time (``IngestHandler.answer_together``: one pass of the middleware to see which requests it
+   lets through, their keys authenticated and their rate limits charged in one round trip, their
+   beats stored with one statement, a second pass of the middleware with each outcome). Every
+   request the front would batch goes through it alone and, at the end, all of them in one
+   batch; each answer must equal Django's for the same request alone, and the metrics moved
+   their sum.
+
 Run by run.sh against the benchmark database before the load (its services are named
 ``contract-*``, so the benchmark's row check is unaffected); exits 1 on any difference.
 """
@@ -32,6 +40,7 @@ import io
 import os
 import re
 import sys
+from http import HTTPStatus
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -60,6 +69,7 @@ from heartbeats.services import (  # noqa: E402
 )
 from medic import ratelimit  # noqa: E402
 from medic.apikeys import api_key_create, key_cache  # noqa: E402
+from medic.auth import presented_key_in  # noqa: E402
 from medic.wsgi import django_application  # noqa: E402
 
 HEADERS = ("Content-Type", "Allow", "WWW-Authenticate", "Vary", "Retry-After")
@@ -130,7 +140,11 @@ def _wsgi(app, environ: dict, body: bytes, spend: int | None) -> tuple[dict, dic
         response.close()
     after = _metrics()
     moved = {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)}
-    content = _masked(raw.decode())
+    return _shape(answer["status"], answer["headers"], raw), {"moved": moved}
+
+
+def _shape(status: str, headers: list[tuple[str, str]], raw: bytes) -> dict:
+    """An answer as compared: status line, headers (sorted; values that vary masked), body."""
 
     def volatile(name: str, value: str) -> str:
         if name.lower() in ("retry-after", "x-ratelimit-reset"):
@@ -139,8 +153,40 @@ def _wsgi(app, environ: dict, body: bytes, spend: int | None) -> tuple[dict, dic
             return "<length of the body>" if value == str(len(raw)) else value
         return value
 
-    answer["headers"] = [(name, volatile(name, value)) for name, value in answer["headers"]]
-    return {**answer, "body": content}, {"moved": moved}
+    headers = [(name, volatile(name, value)) for name, value in sorted(headers)]
+    return {"status": status, "headers": headers, "body": _masked(raw.decode())}
+
+
+def _remaining(shape: dict, expected: str, alone: str) -> dict:
+    """The shape with X-RateLimit-Remaining shown as alone when it is what the batch's order
+    makes it (``expected``), else left as it is (a difference)."""
+    headers = [
+        (name, alone if name == "X-RateLimit-Remaining" and value == expected else value)
+        for name, value in shape["headers"]
+    ]
+    return {**shape, "headers": headers}
+
+
+def _together(route: IngestHandler, requests: list[tuple[dict, bytes]], spend: list[int]):
+    """Part 5: requests answered together by the ingest handler, as the web front does."""
+    key_cache.clear()
+    ratelimit.backend().clear()
+    for key_id in spend:
+        ratelimit.hit("heartbeat", str(key_id), 1)
+    before = _metrics()
+    environs = []
+    for environ, body in requests:
+        environ = dict(environ, **{"wsgi.input": io.BytesIO(body)})
+        if not (route.eligible(environ) and route.takes(environ, body)):
+            raise AssertionError(f"the front would not hand {environ['PATH_INFO']} to the batch")
+        environs.append(environ)
+    answers = route.answer_together(environs)
+    after = _metrics()
+    moved = {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)}
+    shapes = [
+        _shape(f"{code} {HTTPStatus(code).phrase}", headers, raw) for code, headers, raw in answers
+    ]
+    return shapes, {"moved": moved}
 
 
 def _record_paths() -> tuple[int, int]:
@@ -331,6 +377,8 @@ def _main() -> int:
         return django_application(environ, start_response)
 
     route = IngestHandler(fallback=to_django)
+    together: list[tuple] = []  # part 5: the requests the web front would answer in batches
+    total = 0
     for name, service, body, ctype, extra in cases:
         extra = dict(extra)
         key = extra.pop("key", writer)
@@ -364,10 +412,19 @@ def _main() -> int:
             and route_info["moved"] == django_info["moved"]
             and (len(handed) == 0) == takes_lean
         )
+        # Part 5: alone in a batch of the web front, against Django's handler.
+        batch_same = True
+        if takes_lean:
+            spent_keys = [spend] if spend is not None else []
+            (batch_shape,), batch_info = _together(route, [(environ, body)], spent_keys)
+            batch_same = batch_shape == django_shape and batch_info["moved"] == django_info["moved"]
+            together.append((name, environ, body, spend, django_shape, django_info["moved"]))
+            total += 1
         failures += not same
         failures += not route_same
-        mark = "ok  " if same and route_same else "DIFF"
-        how = "route" if takes_lean else "django"
+        failures += not batch_same
+        mark = "ok  " if same and route_same and batch_same else "DIFF"
+        how = "route, batch" if takes_lean else "django"
         print(f"  {mark} {lean_shape['status']} {name} (WSGI: {how})")
         if not same:
             print(f"       lean: {lean_shape} {lean_info}")
@@ -375,8 +432,42 @@ def _main() -> int:
         if not route_same:
             print(f"       route ({len(handed)} handed over): {route_shape} {route_info}")
             print(f"       django: {django_shape} {django_info}")
+        if not batch_same:
+            print(f"       batch: {batch_shape} {batch_info}")
+            print(f"       django: {django_shape} {django_info}")
+    # Part 5, all at once: every request the front would batch, in one batch (several beats for
+    # one service among them): each answer as Django's alone, the metrics moved as their sum.
+    shapes, info = _together(
+        route,
+        [(environ, body) for _, environ, body, *_ in together],
+        [spend for _, _, _, spend, _, _ in together if spend is not None],
+    )
+    summed: dict = {}
+    for *_, moved in together:
+        for k, v in moved.items():
+            summed[k] = summed.get(k, 0) + v
+    # One budget per key, charged in the batch's order: a key's n-th request in the batch sees
+    # n requests spent (alone, each saw one), the rest of its answer as alone.
+    spent: dict[str, int] = {}
+    for (name, environ, *_, django_shape, _), shape in zip(together, shapes, strict=True):
+        presented = presented_key_in(environ)
+        limit = dict(shape["headers"]).get("X-RateLimit-Limit")
+        if limit is not None and shape["status"] != "429 Too Many Requests":
+            spent[presented] = spent.get(presented, 0) + 1
+            alone = dict(django_shape["headers"])
+            expected = int(alone["X-RateLimit-Remaining"]) + 1 - spent[presented]
+            shape = _remaining(shape, str(expected), alone["X-RateLimit-Remaining"])
+        if shape != django_shape:
+            print(f"  DIFF {name} in one batch of {len(together)}: {shape}")
+            print(f"       django: {django_shape}")
+            failures += 1
+    if info["moved"] != summed:
+        print(f"  DIFF metrics of one batch of {len(together)}: {info['moved']}, alone: {summed}")
+        failures += 1
+    print(f"  {'ok  ' if failures == 0 else 'DIFF'} {len(together)} requests in one batch")
+    total += len(together) + 1
     checked, record_failures = _record_paths()
-    total = 2 * len(cases) + checked
+    total += 2 * len(cases) + checked
     failures += record_failures
     checked, batch_failures = group_commit_paths()
     total += checked

@@ -26,6 +26,10 @@
 #   BENCH_STRICT=1              exit 1 when the 16-connection target is missed
 #   BENCH_REFERENCE=1           0: skip the pgbench reference (and the ratio)
 #   BENCH_TARGET=2000           heartbeats/s the 16-connection run is judged against
+#   BENCH_SERVER=production     the server to drive: production (deploy/gunicorn.conf.py: uvicorn
+#                               workers serving medic.front), gthread (the production server
+#                               before it: gthread workers serving medic.wsgi), granian (WSGI;
+#                               pip install granian==2.8.7 first)
 #   GUNICORN_WORKERS, GUNICORN_THREADS, ...: as in deploy/gunicorn.conf.py
 # Raw wrk output, the summary and the gunicorn log are kept in bench/results/ (git-ignored).
 set -euo pipefail
@@ -141,21 +145,26 @@ fi
 # --- gunicorn -----------------------------------------------------------------------------------
 PORT=$(free_port)
 URL="http://127.0.0.1:$PORT"
-if [ "${BENCH_SERVER:-gunicorn}" = front ]; then
-  "$PY" -m medic.webserve --host 127.0.0.1 --port "$PORT" --processes "${GUNICORN_WORKERS:-2}" \
-    >"$WORK/gunicorn.log" 2>&1 &
-else
-GUNICORN_BIND="127.0.0.1:$PORT" "$ROOT/.venv/bin/gunicorn" medic.wsgi:application \
-  --config deploy/gunicorn.conf.py >"$WORK/gunicorn.log" 2>&1 &
-fi
+# BENCH_SERVER: the production server (default), or an earlier/alternative one to compare.
+case "${BENCH_SERVER:-production}" in
+  production) # as deploy/gunicorn.conf.py runs it: uvicorn workers serving medic.front
+    GUNICORN_BIND="127.0.0.1:$PORT" "$ROOT/.venv/bin/gunicorn" medic.front:application \
+      --config deploy/gunicorn.conf.py >"$WORK/gunicorn.log" 2>&1 &
+    workers="gunicorn + uvicorn workers (medic.front), ${GUNICORN_WORKERS:-2} workers, heartbeats batched per worker" ;;
+  gthread) # the production server before medic.front: gthread workers serving medic.wsgi
+    GUNICORN_BIND="127.0.0.1:$PORT" "$ROOT/.venv/bin/gunicorn" medic.wsgi:application \
+      --config deploy/gunicorn.conf.py --worker-class gthread --threads "${GUNICORN_THREADS:-8}" \
+      >"$WORK/gunicorn.log" 2>&1 &
+    workers="gunicorn gthread (medic.wsgi), ${GUNICORN_WORKERS:-2} workers x ${GUNICORN_THREADS:-8} threads" ;;
+  granian) # needs `pip install granian==2.8.7`
+    "$ROOT/.venv/bin/granian" --interface wsgi --host 127.0.0.1 --port "$PORT" --no-ws \
+      --workers "${GUNICORN_WORKERS:-2}" --blocking-threads "${GUNICORN_THREADS:-8}" \
+      medic.wsgi:application >"$WORK/gunicorn.log" 2>&1 &
+    workers="granian wsgi (medic.wsgi), ${GUNICORN_WORKERS:-2} workers x ${GUNICORN_THREADS:-8} blocking threads" ;;
+  *) echo "BENCH_SERVER: production, gthread or granian" >&2; exit 2 ;;
+esac
 GUNICORN_PID=$!
 web_wait "$URL" "$GUNICORN_PID" || { cat "$WORK/gunicorn.log" >&2; exit 1; }
-workers=$("$PY" -c "
-import runpy; c = runpy.run_path('deploy/gunicorn.conf.py')
-print(f\"{c['worker_class']}, {c['workers']} workers x {c.get('threads', 1)} threads\")")
-if [ "${BENCH_SERVER:-gunicorn}" = granian ]; then
-  workers="granian wsgi, ${GUNICORN_WORKERS:-2} workers x ${GUNICORN_THREADS:-8} blocking threads"
-fi
 echo "==> server ($workers) on $URL"
 
 # A field of the last BENCH/CPU line, e.g. `get p99_ms`.

@@ -71,7 +71,7 @@ URL="http://127.0.0.1:$PORT"
 # The production configuration, except that workers are not recycled: at ~1,000 heartbeats/s a
 # worker reaches max_requests (~100,000) within minutes, and a replaced worker's memory says
 # nothing about a leak. Here the same two workers serve the whole soak.
-GUNICORN_BIND="127.0.0.1:$PORT" "$ROOT/.venv/bin/gunicorn" medic.wsgi:application \
+GUNICORN_BIND="127.0.0.1:$PORT" "$ROOT/.venv/bin/gunicorn" medic.front:application \
   --config deploy/gunicorn.conf.py --max-requests 0 >"$WORK/gunicorn.log" 2>&1 &
 GUNICORN_PID=$!
 pids+=("$GUNICORN_PID")

@@ -115,16 +115,15 @@ def start_web(tmp_path):
         port = free_port()
         args = [
             str(BIN / "gunicorn"),
-            "medic.wsgi:application",
+            "medic.front:application",
+            "--config",
+            "deploy/gunicorn.conf.py",  # the production web server, as the image runs it
             "--bind",
             f"127.0.0.1:{port}",
             "--workers",
             str(workers),
-            "--worker-class",
-            "gthread",
-            "--threads",
-            "2",
         ]
+        env.setdefault("GUNICORN_THREADS", "2")
         proc = Proc(args, process_env(**env), tmp_path / f"web-{len(procs)}.log")
         procs.append(proc)
         url = f"http://127.0.0.1:{port}"

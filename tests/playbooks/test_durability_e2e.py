@@ -289,9 +289,10 @@ def _beat(tmp_path, procs: list[Proc]) -> Proc:
 
 def _web(tmp_path, procs: list[Proc]) -> tuple[str, Proc]:
     port = free_port()
-    args = [str(BIN / "gunicorn"), "medic.wsgi:application", "--bind", f"127.0.0.1:{port}"]
-    args += ["--workers", "1", "--worker-class", "gthread", "--threads", "2"]
-    proc = Proc(args, process_env(**FAST), tmp_path / f"web-{len(procs)}.log")
+    args = [str(BIN / "gunicorn"), "medic.front:application", "--config", "deploy/gunicorn.conf.py"]
+    args += ["--bind", f"127.0.0.1:{port}", "--workers", "1"]
+    env = process_env(**FAST, GUNICORN_THREADS="2")
+    proc = Proc(args, env, tmp_path / f"web-{len(procs)}.log")
     procs.append(proc)
     url = f"http://127.0.0.1:{port}"
     _wait(lambda: _up(url) or proc.popen.poll() is not None, 60, "the web process", [proc])
