@@ -1,22 +1,35 @@
-"""The embedded mode's web front: an event loop reads each request whole, then a thread runs it.
+"""Medic's web front, in production and in the embedded mode: an event loop reads each request
+whole; heartbeats are answered a batch at a time, every other request by a thread.
 
-``make run`` has no reverse proxy in front of it. Under a threaded WSGI server a request takes a
-thread as soon as its headers arrive, and the body is read by that thread: a client that sends
-its headers and then trickles (or stalls) its body holds the thread for as long as it likes, and
-seven such clients left ``make run``'s eight threads to nobody, the health probe included.
+Served by uvicorn (its event loop and C HTTP parser): in production by gunicorn's uvicorn
+workers (deploy/gunicorn.conf.py, medic/webworker.py), in the embedded mode by
+``medic.webserve`` (``make run``).
 
-Here uvicorn's event loop accepts connections and reads requests, headers and body, at no cost
-but a buffer; only a complete request is handed to one of ``MEDIC_FRONT_THREADS`` threads, which
-runs Medic's WSGI application (``medic.wsgi``: body framing, the heartbeat route, Django). What
-a buffering proxy does in production (docs/deployment.md), in the same process:
+**Whole requests.** Under a threaded WSGI server a request takes a thread as soon as its headers
+arrive, and the body is read by that thread: a client that sends its headers and then trickles
+(or stalls) its body holds the thread for as long as it likes (seven such clients once left
+``make run``'s eight threads to nobody, the health probe included). Here the event loop accepts
+connections and reads requests, headers and body, at no cost but a buffer; what a buffering
+proxy does, in the same process:
 
 - a body is kept up to ``DATA_UPLOAD_MAX_MEMORY_SIZE`` plus one byte (enough for the application
   to refuse a longer one with its 413 envelope); the rest is read and dropped;
 - a body must arrive whole within ``MEDIC_FRONT_BODY_SECONDS``, else 408 in the error envelope
-  and the connection is closed;
-- the response goes back as the application produces it, with the event loop's flow control
-  (a streamed export is not gathered in memory), and the application's ``close()`` runs (Django
-  ends the request there: database connections, the ``request_finished`` signal).
+  and the connection is closed.
+
+**Heartbeats** that the ingest handler takes (heartbeats/ingest.py: ``POST /v2/heartbeat/...``
+with an API key and a plain JSON body) are answered a batch at a time (``Heartbeats``): the loop
+gathers them while ``MEDIC_INGEST_THREADS`` threads answer the batches before
+(``IngestHandler.answer_together``: the middleware, authentication and rate limits of each
+request, their beats stored with one statement), and sends each answer itself. One hand-off to a
+thread per batch rather than two per request, and the batches grow with the load: this is what
+takes ingest past 2,000 heartbeats/s on two cores (docs/performance.md).
+
+**Every other request** is handed, complete, to one of ``MEDIC_FRONT_THREADS`` threads, which
+runs Medic's WSGI application (``medic.wsgi``: body framing, the heartbeat route, Django); the
+response goes back as the application produces it, with the event loop's flow control (a
+streamed export is not gathered in memory), and the application's ``close()`` runs (Django ends
+the request there: database connections, the ``request_finished`` signal).
 """
 
 from __future__ import annotations
@@ -64,7 +77,7 @@ INTERNAL_BODY = json.dumps(
 
 class Front:
     """An ASGI application running a WSGI application on a thread pool, complete requests only;
-    heartbeats, when an ingest handler is given, a batch at a time on a thread of their own."""
+    heartbeats, when an ingest handler is given, a batch at a time on threads of their own."""
 
     def __init__(
         self,
@@ -75,13 +88,14 @@ class Front:
         body_seconds: float,
         ingest: IngestHandler | None = None,
         batch_max: int = 128,
+        batch_threads: int = 1,
     ) -> None:
         self.app = app
         self.body_limit = body_limit
         self.body_seconds = body_seconds
         self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="medic-web")
         self.ingest = ingest
-        self.heartbeats = None if ingest is None else Heartbeats(ingest, batch_max)
+        self.heartbeats = None if ingest is None else Heartbeats(ingest, batch_max, batch_threads)
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":  # served with lifespan off; no websockets
@@ -171,28 +185,30 @@ class Front:
 class Heartbeats:
     """The heartbeat requests of this process, answered a batch at a time.
 
-    The event loop collects the requests the ingest handler takes; one thread answers them
+    The event loop collects the requests the ingest handler takes; a thread answers them
     together (``IngestHandler.answer_together``: their beats stored with one statement, each
     answered after that commit) while the loop collects the next ones. A lone request waits for
-    nobody (the thread takes it at once); under load, batches grow with what arrives while the
-    thread is busy, up to ``batch_max``. One hand-off to the thread per batch, none per
-    request, and the answers are sent by the loop itself.
+    nobody (a free thread takes it at once); under load, batches grow with what arrives while
+    the threads are busy, up to ``batch_max``. With ``threads`` of them, a batch is prepared
+    while another waits for its commit. One hand-off to a thread per batch, none per request,
+    and the answers are sent by the loop itself.
     """
 
-    def __init__(self, ingest: IngestHandler, batch_max: int) -> None:
+    def __init__(self, ingest: IngestHandler, batch_max: int, threads: int = 1) -> None:
         self.ingest = ingest
         self.batch_max = batch_max
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="medic-ingest")
+        self.threads = threads
+        self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="medic-ingest")
         self.waiting: list[tuple[dict, asyncio.Future]] = []
-        self.busy = False
+        self.busy = 0
 
     def answer(self, environ: dict) -> asyncio.Future:
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         self.waiting.append((environ, future))
-        if not self.busy:
+        if self.busy < self.threads and len(self.waiting) == 1:
             # At the end of this turn of the loop: the requests read in the same turn go too.
-            self.busy = True
+            self.busy += 1
             loop.call_soon(self._next, loop)
         return future
 
@@ -215,7 +231,7 @@ class Heartbeats:
         if self.waiting:
             self._next(loop)
         else:
-            self.busy = False
+            self.busy -= 1
 
 
 def asgi_headers(headers) -> list[tuple[bytes, bytes]]:
@@ -274,4 +290,5 @@ application = Front(
     body_seconds=settings.MEDIC_FRONT_BODY_SECONDS,
     ingest=ingest_handler,
     batch_max=settings.MEDIC_INGEST_BATCH_MAX,
+    batch_threads=settings.MEDIC_INGEST_THREADS,
 )

@@ -55,6 +55,7 @@ from pathlib import Path
 from typing import Protocol
 
 from django.conf import settings
+from redis.exceptions import NoScriptError
 
 from medic import refusals
 from medic.errors import Throttled
@@ -147,12 +148,33 @@ class RedisStore:
         return self._run(key, limit, window, now, True)
 
     def hit_many(self, cells: Sequence[tuple[str, int, float]], now: float) -> list[Cell]:
-        # One pipeline: the scripts run one after another on the server, as separate calls would.
-        pipeline = self._client.pipeline(transaction=False)
-        for key, limit, window in cells:
-            args = [repr(now), repr(float(window)), limit, 1, EPSILON]
-            self._script(keys=[key], args=args, client=pipeline)
-        return [Cell(bool(allowed), float(tat)) for allowed, tat in pipeline.execute()]
+        # One pipeline of EVALSHA: the scripts run one after another on the server, as separate
+        # calls would. (A pipeline of redis-py Script calls first asks the server whether the
+        # script exists, a second round trip every time.) A server that lost the script (a
+        # restart, SCRIPT FLUSH) answers NOSCRIPT for the calls it did not run: the script is
+        # loaded again and only those calls are repeated.
+        replies: list = [None] * len(cells)
+        todo = list(range(len(cells)))
+        for attempt in range(2):
+            pipeline = self._client.pipeline(transaction=False)
+            for n in todo:
+                key, limit, window = cells[n]
+                args = [repr(now), repr(float(window)), limit, 1, EPSILON]
+                pipeline.evalsha(self._script.sha, 1, key, *args)
+            answers = pipeline.execute(raise_on_error=False)
+            missing = []
+            for n, answer in zip(todo, answers, strict=True):
+                if isinstance(answer, NoScriptError) and attempt == 0:
+                    missing.append(n)
+                elif isinstance(answer, Exception):
+                    raise answer
+                else:
+                    replies[n] = answer
+            if not missing:
+                break
+            self._client.script_load(_GCRA)
+            todo = missing
+        return [Cell(bool(allowed), float(tat)) for allowed, tat in replies]
 
     def peek(self, key: str, limit: int, window: float, now: float) -> Cell:
         return self._run(key, limit, window, now, False)

@@ -232,6 +232,9 @@ MEDIC_HEARTBEAT_ROUTE = env_bool("MEDIC_HEARTBEAT_ROUTE", True)
 # transaction, and answers each after that commit. 0: one transaction per heartbeat.
 MEDIC_INGEST_GROUP_COMMIT = env_bool("MEDIC_INGEST_GROUP_COMMIT", True)
 MEDIC_INGEST_BATCH_MAX = max(1, env_int("MEDIC_INGEST_BATCH_MAX", 128))
+# Threads per web process that answer heartbeat batches (medic/front.py): with two, one batch is
+# prepared while the other waits for its commit (docs/performance.md, "Levers").
+MEDIC_INGEST_THREADS = max(1, env_int("MEDIC_INGEST_THREADS", 2))
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"].setdefault("OPTIONS", {}).update(
@@ -342,8 +345,9 @@ MEDIC_RATE_LIMIT_UNAUTHENTICATED = env_int("MEDIC_RATE_LIMIT_UNAUTHENTICATED", 3
 MEDIC_RATE_LIMIT_ANONYMOUS = env_int("MEDIC_RATE_LIMIT_ANONYMOUS", 100)
 MEDIC_RATE_LIMIT_REDIS_URL = env_str("MEDIC_RATE_LIMIT_REDIS_URL", REDIS_URL)
 MEDIC_RATE_LIMIT_FILE = env_str("MEDIC_RATE_LIMIT_FILE", str(VAR_DIR / "ratelimit.sqlite3"))
-# The embedded mode's web front (medic/front.py, `make run`): threads per web process that run
-# complete requests, and how long a request body may take to arrive (then 408).
+# The web front (medic/front.py; production and `make run`): threads per web process that run
+# complete requests other than heartbeats, and how long a request body may take to arrive (then
+# 408). In production deploy/gunicorn.conf.py sets the threads from GUNICORN_THREADS (8).
 MEDIC_FRONT_THREADS = env_int("MEDIC_FRONT_THREADS", 4)
 MEDIC_FRONT_BODY_SECONDS = env_float("MEDIC_FRONT_BODY_SECONDS", 30.0)
 # Sign-in lockout (portal and Django admin): failed sign-ins counted per username and per client

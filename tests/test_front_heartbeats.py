@@ -77,3 +77,35 @@ def test_a_batch_that_fails_outright_is_answered_500_and_the_next_is_served():
         assert status == 500 and ("Content-Type", "application/json") in headers
         assert json.loads(body)["error"]["code"] == "internal"
     assert after[0] == 201 and after[2] == b"z"
+
+
+def test_with_two_threads_a_second_batch_runs_while_the_first_waits():
+    class Gated(Ingest):
+        """Holds the batch holding "slow" until released; answers the others at once."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.slow = threading.Event()
+
+        def answer_together(self, environs):
+            names = [environ["name"] for environ in environs]
+            self.batches.append(names)
+            if "slow" in names:
+                self.entered.set()
+                self.slow.wait(10)
+            return [(201, [], name.encode()) for name in names]
+
+    async def scenario():
+        ingest = Gated()
+        front = Heartbeats(ingest, batch_max=8, threads=2)
+        slow = front.answer({"name": "slow"})
+        await _until(ingest.entered)
+        # The first thread is held: the second answers these, in batches of their own.
+        fast = await asyncio.wait_for(front.answer({"name": "fast"}), 5)
+        assert not slow.done()
+        ingest.slow.set()
+        return fast, await slow, ingest.batches
+
+    fast, slow, batches = asyncio.run(scenario())
+    assert fast[2] == b"fast" and slow[2] == b"slow"
+    assert batches == [["slow"], ["fast"]]

@@ -193,3 +193,26 @@ def test_one_stored_value_per_subject_whatever_the_limit(limiter_store, clock):
 
         rows = sqlite3.connect(limiter_store.path).execute("SELECT key FROM cells").fetchall()
         assert rows == [(f"{ratelimit.PREFIX}heartbeat:busy",)]
+
+
+def test_many_hits_at_once_decide_as_one_at_a_time(limiter_store, clock):
+    # The web front charges a batch of heartbeats with one round trip: in order, each as alone.
+    hits = [("heartbeat", "a", 2), ("heartbeat", "b", 0), ("heartbeat", "a", 2)]
+    hits += [("heartbeat", "a", 2), ("heartbeat", "c", None)]
+    results = ratelimit.hit_many(hits)
+    assert [type(r).__name__ for r in results] == [
+        "Decision", "Decision", "Decision", "Throttled", "Decision",
+    ]  # fmt: skip
+    assert [results[0].remaining, results[2].remaining] == [1, 0]
+    assert results[1].limit == 0  # 0: no limit for that key, nothing stored
+    assert results[3].headers["Retry-After"] == "30"
+    assert results[4].limit == ratelimit.default_limit("heartbeat")
+    with pytest.raises(Throttled):  # the batch's hits were stored like any others
+        ratelimit.hit("heartbeat", "a", 2)
+    if isinstance(limiter_store, ratelimit.RedisStore):
+        # A server that lost the script (restart, SCRIPT FLUSH) gets it again; each hit counted
+        # once.
+        limiter_store._client.script_flush()
+        clock.advance(60)
+        again = ratelimit.hit_many([("heartbeat", "d", 2)] * 3)
+        assert [type(r).__name__ for r in again] == ["Decision", "Decision", "Throttled"]
