@@ -22,9 +22,15 @@ given, with the body it may have read put back. Signals (``request_started``,
 ``request_finished``), database connection handling and the logging of 4xx/5xx answers are
 Django's own (``WSGIHandler.__call__``, ``HttpResponse.close``).
 
+The web front (medic/front.py, the production server) uses the same handler for the same
+requests, many at a time: ``eligible`` and ``takes`` decide, on the event loop, which requests
+are the handler's; ``answer_together`` answers a batch of them on one thread, storing their beats
+with one statement (see its docstring).
+
 ``bench/ingest/contract.py`` (run in CI by tests/test_ingest_contract.py) sends the same requests
-through this handler and through Django's and requires the same status line, headers and body.
-``MEDIC_HEARTBEAT_ROUTE=0`` leaves it unmounted: every request goes through Django.
+through this handler, alone and in batches, and through Django's, and requires the same status
+line, headers and body. ``MEDIC_HEARTBEAT_ROUTE=0`` leaves it unmounted: every request goes
+through Django.
 """
 
 from __future__ import annotations
@@ -159,11 +165,12 @@ class IngestHandler(WSGIHandler):
         allowed for example, gets that answer and nothing else happens), then, once the beats
         are stored, with a view that gives the request its outcome, so the response passes
         through the middleware as any other. In between, in order: each let-through request's
-        key is authenticated, rate-limited and checked for its scope
-        (``HeartbeatCreate.lean_authorize``); the authorized beats are stored together
-        (``groupcommit.store_together``: one per service, the others and the beats it leaves
-        afterwards, in order, through ``heartbeat_record``). Django's request signals are sent
-        once for the whole batch (the database connection is checked before, released after).
+        key is authenticated and checked for its scope, the rate limits of all of them charged
+        with one round trip (``HeartbeatCreate.lean_authorize_many``); the authorized beats are
+        stored together (``groupcommit.store_together``: one per service; the others, and the
+        beats it leaves to the general path, afterwards, in order, through
+        ``heartbeat_record``). Django's request signals are sent once for the whole batch (the
+        database connection is checked before, released after).
         """
         set_script_prefix(get_script_name(environs[0]))
         signals.request_started.send(sender=self.__class__, environ=environs[0])

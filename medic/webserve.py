@@ -70,6 +70,9 @@ def main(argv: list[str] | None = None) -> int:
         # Nothing in the embedded mode needs a long goodbye (scripts/run.sh stops it in 3 s).
         "timeout_graceful_shutdown": 3,
         "server_header": False,
+        # As in production (medic/webworker.py): Medic reads X-Forwarded-For itself, trusting
+        # MEDIC_TRUSTED_PROXY_HOPS hops; uvicorn must not rewrite the client address first.
+        "proxy_headers": False,
     }
     if args.log_config:
         uvicorn_args["log_config"] = args.log_config
