@@ -122,8 +122,7 @@ class Front:
     def _heartbeat(self, environ: dict, body: bytes) -> bool:
         """Whether the ingest handler answers this request (read whole, its length known)."""
         return (
-            environ["REQUEST_METHOD"] == "POST"
-            and "HTTP_TRANSFER_ENCODING" not in environ
+            "HTTP_TRANSFER_ENCODING" not in environ
             and self.ingest.eligible(environ)
             and self.ingest.takes(environ, body)
         )

@@ -342,16 +342,10 @@ def _unavailable(exc: Exception, what: str) -> None:
 def hit(kind: str, subject: str, limit: int | None = None) -> Decision:
     """Count one request of ``kind`` for ``subject`` (a key id or an address); raise Throttled
     (429 with Retry-After and X-RateLimit-* headers) when it does not fit."""
-    limit = default_limit(kind) if limit is None else limit
-    at = now()
-    if limit <= 0:  # 0 disables the limit for this class or key
-        return Decision(limit=0, remaining=0, reset=math.ceil(at + WINDOW))
-    try:
-        cell = store().hit(f"{PREFIX}{kind}:{subject}", limit, WINDOW, at)
-    except Exception as exc:
-        _unavailable(exc, "letting the request through")
-        return Decision(limit=limit, remaining=limit, reset=math.ceil(at + WINDOW))
-    return _judge(kind, limit, cell, at)
+    (result,) = hit_many([(kind, subject, limit)])
+    if isinstance(result, Throttled):
+        raise result
+    return result
 
 
 def hit_many(hits: Sequence[tuple[str, str, int | None]]) -> list[Decision | Throttled]:
@@ -376,18 +370,12 @@ def hit_many(hits: Sequence[tuple[str, str, int | None]]) -> list[Decision | Thr
                 results[n] = Decision(limit=limit, remaining=limit, reset=math.ceil(at + WINDOW))
         else:
             for (n, kind, _, limit), cell in zip(counted, judged, strict=True):
-                try:
-                    results[n] = _judge(kind, limit, cell, at)
-                except Throttled as exc:
-                    results[n] = exc
+                decision = _decision(limit, cell, at)
+                if cell.allowed:
+                    results[n] = decision
+                else:
+                    results[n] = _refuse(kind, decision, _wait(cell, limit, WINDOW, at))
     return results
-
-
-def _judge(kind: str, limit: int, cell: Cell, at: float) -> Decision:
-    decision = _decision(limit, cell, at)
-    if not cell.allowed:
-        raise _refuse(kind, decision, _wait(cell, limit, WINDOW, at))
-    return decision
 
 
 def check_address(address: str) -> None:

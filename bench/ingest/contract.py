@@ -100,19 +100,32 @@ def _metrics() -> dict:
     }
 
 
-def _call(view, request, service: str, spend: int | None) -> tuple[dict, dict]:
-    # Both paths start from the same state: key cache and rate-limit counters empty, except for
-    # the budget a case spends on purpose.
+def _fresh(spend: list[int]) -> dict:
+    """Every path starts from the same state: key cache and rate-limit counters empty, except
+    for the budgets a case spends on purpose (one request of each key id in ``spend``). Returns
+    the metrics before the request, for ``_moved``."""
     key_cache.clear()
     ratelimit.backend().clear()
-    if spend is not None:
-        ratelimit.hit("heartbeat", str(spend), 1)
-    before = _metrics()
+    for key_id in spend:
+        ratelimit.hit("heartbeat", str(key_id), 1)
+    return _metrics()
+
+
+def _moved(before: dict) -> dict:
+    after = _metrics()
+    return {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)}
+
+
+def _spent(spend: int | None) -> list[int]:
+    return [] if spend is None else [spend]
+
+
+def _call(view, request, service: str, spend: int | None) -> tuple[dict, dict]:
+    before = _fresh(_spent(spend))
     response = view(request, service=service)
     if hasattr(response, "render"):
         response = response.render()
-    after = _metrics()
-    moved = {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)}
+    moved = _moved(before)
     body = _masked(response.content.decode())
     headers = {h: response.get(h) for h in HEADERS}
     if headers["Retry-After"] is not None:
@@ -122,11 +135,7 @@ def _call(view, request, service: str, spend: int | None) -> tuple[dict, dict]:
 
 
 def _wsgi(app, environ: dict, body: bytes, spend: int | None) -> tuple[dict, dict]:
-    key_cache.clear()
-    ratelimit.backend().clear()
-    if spend is not None:
-        ratelimit.hit("heartbeat", str(spend), 1)
-    before = _metrics()
+    before = _fresh(_spent(spend))
     answer = {}
 
     def start_response(status, headers, exc_info=None):
@@ -138,9 +147,7 @@ def _wsgi(app, environ: dict, body: bytes, spend: int | None) -> tuple[dict, dic
         raw = b"".join(response)
     finally:
         response.close()
-    after = _metrics()
-    moved = {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)}
-    return _shape(answer["status"], answer["headers"], raw), {"moved": moved}
+    return _shape(answer["status"], answer["headers"], raw), {"moved": _moved(before)}
 
 
 def _shape(status: str, headers: list[tuple[str, str]], raw: bytes) -> dict:
@@ -169,11 +176,7 @@ def _remaining(shape: dict, expected: str, alone: str) -> dict:
 
 def _together(route: IngestHandler, requests: list[tuple[dict, bytes]], spend: list[int]):
     """Part 5: requests answered together by the ingest handler, as the web front does."""
-    key_cache.clear()
-    ratelimit.backend().clear()
-    for key_id in spend:
-        ratelimit.hit("heartbeat", str(key_id), 1)
-    before = _metrics()
+    before = _fresh(spend)
     environs = []
     for environ, body in requests:
         environ = dict(environ, **{"wsgi.input": io.BytesIO(body)})
@@ -181,12 +184,21 @@ def _together(route: IngestHandler, requests: list[tuple[dict, bytes]], spend: l
             raise AssertionError(f"the front would not hand {environ['PATH_INFO']} to the batch")
         environs.append(environ)
     answers = route.answer_together(environs)
-    after = _metrics()
-    moved = {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)}
+    moved = _moved(before)
     shapes = [
         _shape(f"{code} {HTTPStatus(code).phrase}", headers, raw) for code, headers, raw in answers
     ]
     return shapes, {"moved": moved}
+
+
+def _twin(name: str, interval: float, grace: int) -> Service:
+    """One of a pair of services with the same configuration, up (its first beat, new -> up,
+    taken by the general path)."""
+    service = Service.objects.filter(heartbeat_name=name).first() or service_create(
+        heartbeat_name=name, alert_interval=interval, grace_period_seconds=grace
+    )
+    heartbeat_record(service_ref=service.pk)
+    return service
 
 
 def _record_paths() -> tuple[int, int]:
@@ -195,14 +207,7 @@ def _record_paths() -> tuple[int, int]:
     configs = TWIN_CONFIGS
     at = timezone.now()
     for n, (interval, grace) in enumerate(configs):
-        twins = []
-        for path in ("statement", "general"):
-            name = f"contract-{path}-{n}"
-            service = Service.objects.filter(heartbeat_name=name).first() or service_create(
-                heartbeat_name=name, alert_interval=interval, grace_period_seconds=grace
-            )
-            heartbeat_record(service_ref=service.pk)  # first beat: new -> up (general path)
-            twins.append(service)
+        twins = [_twin(f"contract-{way}-{n}", interval, grace) for way in ("statement", "general")]
         with CaptureQueriesContext(connection) as queries:
             fast = heartbeat_record(
                 service_ref=twins[0].heartbeat_name.upper(), status=" ok ", message="m", at=at
@@ -250,14 +255,7 @@ def group_commit_paths() -> tuple[int, int]:
     at = timezone.now()
     batch, twins = [], []
     for n, (interval, grace) in enumerate(configs):
-        pair = []
-        for path in ("batch", "single"):
-            name = f"contract-gc-{path}-{n}"
-            service = Service.objects.filter(heartbeat_name=name).first() or service_create(
-                heartbeat_name=name, alert_interval=interval, grace_period_seconds=grace
-            )
-            heartbeat_record(service_ref=service.pk)  # first beat: new -> up
-            pair.append(service)
+        pair = [_twin(f"contract-gc-{path}-{n}", interval, grace) for path in ("batch", "single")]
         twins.append(pair)
         ref = str(pair[0].pk) if n % 2 else pair[0].heartbeat_name.upper()
         batch.append(_Pending(ref, "ok", f"m{n}", HeartbeatSource.V2, at))
@@ -415,8 +413,7 @@ def _main() -> int:
         # Part 5: alone in a batch of the web front, against Django's handler.
         batch_same = True
         if takes_lean:
-            spent_keys = [spend] if spend is not None else []
-            (batch_shape,), batch_info = _together(route, [(environ, body)], spent_keys)
+            (batch_shape,), batch_info = _together(route, [(environ, body)], _spent(spend))
             batch_same = batch_shape == django_shape and batch_info["moved"] == django_info["moved"]
             together.append((name, environ, body, spend, django_shape, django_info["moved"]))
             total += 1

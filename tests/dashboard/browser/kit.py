@@ -9,9 +9,13 @@ import re
 from pathlib import Path
 
 from django.contrib.auth.models import Group, User
+from playwright.sync_api import expect
 
 from dashboard.roles import groups_ensure
+from heartbeats.services import heartbeat_record
+from remediation.playbooks.models import Execution, ExecutionState
 from tests.e2e.conftest import ROOT
+from tests.playbooks.test_durability_e2e import _wait
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -57,3 +61,27 @@ def both_widths(browser, base_url: str, username: str, pages: dict[str, str]) ->
         page.goto(path)
         shot(page, f"{name}-390")
     context.close()
+
+
+def run_now(page, target: str, service, receiver, worker):
+    """ "Run now" on ``target`` from a playbook's page, then watch the execution's page while the
+    real worker runs it (its webhook reaches ``receiver``; the service keeps beating so its
+    condition step passes) until the page shows it completed. Returns the execution."""
+    page.get_by_label("Run now on").select_option(label=target)
+    page.get_by_role("button", name="Run now").click()
+    page.wait_for_url(re.compile(r"/ui/executions/\d+$"))
+    run = Execution.objects.get(pk=int(page.url.rsplit("/", 1)[1]))
+    assert run.mode == "active"
+    receiver.wait_for(1, timeout=60)
+    _wait(
+        lambda: (
+            heartbeat_record(service_ref=service.pk)
+            and Execution.objects.filter(pk=run.pk, state=ExecutionState.COMPLETED).exists()
+        ),
+        90,
+        "the execution to complete",
+        [worker],
+    )
+    # the page refreshed itself (no reload here) until the execution finished
+    expect(page.get_by_test_id("state")).to_have_text("completed", timeout=30000)
+    return run

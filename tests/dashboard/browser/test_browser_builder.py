@@ -18,8 +18,16 @@ import yaml
 from playwright.sync_api import expect
 
 from heartbeats.services import heartbeat_record, service_create
-from remediation.playbooks.models import FINAL_STATES, Execution, ExecutionState, Playbook
-from tests.dashboard.browser.kit import DESKTOP, PHONE, add_user, both_widths, shot, sign_in
+from remediation.playbooks.models import FINAL_STATES, Execution, Playbook
+from tests.dashboard.browser.kit import (
+    DESKTOP,
+    PHONE,
+    add_user,
+    both_widths,
+    run_now,
+    shot,
+    sign_in,
+)
 from tests.playbooks.test_durability_e2e import FAST, _broker, _ensure_beat_schedule, _wait  # noqa: F401
 from tests.receivers import Receiver
 
@@ -168,23 +176,8 @@ def test_operator_builds_a_playbook_with_the_form(web, browser, start_worker):
         expect(page.get_by_test_id("mode")).to_have_text("active")
         assert Playbook.objects.get(name="restart-fb").versions.get(version=2).mode == "active"
 
-        page.get_by_label("Run now on").select_option(label="fb-worker")
-        page.get_by_role("button", name="Run now").click()
-        page.wait_for_url(re.compile(r"/ui/executions/\d+$"))
-        run = Execution.objects.get(pk=int(page.url.rsplit("/", 1)[1]))
-        assert run.mode == "active"
-        receiver.wait_for(1, timeout=60)
+        run = run_now(page, "fb-worker", service, receiver, worker)
         assert receiver.requests[0].json() == {"service": "fb-worker"}
-        _wait(
-            lambda: (
-                heartbeat_record(service_ref=service.pk)
-                and Execution.objects.filter(pk=run.pk, state=ExecutionState.COMPLETED).exists()
-            ),
-            90,
-            "the execution to complete",
-            [worker],
-        )
-        expect(page.get_by_test_id("state")).to_have_text("completed", timeout=30000)
         _both_shots(page, "execution-built-with-form")
         page.goto("/ui/playbooks/restart-fb")
         _both_shots(page, "playbook-built-with-form")

@@ -15,8 +15,8 @@ import pytest
 from playwright.sync_api import expect
 
 from heartbeats.services import heartbeat_record, service_create
-from remediation.playbooks.models import FINAL_STATES, Execution, ExecutionState, Playbook
-from tests.dashboard.browser.kit import DESKTOP, add_user, both_widths, shot, sign_in
+from remediation.playbooks.models import FINAL_STATES, Execution, Playbook
+from tests.dashboard.browser.kit import DESKTOP, add_user, both_widths, run_now, shot, sign_in
 from tests.playbooks.conftest import playbook_yaml
 from tests.playbooks.test_durability_e2e import FAST, _broker, _ensure_beat_schedule, _wait  # noqa: F401
 from tests.receivers import Receiver
@@ -79,23 +79,8 @@ def test_operator_writes_shadows_promotes_and_watches_a_playbook(web, browser, s
         assert Playbook.objects.get(name="restart-pw").versions.get(version=2).mode == "active"
 
         # Run now: a real execution, watched on its page while the worker runs it
-        page.get_by_label("Run now on").select_option(label="pw-worker")
-        page.get_by_role("button", name="Run now").click()
-        page.wait_for_url(re.compile(r"/ui/executions/\d+$"))
-        run = Execution.objects.get(pk=int(page.url.rsplit("/", 1)[1]))
-        assert run.mode == "active" and not run.automatic
-        receiver.wait_for(1, timeout=60)
-        _wait(
-            lambda: (
-                heartbeat_record(service_ref=service.pk)
-                and Execution.objects.filter(pk=run.pk, state=ExecutionState.COMPLETED).exists()
-            ),
-            90,
-            "the execution to complete",
-            [worker],
-        )
-        # the page refreshed itself (no reload here) until the execution finished
-        expect(page.get_by_test_id("state")).to_have_text("completed", timeout=30000)
+        run = run_now(page, "pw-worker", service, receiver, worker)
+        assert not run.automatic
         expect(page.get_by_test_id("condition")).to_contain_text("heartbeat_received: passed")
         shot(page, "execution-1280")
         page.goto("/ui/playbooks/restart-pw")
